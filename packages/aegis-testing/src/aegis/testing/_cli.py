@@ -1,0 +1,136 @@
+"""``aegis-testing services up|down|status|check``: the test servers outside pytest.
+
+``up`` starts embedded servers that outlive the command and prints ``export`` lines for a
+shell (``eval "$(aegis-testing services up)"``); ``down`` stops them and deletes their data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from aegis.testing._servers import (
+    SERVICE_KINDS,
+    EmbeddedServer,
+    ServiceKind,
+    ServiceStartError,
+    start_server,
+)
+from aegis.testing._services import URL_VARIABLES, check_service, redact
+
+DEFAULT_STATE_FILE = Path(".aegis/services.jsonl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    state_file: Path = args.state_file
+    unknown = sorted(set(args.kinds) - set(SERVICE_KINDS))
+    if unknown:
+        parser.error(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_KINDS)}")
+    kinds: list[ServiceKind] = args.kinds or list(SERVICE_KINDS)
+    if args.action == "up":
+        return _up(state_file, kinds)
+    if args.action == "down":
+        return _down(state_file)
+    if args.action == "status":
+        return _status(state_file)
+    return _check(args.kind, args.url)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aegis-testing", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    services = commands.add_parser("services", help="manage the real servers tests use")
+    actions = services.add_subparsers(dest="action", required=True)
+    for action, text in [
+        ("up", "start embedded servers and print export lines"),
+        ("down", "stop the servers started by 'up' and delete their data"),
+        ("status", "show the servers started by 'up'"),
+    ]:
+        command = actions.add_parser(action, help=text)
+        command.add_argument(
+            "--state-file",
+            type=Path,
+            default=DEFAULT_STATE_FILE,
+            help=f"where 'up' records its servers (default: {DEFAULT_STATE_FILE})",
+        )
+        if action == "up":
+            command.add_argument(
+                "kinds", nargs="*", metavar="KIND", help=f"any of {', '.join(SERVICE_KINDS)} (default: all)"
+            )
+        else:
+            command.set_defaults(kinds=[])
+    check = actions.add_parser("check", help="exit 0 when the server at URL answers")
+    check.add_argument("kind", choices=SERVICE_KINDS)
+    check.add_argument("url")
+    check.set_defaults(state_file=DEFAULT_STATE_FILE, kinds=[])
+    return parser
+
+
+def _up(state_file: Path, kinds: list[ServiceKind]) -> int:
+    running = {server.kind: server for server in _read(state_file) if server.is_running()}
+    for kind in kinds:
+        if kind in running:
+            continue
+        _say(f"starting embedded {kind} ...")
+        try:
+            running[kind] = start_server(kind, detached=True)
+        except ServiceStartError as exc:
+            _write(state_file, list(running.values()))
+            _say(str(exc))
+            return 1
+    _write(state_file, list(running.values()))
+    for server in running.values():
+        print(f"export {URL_VARIABLES[server.kind]}={shlex.quote(server.url)}")
+    return 0
+
+
+def _down(state_file: Path) -> int:
+    for server in _read(state_file):
+        server.stop()
+        _say(f"stopped {server.kind} (pid {server.pid})")
+    state_file.unlink(missing_ok=True)
+    return 0
+
+
+def _status(state_file: Path) -> int:
+    servers = _read(state_file)
+    if not servers:
+        _say("no servers started by 'services up'")
+    for server in servers:
+        state = "running" if server.is_running() else "not running"
+        print(f"{server.kind:9} {state:12} pid {server.pid:<8} {server.url}")
+    return 0 if all(server.is_running() for server in servers) else 1
+
+
+def _check(kind: ServiceKind, url: str) -> int:
+    try:
+        check_service(kind, url)
+    except Exception as exc:  # noqa: BLE001 - any failure means "does not answer"
+        _say(f"{kind} at {redact(url)} does not answer: {exc}")
+        return 1
+    return 0
+
+
+def _read(state_file: Path) -> list[EmbeddedServer]:
+    if not state_file.exists():
+        return []
+    lines = state_file.read_text().splitlines()
+    return [EmbeddedServer.from_json(line) for line in lines if line.strip()]
+
+
+def _write(state_file: Path, servers: list[EmbeddedServer]) -> None:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text("".join(server.to_json() + "\n" for server in servers))
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

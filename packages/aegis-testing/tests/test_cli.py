@@ -1,0 +1,89 @@
+"""``aegis-testing services``: servers that outlive the command, for shells and other tools."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from aegis.testing import URL_VARIABLES, check_service
+from aegis.testing._cli import main
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("aegis-testing", path=str(Path(sys.executable).parent))
+    assert executable is not None
+    return subprocess.run([executable, *args], capture_output=True, text=True, check=False)
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    pairs = [shlex.split(line.removeprefix("export "))[0] for line in stdout.splitlines()]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_services_up_outlives_the_command_until_down(
+    tmp_path: Path, server_gone: Callable[[str], bool]
+) -> None:
+    state = str(tmp_path / "services.jsonl")
+    up = _cli("services", "up", "--state-file", state)
+    assert up.returncode == 0, up.stderr
+    exports = _exports(up.stdout)
+    assert sorted(exports) == sorted(URL_VARIABLES.values())
+    try:
+        for kind, variable in URL_VARIABLES.items():
+            check_service(kind, exports[variable])  # the command has exited; servers answer
+        again = _cli("services", "up", "--state-file", state)
+        assert _exports(again.stdout) == exports  # idempotent: same servers, no new ones
+        status = _cli("services", "status", "--state-file", state)
+        assert status.returncode == 0
+        assert status.stdout.count(" running ") == 3
+    finally:
+        down = _cli("services", "down", "--state-file", state)
+    assert down.returncode == 0
+    assert all(server_gone(url) for url in exports.values())
+    assert not Path(state).exists()
+    assert _cli("services", "status", "--state-file", state).stderr.startswith("no servers")
+
+
+def test_status_fails_when_a_recorded_server_died(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "services.jsonl"
+    assert main(["services", "up", "redis", "--state-file", str(state)]) == 0
+    capsys.readouterr()
+    from aegis.testing import EmbeddedServer
+
+    EmbeddedServer.from_json(state.read_text()).stop()
+    assert main(["services", "status", "--state-file", str(state)]) == 1
+    assert "not running" in capsys.readouterr().out
+    assert main(["services", "down", "--state-file", str(state)]) == 0
+
+
+def test_up_reports_a_server_that_cannot_start(
+    tmp_path: Path,
+    failing_tansu: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CALF_TANSU_BIN", str(failing_tansu))
+    assert main(["services", "up", "kafka", "--state-file", str(tmp_path / "s.jsonl")]) == 1
+    assert "embedded kafka server failed to start" in capsys.readouterr().err
+
+
+def test_unknown_service_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["services", "up", "mysql"])
+    assert caught.value.code == 2
+    assert "unknown service mysql; choose from postgres, redis, kafka" in capsys.readouterr().err
+
+
+def test_check_answers_with_exit_status(capsys: pytest.CaptureFixture[str], redis_url: str) -> None:
+    assert main(["services", "check", "redis", redis_url]) == 0
+    assert main(["services", "check", "postgres", "postgresql://nobody:pw@127.0.0.1:1/x"]) == 1
+    error = capsys.readouterr().err
+    assert "postgres at postgresql://nobody:***@127.0.0.1:1/x does not answer" in error
