@@ -44,7 +44,10 @@ def test_members_are_summed_per_package_and_the_floor_is_enforced(tmp_path: Path
     result = _run(report, "85")
     assert result.returncode == 1
     rows = [line.split() for line in result.stdout.splitlines()[1:3]]
-    assert rows == [["aegis-db", "100", "80", "80.0%", "<", "85%"], ["aegis-log", "10", "9", "90.0%"]]
+    assert rows == [
+        ["aegis-db", "100", "80", "80.0%", "<", "85%"],
+        ["aegis-log", "10", "9", "90.0%"],
+    ]
     assert "other" not in result.stdout
     assert result.stdout.endswith("line coverage under 85% in: aegis-db\n")
     assert _run(report, "80").returncode == 0

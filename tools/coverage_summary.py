@@ -10,8 +10,11 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+FileSummaries = dict[str, dict[str, dict[str, int]]]
+"""coverage.py's JSON report, ``files`` part: ``{path: {"summary": {counter: value}}}``."""
 
-def coverage_by_member(report: dict[str, dict[str, dict[str, int]]]) -> dict[str, tuple[int, int]]:
+
+def coverage_by_member(report: dict[str, FileSummaries]) -> dict[str, tuple[int, int]]:
     """Return ``{member: (covered lines, statements)}`` from coverage.py's JSON report."""
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for path, data in report["files"].items():

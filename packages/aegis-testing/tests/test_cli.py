@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.testing import URL_VARIABLES, check_service
+from aegis.testing import URL_VARIABLES, EmbeddedServer, check_service
 from aegis.testing._cli import main
 
 
@@ -56,8 +56,6 @@ def test_status_fails_when_a_recorded_server_died(
     state = tmp_path / "services.jsonl"
     assert main(["services", "up", "redis", "--state-file", str(state)]) == 0
     capsys.readouterr()
-    from aegis.testing import EmbeddedServer
-
     EmbeddedServer.from_json(state.read_text()).stop()
     assert main(["services", "status", "--state-file", str(state)]) == 1
     assert "not running" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import redis
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from aegis.testing import delete_keys
+from aegis.testing import create_topics, delete_keys
 from aegis.testing._plugin import KafkaTopicFactory
 
 
@@ -46,7 +46,9 @@ def test_redis_prefix_is_unique_per_test(redis_url: str, redis_prefix: str) -> N
     with redis.Redis.from_url(redis_url) as client:
         client.set(f"{redis_prefix}user:1", "ada")
         assert client.get(f"{redis_prefix}user:1") == b"ada"
-        assert list(client.scan_iter(match=f"{redis_prefix}*")) == [f"{redis_prefix}user:1".encode()]
+        assert list(client.scan_iter(match=f"{redis_prefix}*")) == [
+            f"{redis_prefix}user:1".encode()
+        ]
 
 
 def test_delete_keys_removes_only_the_prefix_even_with_glob_characters(redis_url: str) -> None:
@@ -81,7 +83,7 @@ def test_kafka_round_trip_through_a_consumer_group_with_headers(
         assert message.error() is None
         assert (message.key(), message.value()) == (b"user-1", b"created")
         assert message.headers() == [("type", b"user")]
-        consumer.commit(message, asynchronous=False)
+        consumer.commit(message=message, asynchronous=False)
         committed = consumer.committed(consumer.assignment(), timeout=10)
         assert [partition.offset for partition in committed] == [1]
     finally:
@@ -100,7 +102,5 @@ def test_kafka_topic_factory_creates_named_partitioned_topics(
 
 
 def test_creating_a_topic_twice_fails_loudly(kafka_bootstrap: str, kafka_topic: str) -> None:
-    from aegis.testing import create_topics
-
     with pytest.raises(KafkaException, match="TOPIC_ALREADY_EXISTS"):
         create_topics(kafka_bootstrap, [kafka_topic])

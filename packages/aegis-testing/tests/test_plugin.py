@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROUND_TRIPS = '''
+ROUND_TRIPS = """
 import json, os
 import psycopg, redis
 from confluent_kafka import Consumer, Producer
@@ -37,9 +37,9 @@ def test_round_trip_on_every_server(
     assert message.value() == b"ping"
     with open(os.environ["URLS_FILE"], "w") as out:
         json.dump([postgres_url, redis_url, kafka_bootstrap], out)
-'''
+"""
 
-INTERRUPTED = '''
+INTERRUPTED = """
 import json, os, signal
 
 def test_killed_midway(postgres_url, redis_url, kafka_bootstrap):
@@ -49,7 +49,7 @@ def test_killed_midway(postgres_url, redis_url, kafka_bootstrap):
 
 def test_never_reached():
     pass
-'''
+"""
 
 
 @pytest.fixture

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     state_file: Path = args.state_file
     unknown = sorted(set(args.kinds) - set(SERVICE_KINDS))
     if unknown:
-        parser.error(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_KINDS)}")
+        parser.error(
+            f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_KINDS)}"
+        )
     kinds: list[ServiceKind] = args.kinds or list(SERVICE_KINDS)
     if args.action == "up":
         return _up(state_file, kinds)
@@ -60,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
         )
         if action == "up":
             command.add_argument(
-                "kinds", nargs="*", metavar="KIND", help=f"any of {', '.join(SERVICE_KINDS)} (default: all)"
+                "kinds",
+                nargs="*",
+                metavar="KIND",
+                help=f"any of {', '.join(SERVICE_KINDS)} (default: all)",
             )
         else:
             command.set_defaults(kinds=[])

