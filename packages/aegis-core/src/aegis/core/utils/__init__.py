@@ -1,0 +1,1 @@
+"""Framework-free helpers every aegis member and service shares: time, text, security, files."""
