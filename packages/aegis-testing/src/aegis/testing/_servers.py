@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
@@ -220,7 +221,9 @@ def _kafka_command(port: int) -> list[str]:
     return [tansu, "broker", "--listener-url", listener, "--advertised-listener-url", listener]
 
 
-def _die_with_parent() -> Callable[[], None]:
+def _die_with_parent() -> Callable[[], None] | None:
+    if not sys.platform.startswith("linux"):
+        return None  # prctl is Linux's; elsewhere atexit and fixture teardown stop the servers
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only calls it
 
     def set_parent_death_signal() -> None:
