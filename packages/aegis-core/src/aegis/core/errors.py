@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -67,6 +68,12 @@ _CODES: dict[str, ErrorCode] = {
 ERROR_CODES: Mapping[str, ErrorCode] = MappingProxyType(_CODES)
 """Every known code (read-only view): the one table from code to HTTP status and title."""
 
+_UPPER_SNAKE_CASE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+# Members to_problem sets from the error and the request; a detail never stands in for them.
+_STANDARD_MEMBERS = frozenset(
+    {"type", "title", "status", "detail", "code", "instance", "request_id"}
+)
+
 
 def register_error_code(code: str, status: int, title: str) -> ErrorCode:
     """Add a service's own error code to :data:`ERROR_CODES`.
@@ -78,7 +85,7 @@ def register_error_code(code: str, status: int, title: str) -> ErrorCode:
         ValueError: ``code`` is not UPPER_SNAKE_CASE, ``status`` is not an HTTP error status,
             or the code is already registered differently.
     """
-    if not code or not code.replace("_", "").isalnum() or code.upper() != code:
+    if not _UPPER_SNAKE_CASE.fullmatch(code):
         raise ValueError(f"error code {code!r} must be UPPER_SNAKE_CASE")
     if not 400 <= status <= 599:  # noqa: PLR2004 - the HTTP error range
         raise ValueError(f"error code {code!r}: status {status} is not an HTTP error status")
@@ -149,10 +156,10 @@ class AegisError(Exception):
     ) -> dict[str, Any]:
         """Render this error as an RFC 9457 problem document (a JSON-ready dict).
 
-        ``details`` become extension members; they never overwrite the standard members.
+        ``details`` become extension members; they never overwrite or stand in for the standard
+        members (``instance`` and ``request_id`` included, when they are not given).
         """
         problem: dict[str, Any] = {
-            **self.details,
             "type": problem_type(self.code, type_base),
             "title": self.title,
             "status": self.status,
@@ -163,6 +170,9 @@ class AegisError(Exception):
             problem["instance"] = instance
         if request_id is not None:
             problem["request_id"] = request_id
+        problem.update(
+            (name, value) for name, value in self.details.items() if name not in _STANDARD_MEMBERS
+        )
         return problem
 
     def __repr__(self) -> str:

@@ -1,0 +1,53 @@
+"""`import aegis.core` and its modules without extras pull in only the stdlib and pydantic."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import aegis.core
+
+EXTRA_MODULES = {
+    "aegis.core.web": "web",
+    "aegis.core.utils.security": "crypto",
+    "aegis.core.utils.files": "files",
+    "aegis.core.utils.validation": "validation",
+}
+PYDANTIC = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types", "typing_inspection"}
+
+
+def _public_modules() -> list[str]:
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(aegis.core.__path__, prefix="aegis.core.")
+        if not any(part.startswith("_") for part in info.name.split("."))
+    ]
+    return ["aegis.core", *names]
+
+
+def _third_party_imported_by(modules: list[str]) -> set[str]:
+    script = (
+        "import importlib, json, sys\n"
+        "before = set(sys.modules)\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    loaded = {name for name in json.loads(result.stdout) if not name.startswith("_sysconfigdata")}
+    return loaded - set(sys.stdlib_module_names) - {"aegis"}  # _sysconfigdata*: stdlib, unlisted
+
+
+def test_core_modules_without_extras_import_only_pydantic() -> None:
+    core_modules = [m for m in _public_modules() if m not in EXTRA_MODULES]
+    assert "aegis.core.errors" in core_modules
+    assert _third_party_imported_by(core_modules) <= PYDANTIC
+
+
+def test_import_aegis_core_alone_does_not_import_the_extras() -> None:
+    loaded = _third_party_imported_by(["aegis.core"])
+    assert not loaded & {"starlette", "fastapi", "cryptography", "argon2", "bcrypt", "puremagic"}
+    assert loaded <= PYDANTIC
