@@ -15,7 +15,13 @@ EXTRA_MODULES = {
     "aegis.core.utils.files": "files",
     "aegis.core.utils.validation": "validation",
 }
-PYDANTIC = {"pydantic", "pydantic_core", "typing_extensions", "annotated_types", "typing_inspection"}
+PYDANTIC = {
+    "pydantic",
+    "pydantic_core",
+    "typing_extensions",
+    "annotated_types",
+    "typing_inspection",
+}
 
 
 def _public_modules() -> list[str]:

@@ -1,0 +1,139 @@
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aegis.core.errors import InvalidInputError
+from aegis.core.models import uuid7, uuid7_timestamp
+from aegis.core.models._ids import _Uuid7Generator
+
+MAX_MS = (1 << 48) - 1
+
+
+def _fields(value: UUID) -> tuple[int, int, int, int, int]:
+    """Split a UUID into (unix_ts_ms, ver, rand_a, var, rand_b) as RFC 9562 section 5.7 lays out."""
+    number = value.int
+    return (
+        number >> 80,
+        (number >> 76) & 0xF,
+        (number >> 64) & 0xFFF,
+        (number >> 62) & 0b11,
+        number & ((1 << 62) - 1),
+    )
+
+
+def test_uuid7_has_version_7_and_rfc_9562_variant() -> None:
+    value = uuid7()
+    _, version, _, variant, _ = _fields(value)
+    assert value.version == 7
+    assert version == 7
+    assert variant == 0b10
+
+
+def test_uuid7_embeds_the_current_unix_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
+    value = uuid7()
+    after = time.time_ns() // 1_000_000
+    assert before <= _fields(value)[0] <= after + 1
+
+
+def test_uuid7_timestamp_returns_the_embedded_utc_time() -> None:
+    value = UUID("019b76da-a800-7000-8000-000000000000")
+    assert uuid7_timestamp(value) == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_uuid7_timestamp_refuses_a_uuid4_naming_the_rule() -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        uuid7_timestamp(uuid4())
+    assert caught.value.field == "id"
+    assert caught.value.errors[0].type == "uuid_version"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(min_value=2, max_value=3000))
+def test_uuid7_values_made_in_sequence_strictly_increase(count: int) -> None:
+    values = [uuid7() for _ in range(count)]
+    assert values == sorted(values)
+    assert len(set(values)) == count
+    assert all(value.version == 7 for value in values)
+
+
+@settings(max_examples=100)
+@given(
+    st.integers(min_value=0, max_value=MAX_MS),
+    st.integers(min_value=1, max_value=50),
+    st.randoms(use_true_random=False),
+)
+def test_fields_are_laid_out_per_rfc_9562_for_any_timestamp(
+    now_ms: int, count: int, rng: random.Random
+) -> None:
+    generator = _Uuid7Generator(clock_ms=lambda: now_ms, random_bits=rng.getrandbits)
+    values = [generator() for _ in range(count)]
+    assert values == sorted(values)
+    for value in values:
+        timestamp, version, _, variant, _ = _fields(value)
+        assert version == 7
+        assert variant == 0b10
+        assert now_ms <= timestamp <= min(now_ms + 1, MAX_MS)
+
+
+def test_counter_starts_with_its_top_bit_clear_and_counts_up_within_a_millisecond() -> None:
+    generator = _Uuid7Generator(clock_ms=lambda: 1_000, random_bits=lambda bits: (1 << bits) - 1)
+    counters = [_fields(generator())[2] for _ in range(3)]
+    assert counters == [0x7FF, 0x800, 0x801]
+
+
+def test_counter_rollover_moves_the_timestamp_forward_and_keeps_order() -> None:
+    generator = _Uuid7Generator(clock_ms=lambda: 5_000, random_bits=lambda bits: (1 << bits) - 1)
+    values = [generator() for _ in range(0x801 + 2)]
+    assert values == sorted(values)
+    last_of_millisecond, first_of_next = _fields(values[0x800]), _fields(values[0x801])
+    assert (last_of_millisecond[0], last_of_millisecond[2]) == (5_000, 0xFFF)
+    assert first_of_next[0] == 5_001
+
+
+def test_clock_stepping_back_keeps_ids_increasing() -> None:
+    ticks = iter([10_000, 10_000, 9_000, 9_500])
+    generator = _Uuid7Generator(clock_ms=lambda: next(ticks))
+    values = [generator() for _ in range(4)]
+    assert values == sorted(values)
+    assert {_fields(value)[0] for value in values} == {10_000}
+
+
+def test_a_timestamp_beyond_48_bits_raises_overflow() -> None:
+    generator = _Uuid7Generator(clock_ms=lambda: 1 << 48)
+    with pytest.raises(OverflowError):
+        generator()
+
+
+def test_uuid7_from_many_threads_is_unique_and_ordered_per_thread() -> None:
+    results: list[list[UUID]] = [[] for _ in range(8)]
+
+    def work(bucket: list[UUID]) -> None:
+        bucket.extend(uuid7() for _ in range(2000))
+
+    threads = [threading.Thread(target=work, args=(bucket,)) for bucket in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [value for bucket in results for value in bucket]
+    assert len(set(every)) == len(every)
+    assert all(bucket == sorted(bucket) for bucket in results)
+
+
+def test_a_reset_after_fork_generator_still_makes_ordered_ids() -> None:
+    generator = _Uuid7Generator()
+    first = generator()
+    generator.reset_after_fork()
+    assert generator() > first
+
+
+def test_uuid7_timestamps_track_wall_clock_not_a_uuid4() -> None:
+    value = uuid7()
+    assert abs(uuid7_timestamp(value) - datetime.now(UTC)) < timedelta(seconds=5)
