@@ -1,0 +1,56 @@
+"""aegis.config: typed settings for aegis services, on pydantic-settings.
+
+Subclass :class:`AegisSettings`, declare fields (the members' models such as
+``DatabaseSettings`` nest as they are) and call ``Settings.load()``. Values come from
+environment variables, ``.env`` and per-environment files, secret files, Vault and
+``enc:v1:`` encrypted values, in one documented priority order; every problem is one
+:class:`~aegis.core.errors.ConfigurationError` that names the variables to fix.
+"""
+
+from aegis.config.__about__ import __version__
+from aegis.config._encryption import (
+    ENCRYPTED_PREFIX,
+    MASTER_KEY_VARIABLE,
+    decrypt_value,
+    encrypt_value,
+    generate_master_key,
+    is_encrypted,
+    master_key_ring,
+)
+from aegis.config._environment import (
+    ENVIRONMENT_VARIABLES,
+    Environment,
+    detect_environment,
+    is_development,
+    is_production,
+    is_staging,
+    is_test,
+    parse_environment,
+)
+from aegis.config._settings import AegisSettings
+from aegis.config._show import describe_settings
+from aegis.config._vault import VaultClient, VaultSecret, VaultSettings
+
+__all__ = [
+    "ENCRYPTED_PREFIX",
+    "ENVIRONMENT_VARIABLES",
+    "MASTER_KEY_VARIABLE",
+    "AegisSettings",
+    "Environment",
+    "VaultClient",
+    "VaultSecret",
+    "VaultSettings",
+    "__version__",
+    "decrypt_value",
+    "describe_settings",
+    "detect_environment",
+    "encrypt_value",
+    "generate_master_key",
+    "is_development",
+    "is_encrypted",
+    "is_production",
+    "is_staging",
+    "is_test",
+    "master_key_ring",
+    "parse_environment",
+]
