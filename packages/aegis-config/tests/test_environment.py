@@ -69,8 +69,8 @@ def test_an_unknown_environment_is_a_clear_error() -> None:
         detect_environment({"APP_ENV": "qa"})
     assert caught.value.code == "CONFIGURATION_ERROR"
     assert caught.value.message == (
-        "APP_ENV='qa' is not a known environment; use one of development, staging,"
-        " production, test (aliases: dev, local, prod, stage, testing)"
+        "APP_ENV='qa' is not a known environment; use one of development, test,"
+        " staging, production (aliases: dev, local, prod, stage, testing)"
     )
     assert caught.value.details["variable"] == "APP_ENV"
 

@@ -41,6 +41,7 @@ def _error_types(caught: pytest.ExceptionInfo[ValidationError]) -> dict[str, str
 
 def test_models_exports_exactly_its_public_names() -> None:
     assert set(models.__all__) == {
+        "ENVIRONMENT_ALIASES",
         "WILDCARD",
         "AuditInfo",
         "BaseEntity",

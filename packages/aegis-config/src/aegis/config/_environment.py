@@ -1,37 +1,19 @@
-"""Which environment the process runs in: development, staging, production or test."""
+"""Which environment the process runs in: development, staging, production or test.
+
+The names are aegis.core's :class:`~aegis.core.models.Environment`; this module reads them from
+the process environment and turns a wrong name into a :class:`ConfigurationError`.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from enum import StrEnum
 
 from aegis.core.errors import ConfigurationError
+from aegis.core.models import ENVIRONMENT_ALIASES, Environment
 
 ENVIRONMENT_VARIABLES = ("AEGIS_ENV", "APP_ENV", "ENVIRONMENT")
 """The variables that name the environment, first set one wins."""
-
-
-class Environment(StrEnum):
-    """The four environments a service runs in; the value names the per-environment files."""
-
-    DEVELOPMENT = "development"
-    STAGING = "staging"
-    PRODUCTION = "production"
-    TEST = "test"
-
-
-_ALIASES: dict[str, Environment] = {
-    "development": Environment.DEVELOPMENT,
-    "dev": Environment.DEVELOPMENT,
-    "local": Environment.DEVELOPMENT,
-    "staging": Environment.STAGING,
-    "stage": Environment.STAGING,
-    "production": Environment.PRODUCTION,
-    "prod": Environment.PRODUCTION,
-    "test": Environment.TEST,
-    "testing": Environment.TEST,
-}
 
 
 def parse_environment(value: str | Environment, *, source: str = "environment") -> Environment:
@@ -48,18 +30,16 @@ def parse_environment(value: str | Environment, *, source: str = "environment") 
         >>> parse_environment("Prod")
         <Environment.PRODUCTION: 'production'>
     """
-    if isinstance(value, Environment):
-        return value
-    environment = _ALIASES.get(value.strip().lower())
-    if environment is None:
+    try:
+        return Environment(value)
+    except ValueError:
         known = ", ".join(e.value for e in Environment)
-        aliases = ", ".join(sorted(a for a, e in _ALIASES.items() if a != e.value))
+        aliases = ", ".join(sorted(ENVIRONMENT_ALIASES))
         raise ConfigurationError(
             f"{source}={value!r} is not a known environment; use one of {known}"
             f" (aliases: {aliases})",
             details={"variable": source, "allowed": [e.value for e in Environment]},
-        )
-    return environment
+        ) from None
 
 
 def detect_environment(environ: Mapping[str, str] | None = None) -> Environment:

@@ -12,6 +12,7 @@ Example:
 from aegis.core.models._contracts import AuditInfo, Contract, SchemaVersion, SubjectId, UserRef
 from aegis.core.models._entity import BaseEntity, UtcDatetime
 from aegis.core.models._enums import (
+    ENVIRONMENT_ALIASES,
     WILDCARD,
     EntityStatus,
     Environment,
@@ -29,6 +30,7 @@ from aegis.core.models._pagination import (
 )
 
 __all__ = [
+    "ENVIRONMENT_ALIASES",
     "WILDCARD",
     "AuditInfo",
     "BaseEntity",

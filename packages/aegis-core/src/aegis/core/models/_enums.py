@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, Self
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -38,13 +39,16 @@ class Role(StrEnum):
     SERVICE = "service"
 
 
-_ENVIRONMENT_ALIASES = {
-    "dev": "development",
-    "local": "development",
-    "testing": "test",
-    "stage": "staging",
-    "prod": "production",
-}
+ENVIRONMENT_ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "dev": "development",
+        "local": "development",
+        "testing": "test",
+        "stage": "staging",
+        "prod": "production",
+    }
+)
+"""Short names ``Environment(...)`` also accepts, mapped to the environment's value."""
 
 
 class Environment(StrEnum):
@@ -64,7 +68,7 @@ class Environment(StrEnum):
         if not isinstance(value, str):
             return None
         key = value.strip().lower()
-        key = _ENVIRONMENT_ALIASES.get(key, key)
+        key = ENVIRONMENT_ALIASES.get(key, key)
         return next((member for member in cls if member.value == key), None)
 
     @property
