@@ -19,7 +19,6 @@ from aegis.config._encryption import (
 )
 from aegis.config._environment import (
     ENVIRONMENT_VARIABLES,
-    Environment,
     detect_environment,
     is_development,
     is_production,
@@ -30,6 +29,7 @@ from aegis.config._environment import (
 from aegis.config._settings import AegisSettings
 from aegis.config._show import describe_settings
 from aegis.config._vault import VaultClient, VaultSecret, VaultSettings
+from aegis.core.models import Environment
 
 __all__ = [
     "ENCRYPTED_PREFIX",

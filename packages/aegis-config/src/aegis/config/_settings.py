@@ -10,13 +10,14 @@ from typing import Any, ClassVar, Self
 from pydantic import PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from aegis.config._environment import Environment, detect_environment, parse_environment
+from aegis.config._environment import detect_environment, parse_environment
 from aegis.config._errors import validation_error
 from aegis.config._fields import iter_values
 from aegis.config._safety import unsafe_values
 from aegis.config._sources import Build, build_sources
 from aegis.config._vault import VaultClient, VaultSecret, collect_vault_secrets
 from aegis.core.errors import ConfigurationError
+from aegis.core.models import Environment
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from pydantic_settings import (
 )
 
 from aegis.config._encryption import decrypt_value, is_encrypted, master_key_ring
-from aegis.config._environment import Environment
 from aegis.config._fields import FieldPath, field_keys, model_class, variable_name
 from aegis.config._vault import VaultClient, collect_vault_secrets, read_vault_secret
 from aegis.core.errors import ConfigurationError
+from aegis.core.models import Environment
 
 if TYPE_CHECKING:
     from aegis.core.utils.security import Encryptor
