@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from aegis.core.errors import InvalidInputError
 from aegis.core.utils.validation import (
     Email,
+    PasswordPolicy,
     PhoneNumber,
     StrongPassword,
     check,
@@ -116,12 +117,14 @@ def test_rules_can_be_switched_and_tuned() -> None:
     passphrase = "correct horse battery staple"
     assert check_password_strength(passphrase) == ["uppercase", "digit"]
     relaxed = check_password_strength(
-        passphrase, min_length=20, require_uppercase=False, require_digit=False
+        passphrase, PasswordPolicy(min_length=20, require_uppercase=False, require_digit=False)
     )
     assert relaxed == []
-    assert check_password_strength(STRONG, require_symbol=True) == []
-    assert check_password_strength("Tr0ubadourHorse", require_symbol=True) == ["symbol"]
-    assert check_password_strength("Password1234", forbid_common=False) == []
+    assert check_password_strength(STRONG, PasswordPolicy(require_symbol=True)) == []
+    assert check_password_strength("Tr0ubadourHorse", PasswordPolicy(require_symbol=True)) == [
+        "symbol"
+    ]
+    assert check_password_strength("Password1234", PasswordPolicy(forbid_common=False)) == []
 
 
 def test_letter_classes_are_unicode_aware() -> None:
@@ -129,9 +132,9 @@ def test_letter_classes_are_unicode_aware() -> None:
 
 
 def test_personal_details_are_refused_ignoring_case_and_short_entries() -> None:
-    forbidden = ["Alice", "alice@example.com", "al"]
-    assert check_password_strength("My-ALICE-pass-42", forbidden=forbidden) == ["forbidden"]
-    assert check_password_strength(STRONG, forbidden=forbidden) == []
+    policy = PasswordPolicy(forbidden=["Alice", "alice@example.com", "al"])
+    assert check_password_strength("My-ALICE-pass-42", policy) == ["forbidden"]
+    assert check_password_strength(STRONG, policy) == []
 
 
 def test_require_strong_password_reports_each_rule_without_the_password() -> None:

@@ -139,7 +139,6 @@ class SupportsAsyncRead(Protocol):
 
     async def read(self, size: int = -1, /) -> bytes:
         """Return up to ``size`` bytes; empty bytes at the end."""
-        ...
 
 
 async def iter_upload(

@@ -110,38 +110,15 @@ _MIN_DISTINCT = 5
 _MIN_FORBIDDEN_LENGTH = 3  # shorter personal details ("Al") would forbid too much
 
 
-@dataclass(frozen=True)
-class _PasswordRules:
-    min_length: int
-    max_length: int
-    require_lowercase: bool
-    require_uppercase: bool
-    require_digit: bool
-    require_symbol: bool
-    forbid_common: bool
-    forbidden: Collection[str]
+@dataclass(frozen=True, kw_only=True)
+class PasswordPolicy:
+    """The rules a password must meet; each field names the rule it switches or sets.
 
+    The defaults follow common practice; NIST SP 800-63B favours length and blocklists over
+    character classes, which ``require_*=False`` with a larger ``min_length`` gives. Length is
+    counted in characters (code points); letter classes are Unicode-aware.
 
-def check_password_strength(
-    password: str,
-    *,
-    min_length: int = 12,
-    max_length: int = 128,
-    require_lowercase: bool = True,
-    require_uppercase: bool = True,
-    require_digit: bool = True,
-    require_symbol: bool = False,
-    forbid_common: bool = True,
-    forbidden: Collection[str] = (),
-) -> list[str]:
-    """Return the rules ``password`` breaks (an empty list when it passes).
-
-    Length is counted in characters (code points). Letter classes are Unicode-aware. The
-    defaults follow common practice; NIST SP 800-63B favours length and blocklists over
-    character classes, which ``require_*=False`` with a larger ``min_length`` gives.
-
-    Args:
-        password: the candidate password.
+    Attributes:
         min_length: rule ``min_length``.
         max_length: rule ``max_length``; bounds the work of hashing hostile input.
         require_lowercase: rule ``lowercase``.
@@ -154,55 +131,47 @@ def check_password_strength(
             as the user name or e-mail address (entries under 3 characters are ignored).
 
     Example:
+        >>> PasswordPolicy(min_length=16, require_symbol=True, forbidden=["alice"])
+    """
+
+    min_length: int = 12
+    max_length: int = 128
+    require_lowercase: bool = True
+    require_uppercase: bool = True
+    require_digit: bool = True
+    require_symbol: bool = False
+    forbid_common: bool = True
+    forbidden: Collection[str] = ()
+
+
+DEFAULT_PASSWORD_POLICY = PasswordPolicy()
+"""The policy :func:`check_password_strength` and ``StrongPassword`` use unless given another."""
+
+
+def check_password_strength(
+    password: str, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY
+) -> list[str]:
+    """Return the rules of ``policy`` that ``password`` breaks (an empty list when it passes).
+
+    Example:
         >>> check_password_strength("Password1234")
         ['common']
     """
-    rules = _PasswordRules(
-        min_length,
-        max_length,
-        require_lowercase,
-        require_uppercase,
-        require_digit,
-        require_symbol,
-        forbid_common,
-        forbidden,
-    )
-    return [rule for rule, _ in _password_failures(password, rules)]
+    return [rule for rule, _ in _password_failures(password, policy)]
 
 
 def require_strong_password(
-    password: str,
-    *,
-    min_length: int = 12,
-    max_length: int = 128,
-    require_lowercase: bool = True,
-    require_uppercase: bool = True,
-    require_digit: bool = True,
-    require_symbol: bool = False,
-    forbid_common: bool = True,
-    forbidden: Collection[str] = (),
-    field: str = "password",
+    password: str, policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY, *, field: str = "password"
 ) -> str:
-    """Return ``password`` if it passes :func:`check_password_strength`, else refuse it.
+    """Return ``password`` if it meets ``policy``, else refuse it naming every broken rule.
 
-    Takes the same rule arguments as :func:`check_password_strength`; ``field`` names the field
-    in the error. The password never appears in the error.
+    ``field`` names the field in the error. The password never appears in the error.
 
     Raises:
         InvalidInputError: one :class:`~aegis.core.errors.FieldError` per broken rule, each
             with the rule as its ``type``.
     """
-    rules = _PasswordRules(
-        min_length,
-        max_length,
-        require_lowercase,
-        require_uppercase,
-        require_digit,
-        require_symbol,
-        forbid_common,
-        forbidden,
-    )
-    failures = _password_failures(password, rules)
+    failures = _password_failures(password, policy)
     if failures:
         raise InvalidInputError(
             f"{field} is too weak: " + "; ".join(message for _, message in failures),
@@ -211,7 +180,7 @@ def require_strong_password(
     return password
 
 
-def _password_failures(password: str, rules: _PasswordRules) -> list[tuple[str, str]]:
+def _password_failures(password: str, rules: PasswordPolicy) -> list[tuple[str, str]]:
     folded = password.casefold()
     checks = [
         (
@@ -319,7 +288,9 @@ config so a rejected password is not echoed or logged.
 """
 
 __all__ = [
+    "DEFAULT_PASSWORD_POLICY",
     "Email",
+    "PasswordPolicy",
     "PhoneNumber",
     "StrongPassword",
     "check",
