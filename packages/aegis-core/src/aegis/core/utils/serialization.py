@@ -135,6 +135,8 @@ _ATOMIC_TYPES = frozenset(
     {int, float, bool, type(None), bytes, complex, Decimal, datetime, date, time, timedelta, UUID}
 )
 _CYCLE = "<cycle>"
+_SECRET_TYPES = (Secret, SecretStr, SecretBytes)
+_WALKED_TYPES = (BaseModel, Mapping, list, tuple, set, frozenset)
 
 
 def _normalize_key(name: str) -> str:
@@ -279,16 +281,23 @@ def _mask(  # noqa: PLR0911
         return _mask_text(value, mask)
     if kind in _ATOMIC_TYPES:
         return value
+    if kind is dict or kind is list:  # the common containers skip the isinstance ladder below
+        return _mask_container(value, matcher, mask, ancestors, depth)
     if isinstance(value, str):  # a str subclass (StrEnum): keep the object unless it changes
         masked = _mask_text(value, mask)
         return value if masked == value else masked
-    if isinstance(value, Secret | SecretStr | SecretBytes):
+    if isinstance(value, _SECRET_TYPES):
         return mask
-    is_record = isinstance(value, BaseModel) or (
+    if isinstance(value, _WALKED_TYPES) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type)
-    )
-    if not is_record and not isinstance(value, Mapping | list | tuple | set | frozenset):
-        return value
+    ):
+        return _mask_container(value, matcher, mask, ancestors, depth)
+    return value
+
+
+def _mask_container(  # noqa: PLR0911 - one return per container kind, as in _mask
+    value: Any, matcher: _KeyMatcher, mask: str, ancestors: set[int], depth: int
+) -> Any:
     if depth <= 0:
         return mask  # what is not looked at cannot be shown
     identity = id(value)
@@ -296,13 +305,14 @@ def _mask(  # noqa: PLR0911
         return _CYCLE
     ancestors.add(identity)
     try:
+        kind = type(value)
+        if kind is dict or isinstance(value, Mapping):
+            return _mask_mapping(value, matcher, mask, ancestors, depth)
         if isinstance(value, BaseModel):
             return _mask_mapping(dict(value), matcher, mask, ancestors, depth)
-        if is_record:
+        if dataclasses.is_dataclass(value):
             fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
             return _mask_mapping(fields, matcher, mask, ancestors, depth)
-        if isinstance(value, Mapping):
-            return _mask_mapping(value, matcher, mask, ancestors, depth)
         if isinstance(value, tuple) and hasattr(value, "_fields"):
             return kind(
                 **_mask_mapping(cast("Any", value)._asdict(), matcher, mask, ancestors, depth)

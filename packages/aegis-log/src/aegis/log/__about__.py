@@ -1,0 +1,3 @@
+"""The version of aegis-log."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""RequestLoggingMiddleware: request id, request context and one access line per request."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection, MutableMapping
+from typing import Any, Final
+
+from aegis.core.context import request_context
+from aegis.core.models import uuid7
+from aegis.log._context import isolated_context
+from aegis.log._logger import get_logger
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SERVER_ERROR: Final = 500
+_MIN_ID_LENGTH: Final = 8
+
+
+class RequestLoggingMiddleware:
+    """Pure ASGI middleware: a request id and context for every request, and its access line.
+
+    For each HTTP request it
+
+    * takes the ``X-Request-ID`` header when it is 1 to ``max_id_length`` characters of
+      ``A-Z a-z 0-9 . _ : -``, and otherwise generates a UUIDv7 (so a client cannot inject
+      text into the logs), and takes ``X-Correlation-ID`` the same way (default: the request
+      id);
+    * sets ``request_id``, ``correlation_id`` and ``service_name`` in ``aegis.core.context``
+      and starts with no fields bound by :func:`~aegis.log.bind_context`, for the request only;
+    * sends the request id back in the ``X-Request-ID`` response header;
+    * writes one line to the ``aegis.access`` logger: method, path, route template, status,
+      duration_ms and client address; at ERROR with the structured stack trace when the
+      application raised (the exception is re-raised), at INFO otherwise.
+
+    Args:
+        app: the ASGI application to wrap.
+        service_name: written into the context of each request.
+        skip_paths: paths that get context and header but no access line (``/health``).
+        header: the request id header.
+        correlation_header: the correlation id header.
+        max_id_length: longest id accepted from a client.
+
+    Example:
+        >>> app.add_middleware(RequestLoggingMiddleware, service_name="users")
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service_name: str | None = None,
+        skip_paths: Collection[str] = (),
+        header: str = "X-Request-ID",
+        correlation_header: str = "X-Correlation-ID",
+        max_id_length: int = 128,
+    ) -> None:
+        self.app = app
+        self._service_name = service_name
+        self._skip_paths = frozenset(skip_paths)
+        self._header = header.lower().encode("latin-1")
+        self._correlation_header = correlation_header.lower().encode("latin-1")
+        self._valid_id = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % max(max_id_length, _MIN_ID_LENGTH))
+        self._log = get_logger("aegis.access")
+
+    def _accepted_id(self, value: bytes | None) -> str | None:
+        if value is not None and self._valid_id.fullmatch(value):
+            return value.decode("ascii")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI connection; only ``http`` scopes are logged."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent_id = sent_correlation = None
+        for name, value in scope.get("headers", ()):
+            if name == self._header:
+                sent_id = value
+            elif name == self._correlation_header:
+                sent_correlation = value
+        request_id = self._accepted_id(sent_id) or str(uuid7())
+        correlation_id = self._accepted_id(sent_correlation) or request_id
+        id_header = (self._header, request_id.encode("ascii"))
+        status = _SERVER_ERROR
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [item for item in message.get("headers", ()) if item[0] != id_header[0]]
+                message = {**message, "headers": [*headers, id_header]}
+            await send(message)
+
+        root_path = scope.get("root_path", "")
+        started = time.perf_counter()
+        with (
+            request_context(
+                request_id=request_id,
+                correlation_id=correlation_id,
+                service_name=self._service_name,
+            ),
+            isolated_context(),
+        ):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                self._access_line(scope, root_path, _SERVER_ERROR, started, exc)
+                raise
+            self._access_line(scope, root_path, status, started, None)
+
+    def _access_line(
+        self, scope: Scope, root_path: str, status: int, started: float, error: Exception | None
+    ) -> None:
+        path = scope.get("path", "")
+        if path in self._skip_paths:
+            return
+        client = scope.get("client")
+        fields: dict[str, Any] = {
+            "method": scope.get("method"),
+            "path": path,
+            "route": _route_template(scope, root_path),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "client": client[0] if client else None,
+        }
+        if error is not None:
+            self._log.error("request failed", exc_info=error, **fields)
+        elif status >= _SERVER_ERROR:
+            self._log.error("request", **fields)
+        else:
+            self._log.info("request", **fields)
+
+
+def _route_template(scope: Scope, root_path: str) -> str | None:
+    """``/users/{user_id}`` for a matched Starlette/FastAPI route, with any mount prefix."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str):
+        return None
+    mount_prefix = str(scope.get("root_path", ""))[len(root_path) :]
+    return mount_prefix + template

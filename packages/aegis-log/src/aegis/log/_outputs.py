@@ -1,0 +1,88 @@
+"""Console outputs: JSON lines on a stream, or structlog's coloured renderer for development."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import IO, Any, Literal
+
+from structlog.dev import ConsoleRenderer
+
+from aegis.log._pipeline import LogEntry
+
+
+def _resolve(stream: IO[Any] | Literal["stdout", "stderr"]) -> IO[Any]:
+    # Looked up per line, not once: pytest's capture and test runners swap sys.stdout.
+    if stream == "stdout":
+        return sys.stdout
+    if stream == "stderr":
+        return sys.stderr
+    return stream
+
+
+class StreamOutput:
+    """Write each line as JSON plus a newline to a stream, flushing after each line.
+
+    Args:
+        stream: ``"stdout"``/``"stderr"`` (looked up on every line, so redirection works), or
+            any binary or text file object (``open(path, "ab")``, ``io.BytesIO()``).
+
+    A line is written with one call, so lines from several threads never interleave.
+    """
+
+    def __init__(self, stream: IO[Any] | Literal["stdout", "stderr"] = "stdout") -> None:
+        self._stream = stream
+
+    def write(self, entry: LogEntry) -> None:
+        """Write one JSON line."""
+        stream = _resolve(self._stream)
+        target = getattr(stream, "buffer", stream)
+        try:
+            target.write(entry.line + b"\n")
+        except TypeError:  # a text stream without .buffer (io.StringIO)
+            target.write(entry.line.decode() + "\n")
+        target.flush()
+
+    def close(self) -> None:
+        """Flush the stream; it stays open, it is the caller's."""
+        stream = _resolve(self._stream)
+        if not stream.closed:
+            stream.flush()
+
+
+class ConsoleOutput:
+    """Human-readable lines for development: structlog's ``ConsoleRenderer``.
+
+    The stack trace is the readable one, not the JSON frames, and colours are on when the
+    stream is a terminal (or as ``colors`` says).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | Literal["stdout", "stderr"] = "stderr",
+        *,
+        colors: bool | None = None,
+    ) -> None:
+        self._stream = stream
+        if colors is None:
+            isatty = getattr(_resolve(stream), "isatty", None)
+            colors = bool(isatty and isatty())
+        self._renderer = ConsoleRenderer(colors=colors)
+        self._lock = threading.Lock()
+
+    def write(self, entry: LogEntry) -> None:
+        """Render and write one line."""
+        event = {key: value for key, value in entry.event.items() if key != "exception"}
+        if entry.exc_info is not None:
+            event["exc_info"] = entry.exc_info
+        text = self._renderer(None, str(event["level"]), event)
+        stream = _resolve(self._stream)
+        with self._lock:
+            stream.write(f"{text}\n")
+            stream.flush()
+
+    def close(self) -> None:
+        """Flush the stream; it stays open."""
+        stream = _resolve(self._stream)
+        if not stream.closed:
+            stream.flush()

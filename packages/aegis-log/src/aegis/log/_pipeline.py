@@ -1,0 +1,289 @@
+"""The one path every line takes, whichever API wrote it: fields, masking, JSON, outputs.
+
+structlog's own chain calls each processor through a generic loop and merges contextvars by
+walking the whole context; this path fuses the fixed steps into one method so that a line with
+full context costs about what structlog's fastest configuration costs without it
+(benchmarks/log_throughput.py). User processors still run, in structlog's protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
+from types import TracebackType
+from typing import Any, Final, Protocol, TypeAlias
+
+from structlog.tracebacks import ExceptionDictTransformer
+
+from aegis.core.context import CONTEXT_VARS
+from aegis.core.utils.serialization import (
+    DEFAULT_SENSITIVE_KEYS,
+    is_sensitive_key,
+    mask_sensitive,
+)
+from aegis.log._context import bound_fields
+from aegis.log._render import format_timestamp, render_json, truncate_line
+from aegis.log._trace import current_trace_ids
+
+ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
+Processor: TypeAlias = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
+"""A structlog processor: ``(logger, method_name, event_dict) -> event_dict``."""
+
+_CONTEXT_ITEMS: Final = tuple(CONTEXT_VARS.items())
+_RESERVED: Final = frozenset({"timestamp", "level", "logger", "trace_id", "span_id", *CONTEXT_VARS})
+_MAX_FRAMES: Final = 50
+
+
+class LogEntry:
+    """One processed line as every output receives it.
+
+    Attributes:
+        line: the JSON document, without a trailing newline, at most ``max_line_bytes`` long.
+        event: the same fields as a dict (masked, in line order).
+        level: the stdlib level number (``logging.INFO`` is 20).
+        created: seconds since the epoch when the line was logged.
+        exc_info: the exception the line carries, for outputs that report it (Sentry).
+    """
+
+    __slots__ = ("created", "event", "exc_info", "level", "line")
+
+    def __init__(
+        self,
+        line: bytes,
+        event: dict[str, Any],
+        level: int,
+        created: float,
+        exc_info: ExcInfo | None,
+    ) -> None:
+        self.line = line
+        self.event = event
+        self.level = level
+        self.created = created
+        self.exc_info = exc_info
+
+
+class LogOutput(Protocol):
+    """Where lines go: the console, a file, Elasticsearch, Sentry, a test's list.
+
+    ``write`` is called on the logging thread: it must be quick and must not block on the
+    network. An exception it raises is reported on stderr and the other outputs still run.
+    """
+
+    def write(self, entry: LogEntry) -> None:
+        """Take one line."""
+
+    def close(self) -> None:
+        """Flush what is pending and release files, threads and connections."""
+
+
+def resolve_exc_info(value: object) -> ExcInfo | None:
+    """``exc_info=True`` means the exception being handled; an exception means itself."""
+    if isinstance(value, BaseException):
+        return (type(value), value, value.__traceback__)
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):  # noqa: PLR2004
+        return value
+    if value is True:
+        current = sys.exc_info()
+        return current if current[1] is not None else None
+    return None
+
+
+class Pipeline:
+    """The configured path from fields to outputs; reconfiguring changes it in place.
+
+    Loggers created before :func:`~aegis.log.configure_logging` hold this same object, so
+    they follow every later configuration.
+    """
+
+    def __init__(self) -> None:
+        self.outputs: tuple[LogOutput, ...] = ()
+        self.processors: tuple[Processor, ...] = ()
+        self.mask_fields = FieldMasker(DEFAULT_SENSITIVE_KEYS, "***")
+        self.max_line_bytes = 64 * 1024
+        self.service_name: str | None = None
+        self.trace_ids = True
+        self.transform_exception = ExceptionDictTransformer(
+            show_locals=False, max_frames=_MAX_FRAMES, use_rich=False
+        )
+        self._error_lock = threading.Lock()
+        self._reported_errors: set[str] = set()
+
+    def emit(
+        self,
+        name: str,
+        level: int,
+        level_name: str,
+        fields: dict[str, Any],
+        created: float | None = None,
+    ) -> None:
+        """Process one event and hand it to every output; never raises.
+
+        ``fields`` holds ``event`` (the message) and the caller's fields, and is consumed.
+        """
+        try:
+            entry = self._process(name, level, level_name, fields, created)
+        except Exception as exc:  # noqa: BLE001 - logging must never break the caller
+            entry = self._fallback_entry(name, level, level_name, exc)
+        for output in self.outputs:
+            try:
+                output.write(entry)
+            except Exception as exc:  # noqa: BLE001 - one broken output must not stop the rest
+                self.report_error(f"{type(output).__name__} failed", exc)
+
+    def _process(
+        self,
+        name: str,
+        level: int,
+        level_name: str,
+        fields: dict[str, Any],
+        created: float | None,
+    ) -> LogEntry:
+        if created is None:
+            created = time.time()
+        exc_info = None
+        if "exc_info" in fields:
+            exc_info = resolve_exc_info(fields.pop("exc_info"))
+            if exc_info is not None:
+                fields["exception"] = self.transform_exception(exc_info)
+        for processor in self.processors:
+            fields = processor(name, level_name, fields)  # type: ignore[assignment]
+        if not _RESERVED.isdisjoint(fields):
+            fields = {(f"{key}_" if key in _RESERVED else key): v for key, v in fields.items()}
+        masked = self.mask_fields(fields)
+        event: dict[str, Any] = {
+            "timestamp": format_timestamp(created),
+            "level": level_name,
+            "logger": name,
+            "event": masked.pop("event", None),
+        }
+        for key, variable in _CONTEXT_ITEMS:
+            value = variable.get()
+            if value is not None:
+                event[key] = value
+        if self.service_name is not None and "service_name" not in event:
+            event["service_name"] = self.service_name
+        if self.trace_ids:
+            ids = current_trace_ids()
+            if ids is not None:
+                event["trace_id"], event["span_id"] = ids
+        event.update(masked)
+        line = render_json(event)
+        if len(line) > self.max_line_bytes:
+            line = truncate_line(event, line, self.max_line_bytes)
+        return LogEntry(line, event, level, created, exc_info)
+
+    def _fallback_entry(self, name: str, level: int, level_name: str, exc: Exception) -> LogEntry:
+        created = time.time()
+        event: dict[str, Any] = {
+            "timestamp": format_timestamp(created),
+            "level": level_name,
+            "logger": name,
+            "event": "<log event could not be processed>",
+            "log_error": f"{type(exc).__name__}: {exc}"[:1000],
+        }
+        return LogEntry(render_json(event), event, level, created, None)
+
+    def report_error(self, what: str, exc: BaseException) -> None:
+        """Say on stderr, once per kind of failure, that an output or processor failed.
+
+        Not through logging: a failing output would otherwise feed itself.
+        """
+        key = f"{what}: {type(exc).__name__}"
+        with self._error_lock:
+            if key in self._reported_errors:
+                return
+            self._reported_errors.add(key)
+        try:
+            sys.stderr.write(f"aegis.log: {what}: {type(exc).__name__}: {exc}\n")
+        except (OSError, ValueError):  # stderr closed at interpreter exit
+            return
+
+
+_PLAIN: Final = frozenset({int, float, bool, type(None)})
+_MEMO_LIMIT: Final = 4096
+_MEMO_TEXT_LENGTH: Final = 256
+
+
+class FieldMasker:
+    """``mask_sensitive`` applied to an event's fields, one value at a time, with memos.
+
+    The result is the same as ``mask_sensitive(fields, keys=keys, mask=mask)``. The top level
+    is walked here because most values are numbers and short strings: key verdicts and the
+    masked form of short strings (messages are mostly literals) are remembered, so a typical
+    line costs about 1 µs instead of 3.7 µs. Both memos are bounded and emptied when full.
+    """
+
+    __slots__ = ("_keys", "_mask", "_sensitive", "_texts")
+
+    def __init__(self, keys: frozenset[str], mask: str) -> None:
+        self._keys = keys
+        self._mask = mask
+        self._sensitive: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
+
+    def __call__(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a masked copy of ``fields``."""
+        masked: dict[str, Any] = {}
+        sensitive = self._sensitive
+        texts = self._texts
+        for key, value in fields.items():
+            verdict = sensitive.get(key) if isinstance(key, str) else False
+            if verdict is None:
+                verdict = is_sensitive_key(key, keys=self._keys)
+                if len(sensitive) >= _MEMO_LIMIT:
+                    sensitive.clear()
+                sensitive[key] = verdict
+            if verdict:
+                masked[key] = self._mask
+            elif type(value) in _PLAIN:
+                masked[key] = value
+            elif type(value) is str and len(value) <= _MEMO_TEXT_LENGTH:
+                text = texts.get(value)
+                if text is None:
+                    text = mask_sensitive(value, keys=self._keys, mask=self._mask)
+                    if len(texts) >= _MEMO_LIMIT:
+                        texts.clear()
+                    texts[value] = text
+                masked[key] = text
+            else:
+                masked[key] = mask_sensitive(value, keys=self._keys, mask=self._mask)
+        return masked
+
+
+def merged_fields(
+    context: Mapping[str, Any], kw: Mapping[str, Any], event: object
+) -> dict[str, Any]:
+    """Bound context, then the logger's bound fields, then the call's: later ones win."""
+    return {**bound_fields.get(), **context, **kw, "event": event}
+
+
+LEVEL_NAMES: Final[dict[int, str]] = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warning",
+    logging.ERROR: "error",
+    logging.CRITICAL: "critical",
+}
+
+
+def level_name(level: int) -> str:
+    """The lower-case name a line carries for a stdlib level number."""
+    return LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
+
+
+def close_outputs(outputs: Iterable[LogOutput], keep: Sequence[LogOutput] = ()) -> None:
+    """Close every output not in ``keep``; one failing close does not stop the others."""
+    for output in outputs:
+        if any(output is kept for kept in keep):
+            continue
+        try:
+            output.close()
+        except Exception as exc:  # noqa: BLE001 - shutting down goes on
+            PIPELINE.report_error(f"closing {type(output).__name__} failed", exc)
+
+
+PIPELINE: Final = Pipeline()
+"""The process-wide pipeline every aegis logger and the stdlib handler write through."""
