@@ -1,0 +1,84 @@
+"""instrument_engine: query and pool metrics from a real PostgreSQL through SQLAlchemy."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from aegis.obs import instrument_engine, statement_operation
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+@pytest.mark.anyio
+async def test_async_engine_queries_are_timed_by_operation(
+    postgres_database: str, registry: CollectorRegistry
+) -> None:
+    engine = create_async_engine(
+        postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
+    instrument_engine(engine, name="primary", registry=registry)
+    instrument_engine(engine, name="primary", registry=registry)  # twice changes nothing
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE IF NOT EXISTS obs_items (id int)"))
+        await connection.execute(text("INSERT INTO obs_items VALUES (1), (2)"))
+        await connection.execute(text("select count(*) from obs_items"))
+        assert sample(registry, "aegis_db_pool_checked_out_connections", engine="primary") == 1
+        with pytest.raises(ProgrammingError):
+            await connection.execute(text("SELECT * FROM no_such_table"))
+    await engine.dispose()
+
+    def count(operation: str) -> float | None:
+        labels = {"engine": "primary", "operation": operation}
+        return sample(registry, "aegis_db_query_duration_seconds_count", **labels)
+
+    assert count("INSERT") == 1
+    assert count("CREATE") == 1
+    assert (count("SELECT") or 0) >= 1
+    assert (
+        sample(registry, "aegis_db_query_errors_total", engine="primary", operation="SELECT") == 1
+    )
+    assert sample(registry, "aegis_db_pool_checked_out_connections", engine="primary") == 0
+    assert sample(registry, "aegis_db_pool_overflow_connections", engine="primary") == 0
+
+
+def test_sync_engine_is_instrumented_and_overflow_is_counted(
+    postgres_database: str, registry: CollectorRegistry
+) -> None:
+    engine = create_engine(
+        postgres_database.replace("postgresql://", "postgresql+psycopg://", 1),
+        pool_size=1,
+        max_overflow=2,
+    )
+    instrument_engine(engine, registry=registry)
+    with engine.connect() as first, engine.connect() as second:
+        first.execute(text("UPDATE pg_class SET relname = relname WHERE false"))
+        second.execute(text("SELECT 1"))
+        assert sample(registry, "aegis_db_pool_checked_out_connections", engine="default") == 2
+        assert sample(registry, "aegis_db_pool_overflow_connections", engine="default") == 1
+    engine.dispose()
+    labels = {"engine": "default", "operation": "UPDATE"}
+    assert sample(registry, "aegis_db_query_duration_seconds_count", **labels) == 1
+    assert sample(registry, "aegis_db_pool_overflow_connections", engine="default") == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "operation"),
+    [
+        ("  select 1", "SELECT"),
+        ("WITH x AS (SELECT 1) SELECT * FROM x", "WITH"),
+        ("VACUUM", "OTHER"),
+        ("", "OTHER"),
+        (None, "OTHER"),
+        ("/* comment */ SELECT 1", "OTHER"),
+    ],
+)
+def test_statement_operation_is_the_first_keyword_or_other(
+    statement: str | None, operation: str
+) -> None:
+    assert statement_operation(statement) == operation
