@@ -1,0 +1,275 @@
+"""aegis.db's BaseRepository against the same queries in plain SQLAlchemy 2 ORM, on PostgreSQL.
+
+Cases, each timed side by side in one run (rounds interleaved, medians reported):
+
+- get by id: ``repository.get(id)`` vs ``session.scalars(select(Item).where(Item.id == id))``;
+- a 50-row page: ``repository.list(limit=50, offset=k)`` vs the same ``select ... limit offset``;
+- depth: keyset page 1 vs page 2,000 (of 100,000 rows, 50 a page), and offset likewise;
+- ``create_many`` of 10,000 rows vs ``session.add_all`` + ``flush`` (both rolled back).
+
+Usage: .venv/bin/python benchmarks/db_repository.py [--url postgresql://...] [--rounds 5]
+(the URL defaults to $AEGIS_TEST_POSTGRES_URL, then the local test server; the table
+``bench_db_items`` is dropped and recreated there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+from sqlalchemy import String, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aegis.core.models import CursorPage
+from aegis.db import (
+    BaseRepository,
+    DatabaseManager,
+    DatabaseSettings,
+    TimestampMixin,
+    UUIDPrimaryKeyMixin,
+)
+
+ROWS = 100_000
+PAGE = 50
+DEEP_PAGE = 2_000
+BULK = 10_000
+GETS_PER_ROUND = 300
+PAGES_PER_ROUND = 100
+SECRET = b"benchmark-cursor-secret-32-bytes"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the benchmark table."""
+
+
+class Item(UUIDPrimaryKeyMixin, TimestampMixin, Base):
+    """A row with a UUIDv7 key, database timestamps, a name and a quantity."""
+
+    __tablename__ = "bench_db_items"
+
+    name: Mapped[str] = mapped_column(String(50))
+    quantity: Mapped[int]
+
+
+class ItemOut(BaseModel):
+    """What a keyset page returns per row."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    quantity: int
+
+
+class ItemRepository(BaseRepository[Item]):
+    """The repository under test, with every default."""
+
+
+Timed = Callable[[], Awaitable[None]]
+
+
+async def timed(run: Timed) -> float:
+    """Seconds one call of ``run`` takes."""
+    start = time.perf_counter()
+    await run()
+    return time.perf_counter() - start
+
+
+async def compare(name: str, cases: dict[str, Timed], rounds: int) -> dict[str, float]:
+    """Run every case once per round, interleaved; print and return the medians.
+
+    One untimed warm-up round fills SQLAlchemy's statement caches; then the order alternates
+    each round, so neither side always runs first.
+    """
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for run in cases.values():
+        await run()
+    order = list(cases.items())
+    for round_number in range(rounds):
+        for label, run in order if round_number % 2 == 0 else order[::-1]:
+            samples[label].append(await timed(run))
+    medians = {label: statistics.median(values) for label, values in samples.items()}
+    baseline = next(iter(medians.values()))
+    print(f"\n{name}")
+    for label, seconds in medians.items():
+        print(f"  {label:<38} {seconds * 1000:9.2f} ms   x{seconds / baseline:.2f}")
+    return medians
+
+
+async def seed(db: DatabaseManager) -> list[uuid.UUID]:
+    """Recreate the table with ``ROWS`` rows; return a sample of their ids."""
+    async with db.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    for start in range(0, ROWS, BULK):
+        async with db.transaction() as session:
+            await ItemRepository(session).create_many(
+                [{"name": f"item-{i}", "quantity": i % 97} for i in range(start, start + BULK)],
+                returning=False,
+            )
+    async with db.session() as session:
+        ids = (await session.scalars(select(Item.id).limit(1000))).all()
+    return list(ids)
+
+
+async def main_async(url: str, rounds: int) -> None:
+    """Seed the table, then time every case against its plain-ORM baseline."""
+    db = DatabaseManager(DatabaseSettings(url=SecretStr(url)))
+    plain = async_sessionmaker(db.engine, expire_on_commit=False)
+    try:
+        ids = await seed(db)
+        await bench_reads(db, plain, ids, rounds)
+        await bench_depth(db, rounds)
+        await bench_bulk(db, plain, rounds)
+    finally:
+        async with db.engine.begin() as connection:
+            await connection.run_sync(Base.metadata.drop_all)
+        await db.dispose()
+
+
+async def bench_reads(
+    db: DatabaseManager,
+    plain: async_sessionmaker[AsyncSession],
+    ids: list[uuid.UUID],
+    rounds: int,
+) -> None:
+    """Get by id and 50-row pages: repository vs the same statements in plain ORM."""
+    chosen = random.Random(7).choices(ids, k=GETS_PER_ROUND)  # noqa: S311 - sampling
+
+    async def raw_get() -> None:
+        async with plain() as session:
+            for item_id in chosen:
+                statement = select(Item).where(Item.id == item_id)
+                (await session.scalars(statement)).one()
+
+    async def repo_get() -> None:
+        async with db.session() as session:
+            repository = ItemRepository(session)
+            for item_id in chosen:
+                await repository.get(item_id)
+
+    await compare(
+        f"get by id ({GETS_PER_ROUND} per round)",
+        {"plain SQLAlchemy ORM": raw_get, "aegis BaseRepository.get": repo_get},
+        rounds,
+    )
+
+    offsets = [PAGE * i for i in range(PAGES_PER_ROUND)]
+
+    async def raw_list() -> None:
+        async with plain() as session:
+            for offset in offsets:
+                statement = select(Item).order_by(Item.id).offset(offset).limit(PAGE)
+                (await session.scalars(statement)).all()
+
+    async def repo_list() -> None:
+        async with db.session() as session:
+            repository = ItemRepository(session)
+            for offset in offsets:
+                await repository.list(limit=PAGE, offset=offset)
+
+    await compare(
+        f"50-row page ({PAGES_PER_ROUND} per round)",
+        {"plain SQLAlchemy ORM": raw_list, "aegis BaseRepository.list": repo_list},
+        rounds,
+    )
+
+
+async def bench_depth(db: DatabaseManager, rounds: int) -> None:
+    """Keyset and offset pages at the start and 2,000 pages deep."""
+    async with db.session() as session:
+        repository = ItemRepository(session, cursor_secret=SECRET)
+        page: CursorPage[ItemOut] = await repository.paginate_keyset(ItemOut, size=PAGE)
+        for _ in range(DEEP_PAGE - 2):
+            page = await repository.paginate_keyset(ItemOut, size=PAGE, cursor=page.next_cursor)
+    deep_cursor = page.next_cursor
+
+    def keyset(cursor: str | None) -> Timed:
+        async def run() -> None:
+            async with db.session() as session:
+                repository = ItemRepository(session, cursor_secret=SECRET)
+                for _ in range(20):
+                    await repository.paginate_keyset(ItemOut, size=PAGE, cursor=cursor)
+
+        return run
+
+    def offset_page(number: int) -> Timed:
+        async def run() -> None:
+            async with db.session() as session:
+                repository = ItemRepository(session)
+                for _ in range(20):
+                    await repository.list(limit=PAGE, offset=(number - 1) * PAGE)
+
+        return run
+
+    await compare(
+        f"page depth (20 pages per round, {ROWS:,} rows)",
+        {
+            "keyset page 1": keyset(None),
+            f"keyset page {DEEP_PAGE:,}": keyset(deep_cursor),
+            "offset page 1": offset_page(1),
+            f"offset page {DEEP_PAGE:,}": offset_page(DEEP_PAGE),
+        },
+        rounds,
+    )
+
+
+async def bench_bulk(
+    db: DatabaseManager, plain: async_sessionmaker[AsyncSession], rounds: int
+) -> None:
+    """create_many vs add_all + flush, each rolled back so the table keeps its size."""
+    rows = [{"name": f"bulk-{i}", "quantity": i % 13} for i in range(BULK)]
+
+    async def raw_bulk() -> None:
+        async with plain() as session:
+            session.add_all([Item(**row) for row in rows])
+            await session.flush()
+            await session.rollback()
+
+    async def repo_bulk(*, returning: bool) -> None:
+        async with db.session() as session:
+            await ItemRepository(session).create_many(rows, returning=returning)
+            await session.rollback()
+
+    async def repo_bulk_returning() -> None:
+        await repo_bulk(returning=True)
+
+    async def repo_bulk_fire_and_forget() -> None:
+        await repo_bulk(returning=False)
+
+    await compare(
+        f"insert {BULK:,} rows",
+        {
+            "plain add_all + flush": raw_bulk,
+            "aegis create_many": repo_bulk_returning,
+            "aegis create_many(returning=False)": repo_bulk_fire_and_forget,
+        },
+        rounds,
+    )
+
+
+def main() -> None:
+    """Parse the arguments and run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--url",
+        default=os.environ.get(
+            "AEGIS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"PostgreSQL, {ROWS:,} rows; medians of {args.rounds} interleaved rounds")
+    asyncio.run(main_async(args.url, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

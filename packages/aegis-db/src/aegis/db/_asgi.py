@@ -1,0 +1,60 @@
+"""FastAPI / Starlette glue: a request-scoped session dependency and a lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from aegis.core.errors import DatabaseUnavailableError
+from aegis.db._manager import DatabaseManager
+
+
+def session_dependency(db: DatabaseManager) -> Callable[[], AsyncIterator[AsyncSession]]:
+    """Return a FastAPI dependency that yields one session per request.
+
+    The request's work commits when the endpoint returns and rolls back when it raises.
+    Declare it with ``scope="function"`` so the commit happens *before* the response is
+    sent, and a failing commit becomes an error response instead of a lost write::
+
+        get_session = session_dependency(db)
+        Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+        @app.post("/users")
+        async def create_user(body: UserIn, session: Session) -> UserOut: ...
+    """
+
+    async def get_session() -> AsyncIterator[AsyncSession]:
+        async with db.session() as session:
+            yield session
+
+    return get_session
+
+
+def database_lifespan(
+    db: DatabaseManager, *, check_on_startup: bool = True
+) -> Callable[[Any], AbstractAsyncContextManager[None]]:
+    """Return a lifespan for ``FastAPI(lifespan=...)`` / ``Starlette(lifespan=...)``.
+
+    On start-up it checks that the database answers (``check_on_startup``), so a service
+    with a wrong URL fails at once instead of at its first request; on shutdown it closes
+    every pooled connection.
+
+    Raises:
+        DatabaseUnavailableError: at start-up, when the database does not answer.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        if check_on_startup and not await db.health_check():
+            await db.dispose()
+            raise DatabaseUnavailableError("the database does not answer at start-up")
+        try:
+            yield
+        finally:
+            await db.dispose()
+
+    return lifespan

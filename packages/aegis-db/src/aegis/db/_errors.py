@@ -1,0 +1,282 @@
+"""Turn driver errors into aegis errors by SQLSTATE (PostgreSQL) or result code (SQLite).
+
+Classification never reads the message text: messages change between server versions and
+locales, and an ``OperationalError`` (a lost connection, a deadlock) must never pass for an
+integrity error. The SQL parameters never appear in an aegis error's message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import exc as orm_exc
+
+from aegis.core.errors import (
+    AegisError,
+    ConflictError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    IntegrityViolationError,
+    InvalidInputError,
+    register_error_code,
+)
+
+register_error_code("DB_DUPLICATE", 409, "Duplicate value")
+register_error_code("DB_FOREIGN_KEY", 409, "Referenced row missing or still referenced")
+register_error_code("DB_TIMEOUT", 504, "Database statement timed out")
+register_error_code("DB_TRANSACTION_STATE", 500, "Transaction used wrongly")
+
+# SQLSTATE classes and codes, PostgreSQL appendix A.
+_UNIQUE = "23505"
+_FOREIGN_KEY = "23503"
+_NOT_NULL = "23502"
+_CHECK = "23514"
+_SERIALIZATION_FAILURE = "40001"
+_DEADLOCK = "40P01"
+_QUERY_CANCELED = "57014"
+_UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"})
+
+# SQLite extended result codes (https://sqlite.org/rescode.html).
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_CONSTRAINT_CHECK = 275
+_SQLITE_CONSTRAINT_FOREIGNKEY = 787
+_SQLITE_CONSTRAINT_NOTNULL = 1299
+_SQLITE_CONSTRAINT_PRIMARYKEY = 1555
+_SQLITE_CONSTRAINT_UNIQUE = 2067
+_SQLITE_CANTOPEN = 14
+_SQLITE_MISMATCH = 20
+
+
+class DuplicateError(ConflictError):
+    """A row with the same unique value exists (HTTP 409, code ``DB_DUPLICATE``).
+
+    ``details`` name the ``constraint`` (PostgreSQL) and, where the driver reports them, the
+    ``fields``; never the values.
+    """
+
+    default_code = "DB_DUPLICATE"
+
+
+class ForeignKeyError(IntegrityViolationError):
+    """A reference points at a missing row, or a referenced row is still in use (HTTP 409).
+
+    Code ``DB_FOREIGN_KEY``; ``details`` name the ``constraint`` where the driver reports it.
+    """
+
+    default_code = "DB_FOREIGN_KEY"
+
+
+class ConcurrentUpdateError(ConflictError):
+    """Another transaction changed the same rows first (HTTP 409, code ``DB_CONFLICT``).
+
+    Raised for a stale optimistic-lock ``version`` and for serialization failures or deadlocks
+    that outlived their retries. Reload the row and try again.
+    """
+
+    default_code = "DB_CONFLICT"
+
+
+class StatementTimeoutError(DatabaseError):
+    """A statement ran longer than the configured statement timeout (HTTP 504, ``DB_TIMEOUT``)."""
+
+    default_code = "DB_TIMEOUT"
+
+
+class TransactionStateError(DatabaseError):
+    """A transaction was used wrongly: a failed joined scope, a session shared across tasks.
+
+    Code ``DB_TRANSACTION_STATE`` (HTTP 500): a programming error, not the client's.
+    """
+
+    default_code = "DB_TRANSACTION_STATE"
+
+
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The DBAPI (or emulated DBAPI) exception under a SQLAlchemy error."""
+    return exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
+
+
+def sqlstate_of(exc: BaseException) -> str | None:
+    """Return the SQLSTATE of a PostgreSQL error (asyncpg, psycopg), or ``None``."""
+    orig = _driver_error(exc)
+    if orig is None:
+        return None
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    orig = _driver_error(exc)
+    if isinstance(orig, sqlite3.Error):
+        return orig.sqlite_errorcode
+    return None
+
+
+def _postgres_fields(exc: BaseException) -> dict[str, Any]:
+    """Constraint, table and column names the server reports (never the key values)."""
+    orig = _driver_error(exc)
+    server_error = getattr(orig, "orig", None) or orig  # asyncpg's error under the emulation
+    found: dict[str, Any] = {}
+    for attribute, key in [("constraint_name", "constraint"), ("table_name", "table")]:
+        value = getattr(server_error, attribute, None)
+        if isinstance(value, str) and value:
+            found[key] = value
+    column = getattr(server_error, "column_name", None)
+    if isinstance(column, str) and column:
+        found["fields"] = [column]
+    return found
+
+
+def _sqlite_fields(exc: BaseException) -> dict[str, Any]:
+    """Columns SQLite lists after a constraint failure (``UNIQUE constraint failed: t.a, t.b``).
+
+    The error is already classified by its result code; this only names the columns, which
+    SQLite reports nowhere else.
+    """
+    orig = _driver_error(exc)
+    _, colon, columns = str(orig).partition(": ")
+    if not colon:
+        return {}
+    names = [part.strip().rpartition(".")[2] for part in columns.split(",")]
+    return {"fields": [name for name in names if name.isidentifier()]}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether re-running the whole transaction may succeed.
+
+    True for serialization failures, deadlocks, lost connections and SQLite's busy or locked
+    database, anywhere in the ``__cause__`` chain (so translated aegis errors count too).
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, sa_exc.DBAPIError):
+            if seen.connection_invalidated:
+                return True
+            code = sqlstate_of(seen)
+            if code in {_SERIALIZATION_FAILURE, _DEADLOCK} or code in _UNAVAILABLE_CODES:
+                return True
+            sqlite_code = _sqlite_code(seen)
+            if sqlite_code is not None and sqlite_code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}:
+                return True
+        seen = seen.__cause__
+    return False
+
+
+def translate_error(exc: BaseException) -> AegisError | None:  # noqa: PLR0911 - one exit per kind
+    """Return the aegis error for a SQLAlchemy/driver error, or ``None`` when it is not one.
+
+    The caller raises the result ``from exc`` so the original stays chained.
+    """
+    if isinstance(exc, AegisError):
+        return None
+    if isinstance(exc, orm_exc.StaleDataError):
+        return ConcurrentUpdateError(
+            "the row was changed or deleted by another transaction since it was read; "
+            "reload it and apply the change again"
+        )
+    if isinstance(exc, sa_exc.TimeoutError):
+        return DatabaseUnavailableError(
+            "no database connection became free in time (pool exhausted); "
+            "raise pool_size/max_overflow or shorten transactions"
+        )
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    if exc.connection_invalidated:
+        return DatabaseUnavailableError("the database connection was lost; try again")
+    code = sqlstate_of(exc)
+    if code is not None:
+        return _from_sqlstate(exc, code)
+    sqlite_code = _sqlite_code(exc)
+    if sqlite_code is not None:
+        return _from_sqlite_code(exc, sqlite_code)
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError) or isinstance(
+        exc.orig, OSError
+    ):
+        return DatabaseUnavailableError("the database cannot be reached; try again later")
+    return DatabaseError("the database rejected the operation")
+
+
+def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR0911 - a table
+    fields = _postgres_fields(exc)
+    names = ", ".join(fields.get("fields", [])) or fields.get("constraint", "?")
+    if code == _UNIQUE:
+        return DuplicateError(f"a row with the same value already exists ({names})", details=fields)
+    if code == _FOREIGN_KEY:
+        return ForeignKeyError(
+            "the referenced row does not exist, or the row is still referenced "
+            f"({fields.get('constraint', '?')})",
+            details=fields,
+        )
+    if code in {_NOT_NULL, _CHECK}:
+        rule = "not_null" if code == _NOT_NULL else "check"
+        field = fields.get("fields", [None])[0] or fields.get("constraint") or "value"
+        return InvalidInputError(
+            f"value breaks the {rule.replace('_', '-')} constraint ({names})",
+            field=field,
+            rule=rule,
+        )
+    if code.startswith("23"):
+        return IntegrityViolationError(f"a constraint was violated ({names})", details=fields)
+    if code.startswith("22"):
+        return InvalidInputError(
+            f"a value is not valid for its column (SQLSTATE {code})", field="value", rule="data"
+        )
+    if code in {_SERIALIZATION_FAILURE, _DEADLOCK}:
+        return ConcurrentUpdateError(
+            f"the transaction conflicted with a concurrent one (SQLSTATE {code}); run it again",
+            details={"sqlstate": code},
+        )
+    if code == _QUERY_CANCELED:
+        return StatementTimeoutError("the statement was cancelled: it exceeded the time limit")
+    if code in _UNAVAILABLE_CODES or code.startswith("08"):
+        return DatabaseUnavailableError(
+            f"the database connection was closed by the server (SQLSTATE {code}); try again"
+        )
+    return DatabaseError(f"the database rejected the operation (SQLSTATE {code})")
+
+
+def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:  # noqa: PLR0911 - a table
+    if code in {_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY}:
+        fields = _sqlite_fields(exc)
+        names = ", ".join(fields.get("fields", [])) or "?"
+        return DuplicateError(f"a row with the same value already exists ({names})", details=fields)
+    if code == _SQLITE_CONSTRAINT_FOREIGNKEY:
+        return ForeignKeyError("the referenced row does not exist, or the row is still referenced")
+    if code in {_SQLITE_CONSTRAINT_NOTNULL, _SQLITE_CONSTRAINT_CHECK}:
+        rule = "not_null" if code == _SQLITE_CONSTRAINT_NOTNULL else "check"
+        # A NOT NULL failure names the column; a CHECK failure names the constraint.
+        named: list[str] = _sqlite_fields(exc).get("fields") or ["value"]
+        return InvalidInputError(
+            f"value breaks the {rule.replace('_', '-')} constraint ({named[0]})",
+            field=named[0],
+            rule=rule,
+        )
+    if code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}:
+        return ConcurrentUpdateError(
+            "the database is locked by a concurrent transaction; run it again",
+            details={"sqlite_code": code},
+        )
+    if code == _SQLITE_MISMATCH:
+        return InvalidInputError(
+            "a value is not valid for its column (datatype mismatch)", field="value", rule="data"
+        )
+    if code & 0xFF == _SQLITE_CANTOPEN:
+        return DatabaseUnavailableError("the SQLite database file cannot be opened")
+    return DatabaseError(f"the database rejected the operation (SQLite code {code})")
+
+
+@contextmanager
+def translating_errors() -> Iterator[None]:
+    """Re-raise SQLAlchemy and driver errors raised inside the block as aegis errors (chained)."""
+    try:
+        yield
+    except Exception as exc:
+        translated = translate_error(exc)
+        if translated is None:
+            raise
+        raise translated from exc

@@ -1,0 +1,281 @@
+"""DatabaseManager: engines, sessions, transactions with savepoints, on-commit hooks, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from aegis.db._errors import TransactionStateError, translating_errors
+from aegis.db._retry import RetryPolicy, call_with_retry
+from aegis.db._session import (
+    AegisSession,
+    OnCommitCallback,
+    Propagation,
+    UnitOfWork,
+    in_transaction,
+    run_callbacks,
+)
+from aegis.db._settings import DatabaseSettings, async_url
+
+T = TypeVar("T")
+
+logger = logging.getLogger("aegis.db")
+
+
+def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
+    """Let SQLAlchemy own BEGIN (so SAVEPOINTs nest), enforce foreign keys, use WAL on files."""
+    file_database = url.database not in {None, "", ":memory:"}
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # The sqlite3 driver's legacy mode skips BEGIN before SELECT and SAVEPOINT, which
+        # breaks savepoints and repeatable reads (SQLAlchemy docs, "sqlite_transactions").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if file_database:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def _connect_or_report(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a driver connection; a refused or timed-out socket becomes a DBAPI error.
+
+    asyncpg raises plain ``OSError`` when it cannot connect, which SQLAlchemy passes through
+    unwrapped; as a DBAPI ``OperationalError`` it is recognisably the database's, without
+    mistaking the application's own network errors for an unavailable database.
+    """
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:
+        raise dialect.loaded_dbapi.OperationalError(
+            f"cannot connect to the database: {type(exc).__name__}"
+        ) from exc
+
+
+class DatabaseManager:
+    """Owns the engines and hands out sessions and transactions.
+
+    One per service, created at start-up and disposed at shutdown. Every session it opens
+    is an ``AsyncSession`` over :class:`AegisSession` with ``expire_on_commit=False``.
+
+    Example:
+        >>> db = DatabaseManager(DatabaseSettings(url="postgresql://app@db/main"))
+        >>> async with db.transaction() as session:
+        ...     session.add(User(email="kim@example.com"))
+        >>> await db.dispose()
+    """
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.engine = self._create_engine(async_url(settings.url))
+        self.replica_engines = [
+            self._create_engine(async_url(url)) for url in settings.read_replica_urls
+        ]
+        self._replicas = itertools.cycle(self.replica_engines)
+        self._sessionmaker = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=AegisSession
+        )
+        self._current: ContextVar[UnitOfWork | None] = ContextVar(
+            f"aegis_db_unit_{id(self)}", default=None
+        )
+
+    def _create_engine(self, url: URL) -> AsyncEngine:
+        engine = create_async_engine(url, **self.settings.engine_options(url))
+        event.listen(engine.sync_engine, "do_connect", _connect_or_report)
+        if url.get_backend_name() == "sqlite":
+            _configure_sqlite(engine, url)
+        return engine
+
+    @property
+    def dialect_name(self) -> str:
+        """The primary's SQL dialect: ``postgresql`` or ``sqlite``."""
+        return self.engine.dialect.name
+
+    def current_session(self) -> AsyncSession | None:
+        """The session of the transaction open in this task, or ``None``."""
+        unit = self._current.get()
+        return unit.session if unit is not None else None
+
+    @asynccontextmanager
+    async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
+        """Open a unit of work: commit when the block succeeds, roll back when it raises.
+
+        Inside an open transaction of this task it joins that transaction (reads inside a
+        write transaction see its writes on the primary). ``read_only=True`` outside one goes
+        to a read replica when any are configured.
+
+        Raises:
+            aegis.core.errors.AegisError: database errors from the block or the commit,
+                translated (``DuplicateError``, ``DatabaseUnavailableError`` ...).
+        """
+        async with self.transaction(propagation=Propagation.REQUIRED, read_only=read_only) as s:
+            yield s
+
+    @asynccontextmanager
+    async def transaction(
+        self,
+        *,
+        propagation: Propagation | str = Propagation.NESTED,
+        isolation_level: str | None = None,
+        read_only: bool = False,
+    ) -> AsyncIterator[AsyncSession]:
+        """Open a transaction, or a SAVEPOINT inside the one already open in this task.
+
+        Args:
+            propagation: inside an open transaction: ``nested`` (SAVEPOINT, default),
+                ``required`` (join it) or ``requires_new`` (independent transaction).
+            isolation_level: for a new transaction, e.g. ``"SERIALIZABLE"``.
+            read_only: route a new transaction to a read replica, if configured.
+
+        Raises:
+            TransactionStateError: a joined inner scope failed and the block went on to
+                commit; the open transaction belongs to another task; or ``isolation_level``
+                was given for a scope that cannot change it.
+        """
+        propagation = Propagation(propagation)
+        unit = self._current.get()
+        if unit is None or propagation is Propagation.REQUIRES_NEW:
+            async with self._new_unit(read_only=read_only, isolation_level=isolation_level) as s:
+                yield s
+            return
+        unit.check_owner()
+        if isolation_level is not None:
+            raise TransactionStateError(
+                "isolation_level applies to a new transaction only; one is already open here"
+            )
+        if propagation is Propagation.REQUIRED:
+            try:
+                yield unit.session
+            except BaseException:
+                unit.rollback_only = True
+                raise
+            return
+        unit.callbacks.append([])
+        try:
+            with translating_errors():
+                async with unit.session.begin_nested():
+                    yield unit.session
+        except BaseException:
+            unit.callbacks.pop()
+            raise
+        inner = unit.callbacks.pop()
+        unit.callbacks[-1].extend(inner)
+
+    @asynccontextmanager
+    async def _new_unit(
+        self, *, read_only: bool, isolation_level: str | None
+    ) -> AsyncIterator[AsyncSession]:
+        engine = next(self._replicas) if read_only and self.replica_engines else self.engine
+        session = self._sessionmaker(bind=engine)
+        unit = UnitOfWork(session=session, owner=asyncio.current_task())
+        token = self._current.set(unit)
+        flag = in_transaction.set(True)
+        try:
+            with translating_errors():
+                if isolation_level is not None:
+                    await session.connection(execution_options={"isolation_level": isolation_level})
+                try:
+                    yield session
+                except BaseException:
+                    await self._rollback_quietly(session)
+                    raise
+                if unit.rollback_only:
+                    await self._rollback_quietly(session)
+                    raise TransactionStateError(
+                        "an inner scope that joined this transaction failed, so nothing was "
+                        "committed; let the error propagate, or use a nested (SAVEPOINT) scope "
+                        "to recover from it"
+                    )
+                await session.commit()
+        finally:
+            in_transaction.reset(flag)
+            self._current.reset(token)
+            await session.close()
+        await run_callbacks(unit.callbacks[0])
+
+    @staticmethod
+    async def _rollback_quietly(session: AsyncSession) -> None:
+        try:
+            await session.rollback()
+        except Exception:
+            # The original error matters more; a lost connection often fails its rollback too.
+            logger.warning("rollback after a failed transaction also failed", exc_info=True)
+
+    def on_commit(self, callback: OnCommitCallback) -> None:
+        """Run ``callback`` (plain or async) after the outermost transaction commits.
+
+        Dropped when the transaction, or the SAVEPOINT it was registered in, rolls back.
+        A failing callback is logged; the others still run (the data is committed already).
+
+        Raises:
+            TransactionStateError: no transaction is open in this task.
+        """
+        unit = self._current.get()
+        if unit is None:
+            raise TransactionStateError("on_commit() needs an open transaction in this task")
+        unit.check_owner()
+        unit.callbacks[-1].append(callback)
+
+    async def run_transaction(
+        self,
+        work: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        retries: int = 3,
+        isolation_level: str | None = None,
+        base_delay: float = 0.02,
+        max_delay: float = 1.0,
+    ) -> T:
+        """Run ``work(session)`` in a new transaction, re-running it all on transient errors.
+
+        Serialization failures, deadlocks, lost connections and SQLite's busy database start
+        a fresh transaction after a jittered exponential backoff, at most ``retries`` times;
+        then the last error is raised (``ConcurrentUpdateError``,
+        ``DatabaseUnavailableError``). Inside an open transaction ``work`` joins it and is not
+        retried here: only the outermost transaction can be re-run.
+        """
+        unit = self._current.get()
+        if unit is not None:
+            unit.check_owner()
+            return await work(unit.session)
+
+        async def attempt() -> T:
+            async with self.transaction(isolation_level=isolation_level) as session:
+                return await work(session)
+
+        policy = RetryPolicy(retries=retries, base_delay=base_delay, max_delay=max_delay)
+        return await call_with_retry(attempt, policy, name=getattr(work, "__qualname__", "work"))
+
+    async def health_check(self, *, timeout: float = 5.0) -> bool:
+        """Whether the primary and every replica answer ``SELECT 1`` within ``timeout`` seconds."""
+        for engine in [self.engine, *self.replica_engines]:
+            try:
+                async with asyncio.timeout(timeout), engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+            except Exception:
+                logger.warning("database health check failed", exc_info=True)
+                return False
+        return True
+
+    async def dispose(self) -> None:
+        """Close every pooled connection of every engine."""
+        for engine in [self.engine, *self.replica_engines]:
+            await engine.dispose()
