@@ -246,7 +246,7 @@ def test_a_new_major_is_a_new_model_that_refuses_the_old_major() -> None:
 def test_contracts_are_frozen_and_hashable() -> None:
     ref = UserRef(id="u-1")
     with pytest.raises(ValidationError):
-        ref.id = "u-2"
+        ref.id = "u-2"  # type: ignore[misc]  # the point: frozen at run time too
     assert hash(ref) == hash(UserRef(id="u-1"))
 
 
