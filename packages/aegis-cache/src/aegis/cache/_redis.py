@@ -1,0 +1,318 @@
+"""The Redis backend: redis-py's asyncio client with short timeouts, no retries, Lua for atomicity.
+
+Retries are off on purpose: the cache client fails open and its circuit breaker decides when to
+try Redis again, so a dead server costs one fast failure per call instead of a retry loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+
+from aegis.cache._backend import RateAlgorithm, RateLimitResult
+from aegis.cache._settings import CacheSettings
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_FIXED_WINDOW = """
+local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then count = 0; ttl = period end
+if count + cost > limit then return {0, limit - count, ttl, ttl} end
+if count == 0 then redis.call('SET', KEYS[1], cost, 'PX', period)
+else redis.call('INCRBY', KEYS[1], cost) end
+return {1, limit - count - cost, ttl, 0}
+"""
+
+# Two fixed windows weighted by how far the current one has gone (the "sliding window counter"):
+# O(1) memory per client, unlike a log of every request.
+_SLIDING_WINDOW = """
+local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local index = math.floor(now / period)
+local state = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local window = tonumber(state[1]) or -1
+local current = tonumber(state[2]) or 0
+local previous = tonumber(state[3]) or 0
+if index ~= window then
+  if index == window + 1 then previous = current else previous = 0 end
+  current = 0
+  window = index
+end
+local elapsed = now - index * period
+local estimate = previous * (1 - elapsed / period) + current
+local reset = 2 * period - elapsed
+local allowed = 1
+local wait = 0
+if estimate + cost > limit then
+  allowed = 0
+  wait = period - elapsed
+  local free = limit - current - cost
+  if free >= 0 and previous > 0 then
+    wait = math.max(0, period * (1 - free / previous) - elapsed)
+  end
+else
+  current = current + cost
+  estimate = estimate + cost
+end
+redis.call('HSET', KEYS[1], 'w', window, 'c', current, 'p', previous)
+redis.call('PEXPIRE', KEYS[1], 2 * period)
+return {allowed, math.max(0, math.floor(limit - estimate)), reset, math.ceil(wait)}
+"""
+
+_BUCKET = """
+local limit, period, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate = limit / period
+local state = redis.call('HMGET', KEYS[1], 't', 's')
+local tokens = tonumber(state[1])
+if tokens == nil then tokens = limit
+else tokens = math.min(limit, tokens + math.max(0, now - tonumber(state[2])) * rate) end
+local allowed = 0
+local retry = 0
+if tokens >= cost then tokens = tokens - cost; allowed = 1
+else retry = math.ceil((cost - tokens) / rate) end
+redis.call('HSET', KEYS[1], 't', tokens, 's', now)
+redis.call('PEXPIRE', KEYS[1], period)
+return {allowed, math.floor(tokens), math.ceil((limit - tokens) / rate), retry}
+"""
+
+_SCRIPTS: dict[RateAlgorithm, str] = {
+    "fixed_window": _FIXED_WINDOW,
+    "sliding_window": _SLIDING_WINDOW,
+    "token_bucket": _BUCKET,
+}
+
+
+class _PromptBlockingPool(BlockingConnectionPool):
+    """A blocking pool that takes an idle connection without the wait machinery.
+
+    ``BlockingConnectionPool.get_connection`` enters a condition and a timeout scope on every
+    call, which costs about a third of a cache hit; only an empty pool needs to wait.
+    """
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self._available_connections and not self._in_maintenance:
+            return await ConnectionPool.get_connection(self)  # type: ignore[no-untyped-call]
+        return await super().get_connection()  # type: ignore[no-untyped-call]
+
+
+def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisCluster:
+    """Build the redis-py asyncio client for ``settings.url`` (standalone, Sentinel or Cluster).
+
+    Nothing connects until the first command.
+    """
+    assert settings.url is not None  # noqa: S101 - the caller picked the Redis backend
+    url = settings.url.get_secret_value()
+    scheme = urlsplit(url).scheme
+    common: dict[str, Any] = {
+        "socket_timeout": settings.timeout,
+        "socket_connect_timeout": settings.connect_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        **overrides,
+    }
+    if scheme.endswith("+cluster"):
+        return RedisCluster.from_url(
+            url.replace("+cluster", "", 1), max_connections=settings.max_connections, **common
+        )
+    if scheme.endswith("+sentinel"):
+        return _sentinel_client(url, settings, common)
+    pool = _PromptBlockingPool.from_url(
+        url, max_connections=settings.max_connections, timeout=settings.timeout, **common
+    )
+    return Redis(connection_pool=pool)
+
+
+def _sentinel_client(url: str, settings: CacheSettings, common: dict[str, Any]) -> Redis:
+    """``redis+sentinel://[:password@]host:26379,host2:26379/service[/db]``."""
+    parts = urlsplit(url)
+    hosts = []
+    for node in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = node.rpartition(":")
+        hosts.append((host or node, int(port) if host else 26379))
+    path = [segment for segment in parts.path.split("/") if segment]
+    service = path[0] if path else "mymaster"
+    db = int(path[1]) if len(path) > 1 else 0
+    password = unquote(parts.password) if parts.password else None
+    username = unquote(parts.username) if parts.username else None
+    ssl = parts.scheme.startswith("rediss")
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        hosts,
+        sentinel_kwargs={
+            "socket_timeout": settings.timeout,
+            "socket_connect_timeout": settings.connect_timeout,
+            "password": password,
+            "ssl": ssl,
+        },
+        username=username,
+        password=password,
+        db=db,
+        ssl=ssl,
+        max_connections=settings.max_connections,
+        **common,
+    )
+    client: Redis = sentinel.master_for(service)
+    return client
+
+
+class RedisBackend:
+    """:class:`~aegis.cache.Backend` on a Redis server, Sentinel primary or Cluster."""
+
+    def __init__(self, settings: CacheSettings) -> None:
+        self.settings = settings
+        self.client = create_client(settings)
+        self._release = self.client.register_script(_RELEASE_LOCK)
+        self._limits = {name: self.client.register_script(lua) for name, lua in _SCRIPTS.items()}
+
+    async def get(self, key: str) -> bytes | None:
+        """GET."""
+        return await self.client.get(key)  # type: ignore[return-value] # decode_responses off
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """One MGET."""
+        if not keys:
+            return []
+        return await self.client.mget(keys)  # type: ignore[return-value] # decode_responses off
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        ttl_ms: int | None,
+        *,
+        only_if_absent: bool = False,
+        tag_keys: Sequence[str] = (),
+    ) -> bool:
+        """SET with PX (and NX); tags are added in the same round trip."""
+        if not tag_keys:
+            return bool(await self.client.set(key, value, px=ttl_ms, nx=only_if_absent))
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(key, value, px=ttl_ms, nx=only_if_absent)
+            self._add_tags(pipe, tag_keys, [key], ttl_ms)
+            replies = await pipe.execute()
+        return bool(replies[0])
+
+    @staticmethod
+    def _add_tags(pipe: Any, tag_keys: Sequence[str], keys: list[str], ttl_ms: int | None) -> None:
+        for tag_key in tag_keys:
+            pipe.sadd(tag_key, *keys)
+            if ttl_ms is None:
+                pipe.persist(tag_key)
+            else:
+                # A tag lives as long as its longest-lived entry: NX sets a first expiry, GT
+                # only ever extends it.
+                pipe.pexpire(tag_key, ttl_ms, nx=True)
+                pipe.pexpire(tag_key, ttl_ms, gt=True)
+
+    async def set_many(
+        self, items: Sequence[tuple[str, bytes, int | None]], tag_keys: Sequence[str] = ()
+    ) -> None:
+        """Every SET in one pipeline (no MULTI: each key keeps its own TTL)."""
+        if not items:
+            return
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key, value, ttl_ms in items:
+                pipe.set(key, value, px=ttl_ms)
+            if tag_keys:
+                ttls = [ttl for _, _, ttl in items]
+                longest = None if None in ttls else max(t for t in ttls if t is not None)
+                self._add_tags(pipe, tag_keys, [key for key, _, _ in items], longest)
+            await pipe.execute()
+
+    async def delete(self, keys: Sequence[str]) -> int:
+        """UNLINK: the server frees memory in the background."""
+        if not keys:
+            return 0
+        return int(await self.client.unlink(*keys))
+
+    async def exists(self, key: str) -> bool:
+        """EXISTS."""
+        return bool(await self.client.exists(key))
+
+    async def pttl(self, key: str) -> int:
+        """PTTL."""
+        return int(await self.client.pttl(key))
+
+    async def pexpire(self, key: str, ttl_ms: int) -> bool:
+        """PEXPIRE."""
+        return bool(await self.client.pexpire(key, ttl_ms))
+
+    async def incr(self, key: str, amount: int, ttl_ms: int | None) -> int:
+        """INCRBY, and PEXPIRE NX in the same round trip when a TTL is given."""
+        if ttl_ms is None:
+            return int(await self.client.incrby(key, amount))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.incrby(key, amount)
+            pipe.pexpire(key, ttl_ms, nx=True)
+            replies = await pipe.execute()
+        return int(replies[0])
+
+    async def delete_matching(self, pattern: str, batch: int) -> int:
+        """SCAN MATCH over the whole keyspace (every page), UNLINK every ``batch`` keys."""
+        deleted = 0
+        found: list[bytes] = []
+        async for key in self.client.scan_iter(match=pattern, count=batch):
+            found.append(key)
+            if len(found) >= batch:
+                deleted += int(await self.client.unlink(*found))
+                found = []
+        if found:
+            deleted += int(await self.client.unlink(*found))
+        return deleted
+
+    async def delete_tagged(self, tag_key: str, batch: int) -> int:
+        """SSCAN the tag set, UNLINK its members every ``batch`` keys, then the set."""
+        deleted = 0
+        found: list[bytes] = []
+        async for key in self.client.sscan_iter(tag_key, count=batch):
+            found.append(key)
+            if len(found) >= batch:
+                deleted += int(await self.client.unlink(*found))
+                found = []
+        if found:
+            deleted += int(await self.client.unlink(*found))
+        await self.client.unlink(tag_key)
+        return deleted
+
+    async def release_lock(self, key: str, token: bytes) -> bool:
+        """Compare-and-delete in Lua."""
+        return bool(await self._release(keys=[key], args=[token]))
+
+    async def rate_limit(
+        self, algorithm: RateAlgorithm, key: str, limit: int, period_ms: int, cost: int
+    ) -> RateLimitResult:
+        """One Lua script per algorithm; time is the server's, so clients' clocks do not matter."""
+        allowed, remaining, reset_ms, retry_ms = await self._limits[algorithm](
+            keys=[key], args=[limit, period_ms, cost]
+        )
+        return RateLimitResult(
+            bool(allowed), limit, max(0, int(remaining)), reset_ms / 1000, retry_ms / 1000
+        )
+
+    async def ping(self) -> None:
+        """PING."""
+        await self.client.ping()
+
+    def clone(self) -> RedisBackend:
+        """A new client and pool with the same settings (a pool belongs to one event loop)."""
+        return RedisBackend(self.settings)
+
+    async def close(self) -> None:
+        """Close the client and its pool."""
+        await self.client.aclose()
+        if isinstance(self.client, Redis):
+            # A client given its pool does not own it: close its connections here.
+            await self.client.connection_pool.disconnect()

@@ -1,0 +1,188 @@
+"""Redis down, slow or restarted: every call still answers, the breaker stops the hammering,
+and the cache recovers by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker
+
+pytestmark = pytest.mark.anyio
+
+
+class OwnRedis(Protocol):
+    """The ``own_redis`` fixture: a server this test may stop and start on the same port."""
+
+    url: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    found = registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+async def test_the_app_keeps_answering_while_redis_is_down_and_the_cache_recovers(
+    own_redis: OwnRedis, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = CacheSettings(
+        url=own_redis.url, namespace="svc", circuit_failure_threshold=3, warning_interval=60
+    )
+    cache = Cache(settings, registry=registry)
+    clock = FakeClock()
+    cache.breaker = CircuitBreaker(3, 5.0, clock=clock)
+    calls = 0
+
+    @cache.cached(ttl=60)
+    async def load(user_id: int) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        return {"id": user_id}
+
+    assert await load(1) == {"id": 1}
+    assert await load(1) == {"id": 1}
+    assert calls == 1
+
+    own_redis.stop()
+    with caplog.at_level(logging.WARNING, logger="aegis.cache"):
+        for _ in range(20):
+            assert await load(1) == {"id": 1}  # the function answers instead of the cache
+        assert await cache.set("k", 1) is False
+        assert await cache.get("k", "fallback") == "fallback"
+    assert calls == 21
+    assert cache.breaker.state == "open"
+    assert _value(registry, "aegis_cache_circuit_open", namespace="svc") == 1
+    errors = _value(registry, "aegis_cache_errors_total", namespace="svc", operation="get")
+    assert errors >= 20
+    # Three real failures, then the breaker skips Redis: a handful of warnings, not one per call.
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert 1 <= len(warnings) <= 3
+    with pytest.raises(CacheUnavailableError):
+        await cache.incr("n")
+
+    own_redis.start()
+    assert await load(1) == {"id": 1}  # breaker still open: no call to Redis yet
+    assert calls == 22
+    clock.now += 5.0  # the probe is due
+    assert await load(1) == {"id": 1}  # probe: a miss on the restarted (empty) server, stored
+    assert _value(registry, "aegis_cache_circuit_open", namespace="svc") == 0
+    assert cache.breaker.allow()  # closed again
+    assert await load(1) == {"id": 1}
+    assert calls == 23  # served from the cache again
+    await cache.close()
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """A TCP server that accepts connections and never answers: a hung Redis."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_hung_redis_costs_one_short_timeout_per_call_then_none(
+    silent_server: str, registry: CollectorRegistry
+) -> None:
+    cache = Cache(
+        CacheSettings(url=silent_server, timeout=0.05, circuit_failure_threshold=2),
+        registry=registry,
+    )
+    assert await cache.get("k", "fallback") == "fallback"
+    assert await cache.get_or_set("k", _answer) == 42
+    assert cache.breaker.state == "open"
+    assert await cache.get("k") is None
+    assert not await cache.ping()
+    stats = cache.stats()
+    assert stats.errors >= 3
+    assert stats.hits == 0
+    await cache.close()
+
+
+async def _answer() -> int:
+    return 42
+
+
+def test_the_breaker_state_names_the_phase() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 1.0, clock=clock)
+    states = [breaker.state]
+    breaker.failure()
+    states.append(breaker.state)
+    clock.now = 1.0
+    states.append(breaker.state)
+    breaker.success()
+    states.append(breaker.state)
+    assert states == ["closed", "open", "half_open", "closed"]
+
+
+def test_the_breaker_lets_one_probe_through_and_reopens_when_it_fails() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(2, 1.0, clock=clock)
+    assert breaker.allow()
+    assert not breaker.failure()
+    assert breaker.failure()
+    assert breaker.state == "open"
+    assert not breaker.allow()
+    clock.now = 1.0
+    assert breaker.allow()
+    assert not breaker.allow()  # only one probe at a time
+    assert breaker.failure()
+    assert not breaker.allow()
+    clock.now = 2.0
+    assert breaker.allow()
+    assert breaker.success()
+    assert not breaker.success()
+
+
+async def test_the_near_cache_is_bypassed_while_redis_is_down_and_comes_back_after(
+    own_redis: OwnRedis, registry: CollectorRegistry
+) -> None:
+    settings = CacheSettings(url=own_redis.url, namespace="svc", near_cache=True)
+    cache = Cache(settings, registry=registry)
+    cache.breaker = CircuitBreaker(1, 5.0, clock=FakeClock())
+    assert await cache.start()
+    await cache.set("k", 1)
+    while cache.stats().near_hits == 0:  # the first entry may be dropped by our own write's
+        assert await cache.get("k") == 1  # invalidation message, which arrives later
+    assert cache.near is not None
+    assert len(cache.near) == 1
+
+    own_redis.stop()
+    while cache.near.ready:  # the invalidation channel notices the lost connection
+        await asyncio.sleep(0.01)
+    assert len(cache.near) == 0  # nothing is served that could have changed meanwhile
+    assert await cache.get("k", "fallback") == "fallback"
+
+    own_redis.start()
+    assert await cache.start(timeout=10)  # the listener reconnects by itself
+    assert await cache.ping()  # and the breaker closes on a successful call
+    await cache.set("k", 2)
+    assert await cache.get("k") == 2
+    await cache.close()
