@@ -28,7 +28,7 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
     Levels apply as configured, and the lines still go to the configured outputs too; a
     ``configure_logging`` call inside the block keeps the capture.
 
-    Example:
+    Examples:
         >>> with capture_logs() as events:
         ...     get_logger("shop").warning("card declined", card="4111 1111 1111 1111")
         >>> events[0]["card"]

@@ -1,0 +1,137 @@
+"""aegis.auth: JWT access and refresh tokens, JWKS, ASGI authentication, RBAC, service accounts.
+
+Example:
+    >>> keys = KeySet([JWTKey.generate("2026-01", "EdDSA")])
+    >>> tokens = TokenService(keys, issuer="users", audience="users", store=MemoryTokenStore())
+    >>> app = Starlette(routes=[...], middleware=[Middleware(AuthMiddleware, tokens=tokens)])
+
+The FastAPI dependencies (``CurrentUser``, ``current_user``, ``require_roles``,
+``require_permissions``, ``require_scopes``) need the ``fastapi`` extra, ``ServiceTokenAuth`` the
+``http`` extra, ``RolePolicy.from_yaml`` the ``yaml`` extra and ``RedisTokenStore`` a
+``redis.asyncio`` client; importing ``aegis.auth`` needs none of them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from aegis.auth.__about__ import __version__
+from aegis.auth._asgi import AuthMiddleware
+from aegis.auth._checks import (
+    Match,
+    ensure_permissions,
+    ensure_roles,
+    ensure_scopes,
+    permissions_required,
+    require_owner,
+    roles_required,
+    scopes_required,
+)
+from aegis.auth._claims import MAX_TOKEN_BYTES, REQUIRED_CLAIMS, TokenPair, TokenType
+from aegis.auth._errors import (
+    AuthenticationError,
+    InvalidCredentialsError,
+    InvalidTokenError,
+    PermissionDeniedError,
+    RejectionReason,
+    TokenExpiredError,
+    TokenMissingError,
+    TokenRevokedError,
+)
+from aegis.auth._jwks import JWKS_PATH, JWKSClient, jwks_route
+from aegis.auth._keys import (
+    ASYMMETRIC_ALGORITHMS,
+    HMAC_ALGORITHMS,
+    KID_PATTERN,
+    SUPPORTED_ALGORITHMS,
+    JWTKey,
+    KeySet,
+)
+from aegis.auth._passwords import PasswordCheck, PasswordService
+from aegis.auth._principal import Principal, current_principal
+from aegis.auth._rbac import RoleDefinition, RolePolicy
+from aegis.auth._redis import RedisTokenStore
+from aegis.auth._service import ServiceAccount, ServiceAccounts
+from aegis.auth._store import MemoryTokenStore, TokenStore
+from aegis.auth._tokens import TokenService
+
+if TYPE_CHECKING:
+    from aegis.auth._fastapi import (
+        CurrentUser,
+        current_user,
+        require_permissions,
+        require_roles,
+        require_scopes,
+    )
+    from aegis.auth._httpx import ServiceTokenAuth
+
+# Names whose modules import an optional library: loaded on first use (PEP 562).
+_LAZY = {
+    "CurrentUser": "aegis.auth._fastapi",
+    "current_user": "aegis.auth._fastapi",
+    "require_permissions": "aegis.auth._fastapi",
+    "require_roles": "aegis.auth._fastapi",
+    "require_scopes": "aegis.auth._fastapi",
+    "ServiceTokenAuth": "aegis.auth._httpx",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aegis.auth' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "HMAC_ALGORITHMS",
+    "JWKS_PATH",
+    "KID_PATTERN",
+    "MAX_TOKEN_BYTES",
+    "REQUIRED_CLAIMS",
+    "SUPPORTED_ALGORITHMS",
+    "AuthMiddleware",
+    "AuthenticationError",
+    "CurrentUser",
+    "InvalidCredentialsError",
+    "InvalidTokenError",
+    "JWKSClient",
+    "JWTKey",
+    "KeySet",
+    "Match",
+    "MemoryTokenStore",
+    "PasswordCheck",
+    "PasswordService",
+    "PermissionDeniedError",
+    "Principal",
+    "RedisTokenStore",
+    "RejectionReason",
+    "RoleDefinition",
+    "RolePolicy",
+    "ServiceAccount",
+    "ServiceAccounts",
+    "ServiceTokenAuth",
+    "TokenExpiredError",
+    "TokenMissingError",
+    "TokenPair",
+    "TokenRevokedError",
+    "TokenService",
+    "TokenStore",
+    "TokenType",
+    "__version__",
+    "current_principal",
+    "current_user",
+    "ensure_permissions",
+    "ensure_roles",
+    "ensure_scopes",
+    "jwks_route",
+    "permissions_required",
+    "require_owner",
+    "require_permissions",
+    "require_roles",
+    "require_scopes",
+    "roles_required",
+    "scopes_required",
+]

@@ -1,0 +1,143 @@
+"""Pure ASGI authentication middleware for HTTP and WebSocket connections."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from aegis.auth._claims import MAX_TOKEN_BYTES
+from aegis.auth._errors import AuthenticationError, InvalidTokenError, TokenMissingError
+from aegis.auth._principal import PRINCIPAL
+from aegis.auth._tokens import TokenService
+from aegis.core import context
+from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, AegisError
+from aegis.core.web import error_response
+
+_LOGGER = logging.getLogger("aegis.auth")
+_WS_POLICY_VIOLATION = 1008  # RFC 6455 section 7.4.1
+_AUTHORIZATION = b"authorization"
+_AUTHORIZATION_LENGTH = len(_AUTHORIZATION)
+_BEARER = b"bearer"
+
+
+class AuthMiddleware:
+    """Authenticate every HTTP request and WebSocket with a bearer token.
+
+    Reads ``Authorization: Bearer <token>`` (the scheme in any case), or, when ``cookie`` is
+    set and no header came, that cookie; verifies it with ``tokens``; then sets
+    ``scope["user"]`` (``request.user``, a :class:`~aegis.auth.Principal`), ``scope["auth"]``
+    (Starlette ``AuthCredentials`` with the scopes), :func:`~aegis.auth.current_principal`,
+    and :data:`aegis.core.context.user_id` / ``tenant_id`` for the request.
+
+    A request without a valid token answers 401 ``application/problem+json`` with a stable
+    ``code`` and ``reason`` and an RFC 6750 ``WWW-Authenticate: Bearer`` challenge; what went
+    wrong in detail is logged (``aegis.auth`` logger), never the token. Two ``Authorization``
+    headers are refused. A WebSocket with a bad token is closed with 1008 before it is
+    accepted (the client sees the handshake refused with 403). Paths in ``public_paths`` pass
+    without a token: exact paths, or prefixes ending in ``*`` (``/docs*``).
+
+    Args:
+        app: the ASGI application.
+        tokens: the service that verifies access tokens.
+        public_paths: paths that need no token.
+        cookie: a cookie to read the token from (use ``SameSite`` cookies and CSRF
+            protection: a browser sends cookies with cross-site requests).
+        realm: the ``realm`` of the challenge.
+        type_base: prefix of the problem ``type`` URI.
+
+    Example:
+        >>> app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=["/health", JWKS_PATH])
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenService,
+        *,
+        public_paths: Iterable[str] = (),
+        cookie: str | None = None,
+        realm: str | None = None,
+        type_base: str = DEFAULT_PROBLEM_TYPE_BASE,
+    ) -> None:
+        self.app = app
+        self.tokens = tokens
+        paths = list(public_paths)
+        self._public_exact = frozenset(p for p in paths if not p.endswith("*"))
+        self._public_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self._cookie = cookie
+        self._realm = realm
+        self._type_base = type_base
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self._is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self.tokens.verify(self._token(scope))
+        except AegisError as exc:  # an AuthenticationError, or a JWKS origin that is down
+            await self._reject(exc, scope, receive, send)
+            return
+        scope["user"] = principal
+        scope["auth"] = principal.credentials
+        user_token = context.user_id.set(principal.subject)
+        tenant_token = context.tenant_id.set(principal.tenant) if principal.tenant else None
+        principal_token = PRINCIPAL.set(principal)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            PRINCIPAL.reset(principal_token)
+            if tenant_token is not None:
+                context.tenant_id.reset(tenant_token)
+            context.user_id.reset(user_token)
+
+    def _is_public(self, path: str) -> bool:
+        return path in self._public_exact or (
+            bool(self._public_prefixes) and path.startswith(self._public_prefixes)
+        )
+
+    def _token(self, scope: Scope) -> str:
+        # ASGI servers lowercase header names; the length test keeps .lower() off the rest.
+        values = [
+            value
+            for name, value in scope["headers"]
+            if len(name) == _AUTHORIZATION_LENGTH and name.lower() == _AUTHORIZATION
+        ]
+        if len(values) > 1:
+            raise InvalidTokenError("malformed", "Send one Authorization header, not several.")
+        if values:
+            scheme, _, credentials = values[0].partition(b" ")
+            if scheme.lower() != _BEARER:
+                raise TokenMissingError("This resource needs a bearer token (scheme Bearer).")
+            return self._checked(credentials.strip(b" "))
+        if self._cookie is not None:
+            cookies = [value for name, value in scope["headers"] if name.lower() == b"cookie"]
+            for header in cookies:
+                token = cookie_parser(header.decode("latin-1")).get(self._cookie)
+                if token:
+                    return self._checked(token.encode("latin-1"))
+        raise TokenMissingError
+
+    @staticmethod
+    def _checked(credentials: bytes) -> str:
+        if len(credentials) > MAX_TOKEN_BYTES:
+            raise InvalidTokenError("too_large")
+        if not credentials or not credentials.isascii() or b" " in credentials:
+            raise InvalidTokenError("malformed")
+        return credentials.decode("ascii")
+
+    async def _reject(self, exc: AegisError, scope: Scope, receive: Receive, send: Send) -> None:
+        if isinstance(exc, AuthenticationError):
+            exc.realm = self._realm
+        _LOGGER.debug(
+            "%s %s refused: %s", scope.get("method", "WEBSOCKET"), scope["path"], exc.code
+        )
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect; then refuse the handshake
+            await send(
+                {"type": "websocket.close", "code": _WS_POLICY_VIOLATION, "reason": exc.code}
+            )
+            return
+        await error_response(exc, scope, type_base=self._type_base)(scope, receive, send)

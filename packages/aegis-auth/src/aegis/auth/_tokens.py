@@ -1,0 +1,429 @@
+"""Issue and verify access and refresh tokens; rotate refresh tokens with reuse detection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import jwt
+
+from aegis.auth._claims import (
+    MAX_TOKEN_BYTES,
+    REQUIRED_CLAIMS,
+    TokenPair,
+    TokenType,
+    principal_from_claims,
+    reason_for,
+)
+from aegis.auth._errors import (
+    AuthenticationError,
+    InvalidTokenError,
+    TokenExpiredError,
+    TokenRevokedError,
+)
+from aegis.auth._jws import KeyedJWT, UnknownKeyIdError
+from aegis.auth._keys import SUPPORTED_ALGORITHMS, JWTKey, KeySet
+from aegis.auth._principal import SERVICE_SUBJECT_PREFIX, Principal
+from aegis.core.errors import ConfigurationError
+from aegis.core.utils.security import token_urlsafe
+
+if TYPE_CHECKING:
+    from aegis.auth._jwks import JWKSClient
+    from aegis.auth._rbac import RolePolicy
+    from aegis.auth._store import TokenStore
+
+_RESERVED = frozenset({*REQUIRED_CLAIMS, "nbf", "roles", "permissions", "scope", "tenant", "fam"})
+_HEADER_TYPES = {"access": "at+jwt", "refresh": "rt+jwt"}  # RFC 9068 / RFC 8725 section 3.11
+_LOGGER = logging.getLogger("aegis.auth")
+_LOGGED_TEXT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    key: JWTKey
+    expires_at: int
+    kind: str
+
+
+class TokenService:
+    """Issues and verifies JWT access and refresh tokens for one issuer and audience.
+
+    Verification takes the key by ``kid`` from ``keys`` (then from ``jwks``, for tokens another
+    service signed), with that key's algorithm only; requires ``exp``, ``iat``, ``sub``,
+    ``jti``, ``iss``, ``aud`` and ``typ``; checks issuer, audience, expiry, not-before and a
+    future ``iat`` with ``leeway``; then asks the ``store`` whether the token or its family is
+    revoked. Tokens that passed are remembered (at most ``cache_size``), so presenting the same
+    token again skips parsing and the signature check but never the expiry, key retirement or
+    revocation checks.
+
+    Args:
+        keys: the keys to sign with and verify with.
+        issuer: the ``iss`` of tokens this service issues and accepts.
+        audience: the ``aud`` this service accepts (any of them, if several); the first is
+            what tokens are issued for by default.
+        access_ttl: lifetime of access tokens.
+        refresh_ttl: lifetime of refresh tokens.
+        leeway: clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+        store: revocations and used refresh tokens; needed by :meth:`refresh` and
+            :meth:`revoke`. Without one, tokens cannot be revoked before they expire.
+        policy: role hierarchy applied to the roles of verified tokens.
+        jwks: another service's published keys, fetched for ``kid`` values not in ``keys``.
+        algorithms: algorithms accepted at all; each key accepts only its own.
+        cache_size: verified tokens remembered; 0 turns the cache off.
+        clock: seconds since the epoch for issuing and for the cache (tests move it).
+
+    Example:
+        >>> tokens = TokenService(
+        ...     KeySet([JWTKey.generate("k1")]), issuer="https://auth.example", audience="api"
+        ... )
+        >>> pair = tokens.issue_pair("user-1", roles=["user"])
+        >>> (await tokens.verify(pair.access_token)).subject
+        'user-1'
+    """
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str | Sequence[str],
+        access_ttl: timedelta = timedelta(minutes=15),
+        refresh_ttl: timedelta = timedelta(days=14),
+        leeway: timedelta = timedelta(seconds=30),
+        store: TokenStore | None = None,
+        policy: RolePolicy | None = None,
+        jwks: JWKSClient | None = None,
+        algorithms: Iterable[str] = SUPPORTED_ALGORITHMS,
+        cache_size: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audiences = [audience] if isinstance(audience, str) else list(audience)
+        if not self.audiences:
+            raise ConfigurationError("TokenService needs at least one audience")
+        allowed = frozenset(algorithms)
+        if not allowed or not allowed <= SUPPORTED_ALGORITHMS:
+            raise ConfigurationError(
+                f"algorithms must be a non-empty subset of {sorted(SUPPORTED_ALGORITHMS)}"
+            )
+        self.access_ttl = int(access_ttl.total_seconds())
+        self.refresh_ttl = int(refresh_ttl.total_seconds())
+        self.leeway = leeway.total_seconds()
+        self.store = store
+        self.policy = policy
+        self.jwks = jwks
+        self._jwt = KeyedJWT(allowed, REQUIRED_CLAIMS)
+        self._cache: dict[str, _Verified] = {}
+        self._cache_size = cache_size
+        self._clock = clock
+
+    # --- issuing -------------------------------------------------------------------------------
+
+    def issue_access_token(
+        self,
+        subject: str,
+        *,
+        roles: Iterable[str] = (),
+        permissions: Iterable[str] = (),
+        scopes: Iterable[str] = (),
+        tenant: str | None = None,
+        audience: str | None = None,
+        family: str | None = None,
+        expires_in: timedelta | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Return a signed access token for ``subject``.
+
+        Args:
+            subject: the ``sub``: a user id (``service:<name>`` marks a service).
+            roles: role names (``roles`` claim).
+            permissions: ``resource:action`` grants (``permissions`` claim).
+            scopes: OAuth scopes (space-separated ``scope`` claim, RFC 9068).
+            tenant: the tenant the token acts for.
+            audience: ``aud``; defaults to this service's first audience.
+            family: the refresh-token family; revoking it revokes this token too.
+            expires_in: lifetime; defaults to ``access_ttl``.
+            extra: further claims; they cannot replace the registered ones.
+        """
+        ttl = self.access_ttl if expires_in is None else int(expires_in.total_seconds())
+        claims: dict[str, Any] = {"roles": sorted(set(roles))}
+        if permissions:
+            claims["permissions"] = sorted(set(permissions))
+        if scopes:
+            claims["scope"] = " ".join(sorted(set(scopes)))
+        if tenant is not None:
+            claims["tenant"] = tenant
+        if family is not None:
+            claims["fam"] = family
+        return self._sign(
+            subject=subject, kind="access", ttl=ttl, audience=audience, claims=claims, extra=extra
+        )
+
+    def issue_refresh_token(
+        self,
+        subject: str,
+        *,
+        family: str,
+        claims: Mapping[str, Any] | None = None,
+        expires_in: timedelta | None = None,
+    ) -> str:
+        """Return a refresh token of ``family`` carrying the access ``claims`` to renew."""
+        ttl = self.refresh_ttl if expires_in is None else int(expires_in.total_seconds())
+        carried = {k: v for k, v in (claims or {}).items() if k not in REQUIRED_CLAIMS}
+        carried["fam"] = family
+        return self._sign(
+            subject=subject, kind="refresh", ttl=ttl, audience=None, claims=carried, extra=None
+        )
+
+    def issue_pair(
+        self,
+        subject: str,
+        *,
+        roles: Iterable[str] = (),
+        permissions: Iterable[str] = (),
+        scopes: Iterable[str] = (),
+        tenant: str | None = None,
+        family: str | None = None,
+    ) -> TokenPair:
+        """Return an access token and a refresh token of a new family (one login)."""
+        family = family or token_urlsafe(16)
+        access = self.issue_access_token(
+            subject,
+            roles=roles,
+            permissions=permissions,
+            scopes=scopes,
+            tenant=tenant,
+            family=family,
+        )
+        carried: dict[str, Any] = {"roles": sorted(set(roles))}
+        if permissions:
+            carried["permissions"] = sorted(set(permissions))
+        if scopes:
+            carried["scope"] = " ".join(sorted(set(scopes)))
+        if tenant is not None:
+            carried["tenant"] = tenant
+        refresh = self.issue_refresh_token(subject, family=family, claims=carried)
+        return TokenPair(access, refresh, self.access_ttl, self.refresh_ttl)
+
+    def issue_service_token(
+        self,
+        service: str,
+        *,
+        audience: str,
+        scopes: Iterable[str] = (),
+        expires_in: timedelta = timedelta(minutes=5),
+    ) -> str:
+        """Return a short-lived access token for the service ``service`` calling ``audience``.
+
+        Its ``sub`` is ``service:<service>``.
+        """
+        return self.issue_access_token(
+            SERVICE_SUBJECT_PREFIX + service,
+            scopes=scopes,
+            audience=audience,
+            expires_in=expires_in,
+        )
+
+    def _sign(
+        self,
+        *,
+        subject: str,
+        kind: TokenType,
+        ttl: int,
+        audience: str | None,
+        claims: Mapping[str, Any],
+        extra: Mapping[str, Any] | None,
+    ) -> str:
+        if not isinstance(subject, str) or not subject:
+            raise ConfigurationError("a token needs a non-empty text subject")
+        clashing = sorted(set(extra or {}) & _RESERVED)
+        if clashing:
+            raise ConfigurationError(f"extra claims may not replace registered claims {clashing}")
+        key = self.keys.signing_key
+        now = int(self._clock())
+        payload = {
+            **(extra or {}),
+            **claims,
+            "iss": self.issuer,
+            "sub": subject,
+            "aud": audience or self.audiences[0],
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": token_urlsafe(16),
+            "typ": kind,
+        }
+        headers = {"kid": key.kid, "typ": _HEADER_TYPES[kind]}
+        return self._jwt.encode(payload, key.signing_material(), key.algorithm, headers=headers)
+
+    # --- verifying -----------------------------------------------------------------------------
+
+    async def verify(self, token: str, *, kind: TokenType = "access") -> Principal:
+        """Verify ``token`` and return who it stands for.
+
+        Raises:
+            InvalidTokenError: malformed, too large, unknown key, bad signature or algorithm,
+                wrong issuer, audience or type, missing or malformed claims, not yet valid
+                (``reason`` says which).
+            TokenExpiredError: ``exp`` has passed.
+            TokenRevokedError: the token or its family was revoked.
+            ExternalServiceError: the ``kid`` is unknown and the JWKS could not be fetched.
+        """
+        verified = self._cache.get(token)
+        if verified is None or (
+            # A retired or replaced key drops every token it signed, cached or not.
+            self._lookup(verified.key.kid) is not verified.key
+        ):
+            verified = await self._verify_fully(token)
+        elif verified.expires_at <= self._clock() - self.leeway:
+            del self._cache[token]
+            raise TokenExpiredError
+        if verified.kind != kind:
+            self._log_rejection("token_type", f"a {verified.kind} token used as {kind}")
+            raise InvalidTokenError("token_type")
+        principal = verified.principal
+        if self.store is not None and await self.store.is_revoked(
+            str(principal.token_id), principal.family
+        ):
+            self._log_rejection("revoked", f"jti {principal.token_id}")
+            raise TokenRevokedError("revoked")
+        return principal
+
+    def _lookup(self, kid: str) -> JWTKey | None:
+        key = self.keys.get(kid)
+        if key is None and self.jwks is not None:
+            return self.jwks.cached(kid)
+        return key
+
+    async def _verify_fully(self, token: str) -> _Verified:
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+            self._log_rejection("too_large", f"{len(token)} characters")
+            raise InvalidTokenError("too_large")
+        if not token.isascii():
+            self._log_rejection("malformed", "non-ASCII characters")
+            raise InvalidTokenError("malformed")
+        try:
+            header, claims, key = await self._decode_resolving(token)
+        except jwt.PyJWTError as exc:
+            reason = reason_for(exc)
+            self._log_rejection(reason, f"{type(exc).__name__}: {exc}")
+            raise (
+                TokenExpiredError() if reason == "expired" else InvalidTokenError(reason)
+            ) from exc
+        except AuthenticationError as exc:
+            self._log_rejection(exc.reason, exc.message)
+            raise
+        token_type = claims.get("typ")
+        expected_header = _HEADER_TYPES.get(str(token_type))
+        # The header typ is optional; when present it must agree (RFC 8725 section 3.11).
+        if expected_header is None or header.get("typ", "JWT") not in (expected_header, "JWT"):
+            self._log_rejection("token_type", f"typ claim {str(token_type)[:40]!r}")
+            raise InvalidTokenError("token_type")
+        principal = principal_from_claims(claims, self.policy)
+        if principal is None:
+            self._log_rejection("claims", "roles, permissions, scope, tenant or fam malformed")
+            raise InvalidTokenError("claims")
+        verified = _Verified(principal, key, int(claims["exp"]), str(token_type))
+        if self._cache_size > 0:
+            if len(self._cache) >= self._cache_size:
+                del self._cache[next(iter(self._cache))]  # oldest first
+            self._cache[token] = verified
+        return verified
+
+    async def _decode_resolving(self, token: str) -> tuple[dict[str, Any], dict[str, Any], JWTKey]:
+        used: list[JWTKey] = []
+
+        def lookup(kid: str) -> JWTKey | None:
+            key = self._lookup(kid)
+            if key is not None:
+                used.append(key)
+            return key
+
+        try:
+            header, claims = self._decode(token, lookup)
+        except UnknownKeyIdError as unknown:
+            fetched = None if self.jwks is None else await self.jwks.get_key(unknown.kid)
+            if fetched is None:
+                raise InvalidTokenError("unknown_key") from None
+            used.append(fetched)
+            header, claims = self._decode(token, lambda kid: fetched)
+        return header, claims, used[-1]
+
+    def _decode(
+        self, token: str, lookup: Callable[[str], JWTKey | None]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self._jwt.decode_with(
+            token, lookup, audience=self.audiences, issuer=self.issuer, leeway=self.leeway
+        )
+
+    @staticmethod
+    def _log_rejection(reason: str, detail: str) -> None:
+        # Details stay in the log: the client only learns the reason. Text from the token is
+        # repr()-quoted and cut, so it can neither forge log lines nor flood them.
+        _LOGGER.info("token rejected: %s (%r)", reason, detail[:_LOGGED_TEXT])
+
+    # --- refresh and revocation ----------------------------------------------------------------
+
+    def _require_store(self) -> TokenStore:
+        if self.store is None:
+            raise ConfigurationError("refresh and revocation need a TokenService(store=...)")
+        return self.store
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Exchange a refresh token for a new pair; the presented one is used up.
+
+        A refresh token presented a second time means it was stolen or replayed: the whole
+        family (every token of that login) is revoked and the call fails (RFC 9700 section
+        4.14.2).
+
+        Raises:
+            InvalidTokenError, TokenExpiredError: as :meth:`verify` (an access token here is
+                ``token_type``).
+            TokenRevokedError: the family is revoked, now (``reason`` ``reused``) or earlier.
+        """
+        store = self._require_store()
+        principal = await self.verify(refresh_token, kind="refresh")
+        family = principal.family
+        if family is None:
+            raise InvalidTokenError("claims")
+        if not await store.consume(
+            str(principal.token_id), expires_at=int(principal.expires_at or 0)
+        ):
+            await self.revoke_family(family)
+            _LOGGER.warning("refresh token reused: family of %r revoked", principal.subject)
+            raise TokenRevokedError("reused")
+        claims = principal.claims
+        return self.issue_pair(
+            principal.subject,
+            roles=claims.get("roles", ()),
+            permissions=claims.get("permissions", ()),
+            scopes=principal.scopes,
+            tenant=principal.tenant,
+            family=family,
+        )
+
+    async def revoke(self, token: str) -> None:
+        """Revoke one access or refresh token (by its ``jti``) until it expires.
+
+        Raises:
+            InvalidTokenError, TokenExpiredError: the token does not verify.
+        """
+        store = self._require_store()
+        try:
+            principal = await self.verify(token)
+        except InvalidTokenError as exc:
+            if exc.reason != "token_type":
+                raise
+            principal = await self.verify(token, kind="refresh")
+        await store.revoke(str(principal.token_id), expires_at=int(principal.expires_at or 0))
+
+    async def revoke_family(self, family: str) -> None:
+        """Revoke every token of a refresh-token family (one login): logout everywhere."""
+        until = int(self._clock() + max(self.refresh_ttl, self.access_ttl) + self.leeway)
+        await self._require_store().revoke_family(family, expires_at=until)

@@ -1,0 +1,237 @@
+"""Roles with inheritance, wildcard permissions, scopes and ownership; 403 through real apps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from aegis.auth import (
+    AuthMiddleware,
+    CurrentUser,
+    PermissionDeniedError,
+    Principal,
+    RoleDefinition,
+    RolePolicy,
+    TokenMissingError,
+    TokenService,
+    ensure_permissions,
+    ensure_roles,
+    ensure_scopes,
+    permissions_required,
+    require_owner,
+    roles_required,
+)
+from aegis.auth._principal import PRINCIPAL
+from aegis.core.errors import ConfigurationError, InvalidInputError
+from aegis.core.web import install_error_handlers
+
+pytestmark = pytest.mark.anyio
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_admin_inherits_manager_and_user_through_the_apps(
+    client: httpx.AsyncClient, tokens: TokenService
+) -> None:
+    admin = tokens.issue_access_token("boss", roles=["admin"])
+    response = await client.get("/me", headers=bearer(admin))
+    assert response.json()["roles"] == ["admin", "manager", "user"]
+    assert (await client.get("/admin", headers=bearer(admin))).json() == {"ok": "boss"}
+    assert (await client.get("/policies", headers=bearer(admin))).status_code == 200
+
+
+async def test_role_denial_is_a_403_problem(
+    client: httpx.AsyncClient, tokens: TokenService
+) -> None:
+    manager = tokens.issue_access_token("m", roles=["manager"])
+    response = await client.get("/admin", headers=bearer(manager))
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "AUTH_PERMISSION_DENIED"
+    assert response.json()["detail"] == "This needs the role 'admin'."
+
+
+async def test_permissions_come_from_roles_and_from_the_token(
+    client: httpx.AsyncClient, tokens: TokenService
+) -> None:
+    user = tokens.issue_access_token("u", roles=["user"])  # *:read covers policy:read
+    assert (await client.get("/policies", headers=bearer(user))).status_code == 200
+    nobody = tokens.issue_access_token("n", roles=["guest"])
+    assert (await client.get("/policies", headers=bearer(nobody))).status_code == 403
+    granted = tokens.issue_access_token("g", permissions=["policy:*"])
+    assert (await client.get("/policies", headers=bearer(granted))).status_code == 200
+
+
+async def test_missing_scope_is_a_403_with_an_insufficient_scope_challenge(
+    client: httpx.AsyncClient, tokens: TokenService
+) -> None:
+    without = tokens.issue_access_token("u", scopes=["profile"])
+    response = await client.get("/reports", headers=bearer(without))
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", scope="reports:read"'
+    )
+    with_scope = tokens.issue_access_token("u", scopes=["reports:read"])
+    assert (await client.get("/reports", headers=bearer(with_scope))).status_code == 200
+
+
+async def test_request_user_and_context_are_set_for_the_request(
+    client: httpx.AsyncClient, tokens: TokenService
+) -> None:
+    token = tokens.issue_access_token("u-7", tenant="acme")
+    assert (await client.get("/me", headers=bearer(token))).json() == {
+        "subject": "u-7",
+        "roles": [],
+        "scopes": [],
+        "tenant": "acme",
+        "is_service": False,
+        "context_user_id": "u-7",
+        "context_tenant_id": "acme",
+        "same_as_context": True,
+    }
+
+
+async def test_public_paths_pass_without_a_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/health")).json() == {"status": "pass"}
+    assert (await client.get("/.well-known/jwks.json")).status_code == 200
+
+
+def test_any_of_and_all_of_checks() -> None:
+    user = Principal("u", roles=frozenset({"a"}), permissions=frozenset({"user:read"}))
+    assert ensure_roles(user, ["a", "b"]) is user
+    with pytest.raises(PermissionDeniedError, match="'a' and 'b'"):
+        ensure_roles(user, ["a", "b"], match="all")
+    assert ensure_permissions(user, ["user:read", "policy:read"], match="any") is user
+    with pytest.raises(PermissionDeniedError):
+        ensure_permissions(user, ["user:read", "policy:read"])
+    assert ensure_scopes(user, []) is user
+    with pytest.raises(TokenMissingError):
+        ensure_roles(None, ["a"])
+    with pytest.raises(InvalidInputError):
+        user.has_permission("not a permission")
+
+
+def test_wildcard_grants() -> None:
+    reader = Principal("r", permissions=frozenset({"*:read"}))
+    assert reader.has_permission("user:read")
+    assert not reader.has_permission("user:write")
+    root = Principal("root", permissions=frozenset({"*:*"}))
+    assert root.has_permission("policy:delete")
+
+
+def test_ownership_check() -> None:
+    owner = Principal("u-1")
+    admin = Principal("u-2", roles=frozenset({"admin"}))
+    stranger = Principal("u-3")
+    assert require_owner(owner, "u-1") is owner
+    assert require_owner(admin, "u-1") is admin
+    with pytest.raises(PermissionDeniedError, match="owner"):
+        require_owner(stranger, "u-1")
+    with pytest.raises(PermissionDeniedError):
+        require_owner(stranger, None, roles=["support"])
+    assert (owner.identity, owner.display_name, owner.is_authenticated) == ("u-1", "u-1", True)
+
+
+async def test_decorators_guard_service_functions() -> None:
+    @roles_required("admin")
+    async def delete_everything() -> str:
+        return "deleted"
+
+    @permissions_required("report:export")
+    def export() -> str:
+        return "exported"
+
+    with pytest.raises(TokenMissingError):
+        await delete_everything()
+    token = PRINCIPAL.set(Principal("u", permissions=frozenset({"report:*"})))
+    try:
+        assert export() == "exported"
+        with pytest.raises(PermissionDeniedError):
+            await delete_everything()
+    finally:
+        PRINCIPAL.reset(token)
+
+
+def test_policy_loads_from_yaml_file_and_text(tmp_path: Path) -> None:
+    text = """
+roles:
+  admin: {inherits: [manager], permissions: ["*:*"]}
+  manager: {inherits: [user], permissions: ["policy:*"]}
+  user: {permissions: ["*:read"]}
+  auditor:
+"""
+    path = tmp_path / "policies.yaml"
+    path.write_text(text)
+    for policy in (RolePolicy.from_yaml(path), RolePolicy.from_yaml(text)):
+        assert policy.expand_roles(["admin"]) == {"admin", "manager", "user"}
+        assert policy.permissions_for(["manager"]) == {"policy:*", "*:read"}
+        assert policy.expand_roles(["stranger"]) == {"stranger"}
+        assert policy.permissions_for(["auditor"]) == frozenset()
+        assert policy.roles == ["admin", "manager", "user", "auditor"]
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        ({"a": {"inherits": ["b"]}, "b": {"inherits": ["a"]}}, r"cycle: a -> b -> a"),
+        ({"a": {"inherits": ["a"]}}, r"cycle: a -> a"),
+        (
+            {"a": {"inherits": ["b"]}, "b": {"inherits": ["c"]}, "c": {"inherits": ["b"]}},
+            "b -> c -> b",
+        ),
+        ({"a": {"inherits": ["ghost"]}}, "undefined role"),
+        ({"a": {"permissions": ["Policy:Read"]}}, "role 'a'"),
+        ({"a": {"permissions": "policy:read"}}, "list of text"),
+        ({"a": {"grants": []}}, "only 'inherits' and 'permissions'"),
+        ({"bad name": {}}, "role name"),
+    ],
+)
+def test_policy_mistakes_are_clear_errors_at_load_time(
+    roles: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        RolePolicy.from_dict({"roles": roles})
+
+
+def test_policy_document_shape_errors() -> None:
+    with pytest.raises(ConfigurationError, match="'roles' mapping"):
+        RolePolicy.from_dict({"role": {}})
+    with pytest.raises(ConfigurationError, match="'roles' mapping"):
+        RolePolicy.from_yaml("- just a list")
+    with pytest.raises(ConfigurationError, match="not valid YAML"):
+        RolePolicy.from_yaml("roles: [unclosed")
+    with pytest.raises(ConfigurationError, match="twice"):
+        RolePolicy([RoleDefinition("a"), RoleDefinition("a")])
+
+
+def test_diamond_inheritance_is_not_a_cycle() -> None:
+    policy = RolePolicy(
+        [
+            RoleDefinition("lead", inherits=("writer", "reviewer")),
+            RoleDefinition("writer", inherits=("reader",), permissions=("doc:write",)),
+            RoleDefinition("reviewer", inherits=("reader",), permissions=("doc:review",)),
+            RoleDefinition("reader", permissions=("doc:read",)),
+        ]
+    )
+    assert policy.expand_roles(["lead"]) == {"lead", "writer", "reviewer", "reader"}
+    assert policy.permissions_for(["lead"]) == {"doc:write", "doc:review", "doc:read"}
+
+
+async def test_current_user_on_a_public_path_is_a_401(tokens: TokenService) -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/open")
+    async def open_route(user: CurrentUser) -> str:
+        return user.subject
+
+    app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=["/open"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        response = await http.get("/open")
+    assert (response.status_code, response.json()["code"]) == (401, "AUTH_TOKEN_MISSING")

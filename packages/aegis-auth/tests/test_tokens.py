@@ -1,0 +1,274 @@
+"""TokenService: issuing and verifying with every algorithm, keys, rotation and the cache."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import jwt
+import pytest
+from pydantic import SecretStr
+
+from aegis.auth import (
+    InvalidTokenError,
+    JWTKey,
+    KeySet,
+    MemoryTokenStore,
+    TokenExpiredError,
+    TokenRevokedError,
+    TokenService,
+)
+from aegis.core.errors import ConfigurationError
+
+pytestmark = pytest.mark.anyio
+
+
+def service(key: JWTKey, **options: object) -> TokenService:
+    return TokenService(KeySet([key]), issuer="iss", audience="aud", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("algorithm", ["HS256", "HS512", "ES256", "ES384", "EdDSA", "PS256"])
+async def test_every_algorithm_round_trips(algorithm: str) -> None:
+    tokens = service(JWTKey.generate("k", algorithm))
+    token = tokens.issue_access_token(
+        "user-1", roles=["user"], permissions=["policy:read"], scopes=["a", "b"], tenant="t-1"
+    )
+    principal = await tokens.verify(token)
+    assert principal.subject == "user-1"
+    assert principal.roles == {"user"}
+    assert principal.permissions == {"policy:read"}
+    assert principal.scopes == {"a", "b"}
+    assert principal.tenant == "t-1"
+    assert not principal.is_service
+    assert jwt.get_unverified_header(token) == {"alg": algorithm, "kid": "k", "typ": "at+jwt"}
+
+
+async def test_rs256_round_trips(rsa_key: JWTKey) -> None:
+    tokens = service(rsa_key)
+    assert (await tokens.verify(tokens.issue_access_token("u"))).subject == "u"
+
+
+async def test_issued_claims_are_complete() -> None:
+    tokens = service(JWTKey.generate("k"))
+    claims = jwt.decode(tokens.issue_access_token("u"), options={"verify_signature": False})
+    assert set(claims) == {"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "typ", "roles"}
+    assert claims["exp"] - claims["iat"] == 15 * 60
+    assert claims["typ"] == "access"
+
+
+async def test_extra_claims_are_kept_but_cannot_replace_registered_ones() -> None:
+    tokens = service(JWTKey.generate("k"))
+    principal = await tokens.verify(tokens.issue_access_token("u", extra={"locale": "ko"}))
+    assert principal.claims["locale"] == "ko"
+    with pytest.raises(ConfigurationError, match=r"\['roles', 'sub'\]"):
+        tokens.issue_access_token("u", extra={"sub": "admin", "roles": ["admin"]})
+    with pytest.raises(ConfigurationError, match="subject"):
+        tokens.issue_access_token("")
+
+
+async def test_service_tokens_name_the_service_and_its_audience() -> None:
+    caller = service(JWTKey.generate("k"))
+    callee = TokenService(caller.keys, issuer="iss", audience="billing")
+    principal = await callee.verify(
+        caller.issue_service_token("orders", audience="billing", scopes=["charge"])
+    )
+    assert principal.subject == "service:orders"
+    assert principal.is_service
+    assert principal.scopes == {"charge"}
+    with pytest.raises(InvalidTokenError) as raised:
+        await caller.verify(caller.issue_service_token("orders", audience="billing"))
+    assert raised.value.reason == "audience"
+
+
+async def test_rotation_new_key_signs_old_key_verifies_until_retired() -> None:
+    keys = KeySet([JWTKey.generate("2025")])
+    tokens = TokenService(keys, issuer="iss", audience="aud")
+    old = tokens.issue_access_token("u")
+    keys.add(JWTKey.generate("2026"), sign=True)
+    new = tokens.issue_access_token("u")
+    assert jwt.get_unverified_header(new)["kid"] == "2026"
+    assert (await tokens.verify(old)).subject == "u"
+    with pytest.raises(ConfigurationError, match="signs new tokens"):
+        keys.retire("2026")
+    keys.retire("2025")
+    with pytest.raises(InvalidTokenError):
+        await tokens.verify(old)
+    assert (await tokens.verify(new)).subject == "u"
+    assert keys.kids == ["2026"]
+
+
+async def test_cached_token_still_expires() -> None:
+    now = [time.time()]
+    tokens = service(JWTKey.generate("k"), clock=lambda: now[0])
+    token = tokens.issue_access_token("u", expires_in=timedelta(minutes=1))
+    assert (await tokens.verify(token)).subject == "u"
+    assert (await tokens.verify(token)).subject == "u"  # served from the cache
+    now[0] += 3600
+    with pytest.raises(TokenExpiredError):
+        await tokens.verify(token)
+
+
+async def test_cached_token_still_honours_revocation() -> None:
+    tokens = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    token = tokens.issue_access_token("u")
+    await tokens.verify(token)
+    await tokens.revoke(token)
+    with pytest.raises(TokenRevokedError):
+        await tokens.verify(token)
+
+
+async def test_cache_is_bounded_and_can_be_turned_off() -> None:
+    tokens = service(JWTKey.generate("k"), cache_size=2)
+    issued = [tokens.issue_access_token(f"u{i}") for i in range(5)]
+    for token in issued:
+        await tokens.verify(token)
+    assert len(tokens._cache) == 2
+    uncached = service(JWTKey.generate("k"), cache_size=0)
+    await uncached.verify(uncached.issue_access_token("u"))
+    assert uncached._cache == {}
+
+
+async def test_access_token_is_not_a_refresh_token() -> None:
+    tokens = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.refresh(tokens.issue_access_token("u"))
+    assert raised.value.reason == "token_type"
+
+
+async def test_non_text_and_oversized_input_is_refused() -> None:
+    tokens = service(JWTKey.generate("k"))
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.verify("x" * 9000)
+    assert raised.value.reason == "too_large"
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.verify("é.e30.e30")
+    assert raised.value.reason == "malformed"
+
+
+def test_keys_are_checked_when_they_are_made(rsa_key: JWTKey) -> None:
+    with pytest.raises(ConfigurationError, match="below"):
+        JWTKey.hmac("short", b"x" * 16)
+    with pytest.raises(ConfigurationError, match="not a valid HS256 key"):
+        JWTKey.hmac("pem", b"-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(ConfigurationError, match="not an HMAC algorithm"):
+        JWTKey.hmac("k", b"x" * 64, "RS256")
+    with pytest.raises(ConfigurationError, match="not a public-key algorithm"):
+        JWTKey.from_pem("k", "pem", "HS256")
+    with pytest.raises(ConfigurationError, match="not one of"):
+        JWTKey("k", "none", b"")
+    with pytest.raises(ConfigurationError, match="key id"):
+        JWTKey.generate("../etc/passwd", "HS256")
+    with pytest.raises(ConfigurationError, match="cannot generate"):
+        JWTKey.generate("k", "XS256")
+    ec_key = JWTKey.generate("ec", "ES256")
+    with pytest.raises(ConfigurationError, match="not a valid ES384 key"):
+        JWTKey("wrong-curve", "ES384", ec_key.signing_material())
+    with pytest.raises(ConfigurationError, match="not a valid EdDSA key"):
+        JWTKey("wrong-type", "EdDSA", rsa_key.signing_material())
+
+
+def test_pem_and_secret_inputs_load() -> None:
+    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
+    private = JWTKey.generate("ed", "EdDSA").signing_material()
+    pem = private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    key = JWTKey.from_pem("ed", SecretStr(pem), "EdDSA")
+    assert key.can_sign
+    public = key.public_key()
+    assert not public.can_sign
+    assert public.public_key() is public
+    assert "public" in repr(public)
+    assert "secret" in repr(JWTKey.hmac("h", SecretStr("y" * 40)))
+    with pytest.raises(ConfigurationError, match="cannot sign"):
+        public.signing_material()
+
+
+def test_key_set_rules() -> None:
+    hs = JWTKey.hmac("hs", b"x" * 64)
+    ed = JWTKey.generate("ed")
+    keys = KeySet([hs, ed], signing_kid="hs")
+    assert keys.signing_key is hs
+    assert "ed" in keys
+    assert len(keys) == 2
+    assert keys.jwks()["keys"][0]["kid"] == "ed"  # the HMAC secret is never published
+    with pytest.raises(ConfigurationError, match="already"):
+        keys.add(JWTKey.generate("ed"))
+    with pytest.raises(ConfigurationError, match="never published"):
+        hs.public_jwk()
+    with pytest.raises(ConfigurationError, match="no private"):
+        _ = KeySet([ed.public_key()]).signing_key
+    with pytest.raises(ConfigurationError, match="not a private"):
+        KeySet([ed.public_key()], signing_kid="ed")
+
+
+def test_service_configuration_is_checked() -> None:
+    keys = KeySet([JWTKey.generate("k")])
+    with pytest.raises(ConfigurationError, match="audience"):
+        TokenService(keys, issuer="i", audience=[])
+    with pytest.raises(ConfigurationError, match="subset"):
+        TokenService(keys, issuer="i", audience="a", algorithms=["none"])
+
+
+async def test_algorithm_allow_list_limits_what_keys_verify() -> None:
+    keys = KeySet([JWTKey.hmac("hs", b"x" * 64)])
+    issuer = TokenService(keys, issuer="i", audience="a")
+    strict = TokenService(keys, issuer="i", audience="a", algorithms=["EdDSA"])
+    with pytest.raises(InvalidTokenError) as raised:
+        await strict.verify(issuer.issue_access_token("u"))
+    assert raised.value.reason == "algorithm"
+
+
+async def test_revocation_and_refresh_need_a_store() -> None:
+    tokens = service(JWTKey.generate("k"))
+    with pytest.raises(ConfigurationError, match="store"):
+        await tokens.revoke(tokens.issue_access_token("u"))
+
+
+async def test_refresh_keeps_roles_permissions_scopes_and_tenant() -> None:
+    tokens = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    pair = tokens.issue_pair(
+        "u", roles=["user"], permissions=["policy:read"], scopes=["profile"], tenant="acme"
+    )
+    renewed = await tokens.refresh(pair.refresh_token)
+    principal = await tokens.verify(renewed.access_token)
+    assert principal.roles == {"user"}
+    assert principal.permissions == {"policy:read"}
+    assert principal.scopes == {"profile"}
+    assert principal.tenant == "acme"
+    assert principal.family == (await tokens.verify(pair.access_token)).family
+
+
+async def test_refresh_token_without_a_family_is_refused() -> None:
+    tokens = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    key = tokens.keys.signing_key
+    now = int(time.time())
+    claims = {"iss": "iss", "aud": "aud", "sub": "u", "iat": now, "exp": now + 60}
+    orphan = jwt.encode(
+        {**claims, "jti": "j", "typ": "refresh"},
+        key.signing_material(),
+        algorithm=key.algorithm,
+        headers={"kid": key.kid},
+    )
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.refresh(orphan)
+    assert raised.value.reason == "claims"
+
+
+async def test_revoking_an_invalid_token_fails() -> None:
+    tokens = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    with pytest.raises(InvalidTokenError):
+        await tokens.revoke("not.a.token")
+
+
+async def test_memory_store_sweeps_expired_entries() -> None:
+    store = MemoryTokenStore()
+    for number in range(1023):
+        await store.revoke(f"old-{number}", expires_at=0)
+    await store.revoke("live", expires_at=2**31)
+    assert await store.is_revoked("live", None)
+    assert not await store.is_revoked("old-1", None)
+    assert store._revoked == {"live": 2**31}
