@@ -1,0 +1,412 @@
+"""The ``aegis-schema`` command line. Exit codes: 0 ok, 1 problems found, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from aegis.core.errors import AegisError, ConfigurationError
+from aegis.schema._cli_templates import EXAMPLE_TABLE, REGISTRY_TEMPLATE
+from aegis.schema._compat import compatibility_problems
+from aegis.schema._coordinator import MigrationCoordinator
+from aegis.schema._diff import diff_schemas
+from aegis.schema._docs import render_erd, render_service_graph, write_docs
+from aegis.schema._history import DEFAULT_HISTORY_URL
+from aegis.schema._impact import ImpactReport
+from aegis.schema._models import SchemaDefinition
+from aegis.schema._plan import MigrationPlan, MigrationRun, MigrationStatus, MigrationStep
+from aegis.schema._problems import Problem, Severity
+from aegis.schema._registry import REGISTRY_FILE, SchemaRegistry
+from aegis.schema._rules import blocking
+
+OK, PROBLEMS, USAGE = 0, 1, 2
+_COLOURS = {"ok": "32", "error": "31", "warning": "33"}
+
+
+class _Output:
+    def __init__(self, stream: TextIO, fmt: str) -> None:
+        self.stream, self.json = stream, fmt == "json"
+        self.colour = stream.isatty() and "NO_COLOR" not in os.environ
+
+    def paint(self, text: str, kind: str) -> str:
+        return f"\033[{_COLOURS[kind]}m{text}\033[0m" if self.colour else text
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.stream)
+
+    def data(self, value: Any) -> None:
+        print(json.dumps(value, indent=2, default=str), file=self.stream)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--registry", default=".", metavar="DIR", help="registry directory (default: .)"
+    )
+    common.add_argument("--format", choices=["text", "json"], default="text")
+    databases = argparse.ArgumentParser(add_help=False)
+    databases.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="SERVICE=URL",
+        help="a service's database (repeat)",
+    )
+    databases.add_argument(
+        "--history", default=DEFAULT_HISTORY_URL, metavar="URL", help="coordinator database"
+    )
+    target = argparse.ArgumentParser(add_help=False)
+    target.add_argument(
+        "--to", required=True, metavar="DIR", help="registry directory with the new versions"
+    )
+    target.add_argument(
+        "--allow", action="append", default=[], metavar="CODE", help="let this rule's errors pass"
+    )
+    parser = argparse.ArgumentParser(
+        prog="aegis-schema", description="Schema registry and migration coordinator."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", parents=[common], help="scaffold a registry directory")
+    validate = sub.add_parser(
+        "validate", parents=[common], help="check the registry (and a proposed change)"
+    )
+    validate.add_argument(
+        "--to", metavar="DIR", help="also check these new versions' compatibility"
+    )
+    graph = sub.add_parser("graph", parents=[common], help="service dependencies, cycles, order")
+    graph.add_argument("--service", help="show this service's dependencies and dependents")
+    graph.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
+    docs = sub.add_parser("docs", parents=[common], help="write Markdown docs with diagrams")
+    docs.add_argument("--out", required=True, metavar="DIR")
+    erd = sub.add_parser("erd", parents=[common], help="print a Mermaid erDiagram")
+    erd.add_argument("--service", help="only this service's tables")
+    diff = sub.add_parser(
+        "diff", parents=[common], help="operations between two versions of a table"
+    )
+    diff.add_argument("schema", metavar="SERVICE.TABLE")
+    diff.add_argument("old", metavar="FROM_VERSION")
+    diff.add_argument("new", metavar="TO_VERSION")
+    sub.add_parser("plan", parents=[common, databases, target], help="plan and check a migration")
+    migrate = sub.add_parser("migrate", parents=[common, databases, target], help="run a migration")
+    migrate.add_argument("--dry-run", action="store_true", help="print the SQL, touch nothing")
+    migrate.add_argument(
+        "--break-lock", action="store_true", help="free a lock left by a dead process"
+    )
+    rollback = sub.add_parser("rollback", parents=[common, databases], help="undo a completed run")
+    rollback.add_argument("run_id", metavar="RUN_ID")
+    history = sub.add_parser("history", parents=[common, databases], help="past runs")
+    history.add_argument("--service")
+    history.add_argument("--status", choices=[str(status) for status in MigrationStatus])
+    history.add_argument("--since", type=datetime.fromisoformat, metavar="ISO-TIME")
+    history.add_argument("--until", type=datetime.fromisoformat, metavar="ISO-TIME")
+    history.add_argument("--limit", type=int)
+    impact = sub.add_parser(
+        "impact", parents=[common, databases], help="impact report of a change or a run"
+    )
+    source = impact.add_mutually_exclusive_group(required=True)
+    source.add_argument("--to", metavar="DIR")
+    source.add_argument("--run", metavar="RUN_ID")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``aegis-schema``; return the exit code."""
+    args = _parser().parse_args(argv)
+    out = _Output(sys.stdout, args.format)
+    command: Callable[[argparse.Namespace, _Output], int] = _COMMANDS[args.command]
+    try:
+        return command(args, out)
+    except ConfigurationError as exc:
+        print(f"aegis-schema: {exc.message}", file=sys.stderr)
+        return USAGE
+    except AegisError as exc:
+        problems: list[Problem] = getattr(exc, "problems", [])
+        if problems:
+            return _report_problems(problems, out)
+        print(f"aegis-schema: {exc.code}: {exc.message}", file=sys.stderr)
+        return PROBLEMS
+
+
+def _report_problems(problems: list[Problem], out: _Output) -> int:
+    errors = [p for p in problems if p.severity == Severity.ERROR]
+    if out.json:
+        out.data({"ok": not errors, "problems": [p.to_dict() for p in problems]})
+    else:
+        for problem in problems:
+            out.line(
+                out.paint(
+                    str(problem), "error" if problem.severity == Severity.ERROR else "warning"
+                )
+            )
+        out.line(out.paint("ok", "ok") if not errors else f"{len(errors)} error(s)")
+    return PROBLEMS if errors else OK
+
+
+def _urls(args: argparse.Namespace) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for item in args.url:
+        service, separator, url = item.partition("=")
+        if not separator or not service or not url:
+            raise ConfigurationError(f"--url {item!r} must be SERVICE=URL")
+        urls[service] = url
+    return urls
+
+
+def _changes(
+    registry: SchemaRegistry, target: SchemaRegistry
+) -> tuple[list[SchemaDefinition], list[str]]:
+    changes: list[SchemaDefinition] = []
+    renamed: set[str] = set()
+    for schema in target.schemas():
+        current = registry.find(schema.service, schema.renamed_from or schema.table)
+        if current is not None:
+            renamed.add(current.key)
+        if current is None or current.model_dump() != schema.model_dump():
+            changes.append(schema)
+    removed = [
+        s.key
+        for s in registry.schemas()
+        if target.find(s.service, s.table) is None and s.key not in renamed
+    ]
+    return changes, removed
+
+
+def _init(args: argparse.Namespace, out: _Output) -> int:
+    root = Path(args.registry)
+    if (root / REGISTRY_FILE).exists():
+        print(f"aegis-schema: {root / REGISTRY_FILE} already exists", file=sys.stderr)
+        return PROBLEMS
+    root.mkdir(parents=True, exist_ok=True)
+    (root / REGISTRY_FILE).write_text(REGISTRY_TEMPLATE, encoding="utf-8")
+    (root / "example.yaml").write_text(EXAMPLE_TABLE, encoding="utf-8")
+    out.line(f"created {root / REGISTRY_FILE} and {root / 'example.yaml'}")
+    return OK
+
+
+def _validate(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    problems = registry.validate()
+    if args.to:
+        target = SchemaRegistry.load(args.to)
+        problems += target.validate()
+        for schema in _changes(registry, target)[0]:
+            current = registry.find(schema.service, schema.renamed_from or schema.table)
+            if current is None:
+                continue
+            breaking = compatibility_problems(current, schema, registry.compatibility)
+            problems += breaking
+            if schema.version_tuple <= current.version_tuple or (
+                breaking and schema.version_tuple[0] == current.version_tuple[0]
+            ):
+                need = (
+                    f"{current.version_tuple[0] + 1}.0.0"
+                    if breaking
+                    else f"above {current.version}"
+                )
+                message = f"{schema.key}: version {schema.version} must be {need}"
+                problems.append(
+                    Problem(
+                        "version-bump",
+                        message,
+                        schema.source_file,
+                        schema.line_of("version"),
+                        subject=schema.key,
+                    )
+                )
+    return _report_problems(problems, out)
+
+
+def _graph(args: argparse.Namespace, out: _Output) -> int:
+    graph = SchemaRegistry.load(args.registry).graph()
+    cycles = graph.cycles()
+    if args.service:
+        data: dict[str, Any] = {
+            "service": args.service,
+            "dependencies": graph.dependencies(args.service, transitive=True),
+            "dependents": graph.dependents(args.service, transitive=True),
+        }
+    else:
+        data = {"edges": graph.edges(), "cycles": cycles, "order": [] if cycles else graph.order()}
+    if out.json:
+        out.data(data)
+    elif args.mermaid:
+        out.line(render_service_graph(graph).rstrip())
+    elif args.service:
+        out.line(f"{args.service} depends on: {', '.join(data['dependencies']) or 'none'}")
+        out.line(f"{args.service} is used by: {', '.join(data['dependents']) or 'none'}")
+    else:
+        for service, dependency in data["edges"]:
+            out.line(f"{service} -> {dependency}")
+        for cycle in cycles:
+            out.line(out.paint(f"cycle: {' -> '.join([*cycle, cycle[0]])}", "error"))
+        if not cycles:
+            out.line(f"migration order: {', '.join(data['order'])}")
+    return PROBLEMS if cycles else OK
+
+
+def _docs(args: argparse.Namespace, out: _Output) -> int:
+    written = write_docs(SchemaRegistry.load(args.registry), args.out)
+    if out.json:
+        out.data([str(path) for path in written])
+    else:
+        out.line("\n".join(f"wrote {path}" for path in written))
+    return OK
+
+
+def _erd(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    schemas = registry.tables(args.service) if args.service else registry.schemas()
+    text = render_erd(schemas).rstrip()
+    out.data({"mermaid": text}) if out.json else out.line(text)
+    return OK
+
+
+def _diff(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    service, _, table = args.schema.partition(".")
+    operations = diff_schemas(
+        registry.get(service, table, args.old), registry.get(service, table, args.new)
+    )
+    if out.json:
+        out.data([operation.model_dump(mode="json") for operation in operations])
+    else:
+        out.line("\n".join(operation.describe() for operation in operations) or "no changes")
+    return OK
+
+
+def _coordinator(args: argparse.Namespace, registry: SchemaRegistry) -> MigrationCoordinator:
+    return MigrationCoordinator(
+        registry, _urls(args), history=args.history, allow=args.allow if "allow" in args else ()
+    )
+
+
+def _plan(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    with _coordinator(args, registry) as coordinator:
+        plan = coordinator.plan_migration(*_changes(registry, SchemaRegistry.load(args.to)))
+        findings = coordinator.validate_migration(plan)
+    report = ImpactReport(plan, tuple(findings), registry.graph())
+    out.data(report.to_dict()) if out.json else out.line(report.to_markdown().rstrip())
+    return PROBLEMS if blocking(findings, set(args.allow)) else OK
+
+
+def _progress(out: _Output) -> Callable[[MigrationStep, int, int], None]:
+    def show(step: MigrationStep, position: int, total: int) -> None:
+        state = {"COMPLETED": out.paint("ok", "ok"), "FAILED": out.paint("FAILED", "error")}
+        end = state.get(str(step.status), "...")
+        print(f"[{position}/{total}] {step.id} {end}", file=sys.stderr)
+
+    return show
+
+
+def _migrate(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    changes, removed = _changes(registry, SchemaRegistry.load(args.to))
+    with _coordinator(args, registry) as coordinator:
+        plan = coordinator.plan_migration(changes, removed)
+        if args.dry_run:
+            run = coordinator.execute(plan, dry_run=True)
+            out.data(
+                {"plan": plan.id, "sql": coordinator.plan_sql(plan)}
+            ) if out.json else out.line("\n".join(run.log).rstrip())
+            return OK
+        if args.break_lock:
+            coordinator.history.break_lock()
+        run = coordinator.execute(plan, progress=_progress(out))
+    for key in removed:
+        registry.remove(*key.split("."))
+    for schema in changes:
+        registry.register(schema)
+    registry.save()
+    out.data(
+        run.model_dump(mode="json", include={"id", "status", "log"})
+    ) if out.json else out.line(f"run {run.id}: {run.status}")
+    return OK
+
+
+def _rollback(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    with _coordinator(args, registry) as coordinator:
+        run = coordinator.rollback(args.run_id, progress=_progress(out))
+    for step in run.plan.steps:
+        service, _, table = step.schema_name.partition(".")
+        if step.to_version is not None and registry.find(service, table, step.to_version):
+            registry.revert(service, table, step.to_version)
+    registry.save()
+    out.data({"id": run.id, "status": str(run.status)}) if out.json else out.line(
+        f"run {run.id}: {run.status}"
+    )
+    return OK
+
+
+def _history(args: argparse.Namespace, out: _Output) -> int:
+    with _coordinator(args, SchemaRegistry()) as coordinator:
+        runs = coordinator.history.runs(
+            service=args.service,
+            status=args.status,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+        )
+    if out.json:
+        out.data([_run_summary(run) for run in runs])
+        return OK
+    for run in runs:
+        services = ",".join(sorted({step.service for step in run.plan.steps}))
+        error = f"  {run.error}" if run.error else ""
+        started = run.started_at.isoformat(timespec="seconds")
+        out.line(f"{started}  {run.id}  {run.kind:<8} {run.status!s:<11} {services}{error}")
+    return OK
+
+
+def _run_summary(run: MigrationRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "status": str(run.status),
+        "started_at": run.started_at.isoformat(),
+        "services": sorted({step.service for step in run.plan.steps}),
+        "error": run.error,
+        "rolls_back": run.rolls_back,
+    }
+
+
+def _impact(args: argparse.Namespace, out: _Output) -> int:
+    registry = SchemaRegistry.load(args.registry)
+    with _coordinator(args, registry) as coordinator:
+        if args.run:
+            run = coordinator.history.get(args.run)
+            plan: MigrationPlan = run.plan
+            findings = (
+                coordinator.validate_migration(plan, check_data=False)
+                if run.kind == "migrate"
+                else []
+            )
+        else:
+            run = None
+            plan = coordinator.plan_migration(*_changes(registry, SchemaRegistry.load(args.to)))
+            findings = coordinator.validate_migration(plan)
+    report = ImpactReport(plan, tuple(findings), registry.graph(), run)
+    out.data(report.to_dict()) if out.json else out.line(report.to_markdown().rstrip())
+    return OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace, _Output], int]] = {
+    "init": _init,
+    "validate": _validate,
+    "graph": _graph,
+    "docs": _docs,
+    "erd": _erd,
+    "diff": _diff,
+    "plan": _plan,
+    "migrate": _migrate,
+    "rollback": _rollback,
+    "history": _history,
+    "impact": _impact,
+}
