@@ -43,3 +43,15 @@ def test_services_needs_an_action(root: Path) -> None:
     result = _dev(root, "services", "restart")
     assert result.returncode == 1
     assert "usage: ./dev services up [KIND...]|down|status" in result.stderr
+
+
+def test_help_lists_the_release_commands(root: Path) -> None:
+    result = _dev(root, "help")
+    for command in ["release PACKAGE VERSION", "publish --index URL", "docs", "test --lowest"]:
+        assert command in result.stdout
+
+
+def test_build_names_the_members_when_a_package_is_unknown(root: Path) -> None:
+    result = _dev(root, "build", "aegis-nope")
+    assert result.returncode == 1
+    assert "error: no member aegis-nope in packages/ (members: aegis-all" in result.stderr

@@ -1,0 +1,145 @@
+"""Every member publishes complete metadata, and installing one pulls in only what it needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+from trove_classifiers import classifiers as known_classifiers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from dist_requirements import install_closure
+from members import load_member, load_members, normalise
+
+REPOSITORY = "https://github.com/aegis-platform/aegis"
+DOCS_SITE = "https://aegis-platform.github.io/aegis/"
+PYTHONS = ["3.11", "3.12", "3.13"]  # the CI matrix in .github/workflows/ci.yml
+
+# Libraries that only the members which need them may pull in (PyPI names, normalised).
+KAFKA = {"confluent-kafka", "aiokafka", "kafka-python"}
+REDIS = {"redis", "hiredis", "valkey", "coredis"}
+JWT = {"pyjwt", "python-jose", "authlib", "jwcrypto", "joserfc"}
+
+
+def test_member_metadata_is_complete(member: Path) -> None:
+    project = load_member(member).project
+    name = str(project["name"])
+    description = str(project.get("description", ""))
+    assert description.strip(), f"{name}: [project] description is empty"
+    assert "\n" not in description, "PyPI's summary is one line"
+    assert len(description) <= 200, "PyPI's summary is one short line"
+    assert project.get("readme") == "README.md"
+    assert (member / "README.md").read_text().startswith(f"# {name}\n")
+    assert project.get("license") == "MIT", 'an SPDX expression: license = "MIT"'
+    assert project.get("requires-python") == ">=3.11"
+    assert project.get("authors"), f"{name}: [project] authors is missing"
+
+
+def test_member_classifiers_are_known_and_name_the_tested_pythons(member: Path) -> None:
+    loaded = load_member(member)
+    classifiers = list(loaded.project.get("classifiers", []))  # type: ignore[call-overload]
+    assert not [c for c in classifiers if c not in known_classifiers], "unknown classifier"
+    assert not [c for c in classifiers if c.startswith("License ::")], (
+        "the SPDX `license` field replaces License :: classifiers (PEP 639)"
+    )
+    required = {
+        "Programming Language :: Python :: 3 :: Only",
+        *(f"Programming Language :: Python :: {version}" for version in PYTHONS),
+    }
+    if not loaded.meta:
+        required.add("Typing :: Typed")  # with py.typed in the wheel: test_workspace.py
+    assert required <= set(classifiers), f"missing: {sorted(required - set(classifiers))}"
+    assert any(c.startswith("Development Status :: ") for c in classifiers)
+
+
+def test_member_project_urls_point_at_its_folder_docs_and_changelog(member: Path) -> None:
+    project = load_member(member).project
+    name = str(project["name"])
+    urls = project.get("urls")
+    assert isinstance(urls, dict), f"{name}: [project.urls] is missing"
+    assert urls.get("Source") == f"{REPOSITORY}/tree/main/packages/{name}"
+    assert urls.get("Changelog") == f"{REPOSITORY}/blob/main/packages/{name}/CHANGELOG.md"
+    assert urls.get("Issues") == f"{REPOSITORY}/issues"
+    assert str(urls.get("Documentation", "")).startswith(DOCS_SITE)
+
+
+def test_member_requires_other_members_with_compatible_ranges(member: Path, root: Path) -> None:
+    members = load_members(root)
+    for line in load_member(member).requirements():
+        requirement = Requirement(line)
+        dependency = members.get(normalise(requirement.name))
+        if dependency is None:
+            continue
+        version = Version(dependency.version)
+        lower = [s for s in requirement.specifier if s.operator == ">="]
+        upper = [s for s in requirement.specifier if s.operator == "<"]
+        assert len(lower) == 1, f"{line}: write >=X.Y,<next-breaking"
+        assert len(upper) == 1, f"{line}: write >=X.Y,<next-breaking"
+        assert version in requirement.specifier, f"{line} excludes {dependency.name} {version}"
+        floor = Version(lower[0].version)
+        breaking = f"{floor.major + 1}" if floor.major else f"0.{floor.minor + 1}"
+        assert Version(upper[0].version) == Version(breaking), (
+            f"{line}: the upper bound is the next breaking version, <{breaking}"
+        )
+
+
+def test_built_distributions_pass_twine_check_strict(built_dists: Path) -> None:
+    files = sorted(str(p) for p in built_dists.iterdir())
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_installing_aegis_db_pulls_aegis_core_and_sqlalchemy_only(built_dists: Path) -> None:
+    closure = install_closure(built_dists, ["aegis-db"])
+    assert set(closure.aegis) == {"aegis-core", "aegis-db"}
+    names = closure.third_party_names()
+    assert names == {"pydantic", "sqlalchemy"}
+    assert not names & (KAFKA | REDIS | JWT)
+
+
+def test_installing_aegis_core_pulls_pydantic_only(built_dists: Path) -> None:
+    closure = install_closure(built_dists, ["aegis-core"])
+    assert set(closure.aegis) == {"aegis-core"}
+    assert closure.third_party_names() == {"pydantic"}
+
+
+@pytest.mark.parametrize(
+    ("root_requirement", "allowed"),
+    [
+        ("aegis-config", set[str]()),
+        ("aegis-log", set[str]()),
+        ("aegis-obs", set[str]()),
+        ("aegis-auth", JWT),
+        ("aegis-cache", REDIS),
+        ("aegis-msg", KAFKA),
+    ],
+)
+def test_a_member_pulls_no_kafka_redis_or_jwt_library_it_does_not_use(
+    built_dists: Path, root_requirement: str, allowed: set[str]
+) -> None:
+    names = install_closure(built_dists, [root_requirement]).third_party_names()
+    assert not names & (KAFKA | REDIS | JWT) - allowed, sorted(names)
+
+
+def test_a_closure_extra_follows_member_extras(built_dists: Path) -> None:
+    closure = install_closure(built_dists, ["aegis-db[sqlite]"])
+    assert "aiosqlite" in closure.third_party_names()
+    assert all(r.marker is None for r in closure.third_party)
+    sqlalchemy = next(r for r in closure.third_party if r.name == "sqlalchemy")
+    assert sqlalchemy.extras == {"asyncio"}
+
+
+def test_a_missing_member_wheel_is_named(tmp_path: Path, built_dists: Path) -> None:
+    for wheel in built_dists.glob("aegis_db-*.whl"):
+        (tmp_path / wheel.name).write_bytes(wheel.read_bytes())
+    with pytest.raises(LookupError, match="has no wheel of aegis-core"):
+        install_closure(tmp_path, ["aegis-db"])

@@ -1,0 +1,141 @@
+"""MkDocs hooks for the aegis site: a page and a changelog page per member, and the error codes.
+
+A member added under packages/ gets its pages with no edit here or in mkdocs.yml: its page is its
+README (pulled in by pymdownx.snippets, so the docs never copy it) followed by the API reference
+of its public modules (mkdocstrings), and its changelog page is its CHANGELOG.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from members import Member, load_members
+
+ROOT = Path(__file__).resolve().parent.parent
+ERROR_CODES_MARKER = "<!-- aegis:error-codes -->"
+GENERATED_SECTIONS = {"Packages": "packages", "Changelogs": "changelog"}
+
+# Imports aegis.core, then each member, and records which member registered which code.
+_COLLECT_CODES = """
+import importlib, json, sys
+from aegis.core.errors import ERROR_CODES
+owners = {code: "aegis-core" for code in ERROR_CODES}
+for name in sys.argv[1:]:
+    importlib.import_module("aegis." + name.removeprefix("aegis-"))
+    owners.update({code: name for code in ERROR_CODES if code not in owners})
+print(json.dumps([[c, e.status, e.title, owners[c]] for c, e in sorted(ERROR_CODES.items())]))
+"""
+
+
+def _members() -> list[Member]:
+    members = sorted(load_members(ROOT).values(), key=lambda m: m.name)
+    # aegis-core first: every other member stands on it.
+    return sorted(members, key=lambda m: (m.name != "aegis-core", m.meta, m.name))
+
+
+def public_modules(member: Member) -> list[str]:
+    """The member's modules without an underscore in their dotted path, in path order."""
+    src = member.path / "src"
+    modules = []
+    for path in sorted(src.rglob("*.py")):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if not any(part.startswith("_") for part in parts):
+            modules.append(".".join(parts))
+    return sorted(modules)
+
+
+def member_page(member: Member) -> str:
+    """The Markdown of a member's page: its README, then its API reference."""
+    relative = member.path.relative_to(ROOT).as_posix()
+    lines = [f'--8<-- "{relative}/README.md"', ""]
+    modules = [] if member.meta else public_modules(member)
+    if modules:
+        lines += ["## API reference", ""]
+        for module in modules:
+            lines += [f"::: {module}", "    options:", "      heading_level: 3", ""]
+    lines.append(f"[Changelog](../changelog/{member.name}.md)")
+    return "\n".join(lines) + "\n"
+
+
+def error_code_table() -> str:
+    """A Markdown table of every registered error code, its status, title and member."""
+    names = [m.name for m in _members() if not m.meta and m.name != "aegis-core"]
+    names = [n for n in names if (ROOT / "packages" / n / "src").is_dir()]
+    result = subprocess.run(
+        [sys.executable, "-c", _COLLECT_CODES, *names],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = ["| code | HTTP status | title | package |", "|---|---|---|---|"]
+    for code, status, title, owner in json.loads(result.stdout):
+        rows.append(f"| `{code}` | {status} | {title} | [{owner}](packages/{owner}.md) |")
+    return "\n".join(rows)
+
+
+class CodeInProseFilter(logging.Filter):
+    """Downgrade autorefs' missing-target warning when the "target" is code, not a name.
+
+    In docstring prose (an ``Example:`` admonition rather than an ``Examples:`` section, whose
+    doctest lines griffe renders as code), ``events[0]["card"]`` reads as a Markdown reference
+    link. A target with a quote or a space cannot name a Python object: such a record goes out
+    as INFO instead of a warning that fails the strict build. A broken reference to a real name
+    still fails it.
+    """
+
+    _MISSING = re.compile(r"Could not find cross-reference target '(?P<target>.*)'$", re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Lower matching records to INFO; never drop a record."""
+        match = self._MISSING.search(record.getMessage())
+        if record.levelno == logging.WARNING and match and re.search(r"[\"'\s]", match["target"]):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    """Fill the nav's Packages and Changelogs sections with one entry per member."""
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("mkdocs.plugins.mkdocs_autorefs"):
+            logging.getLogger(name).addFilter(CodeInProseFilter())
+    for item in config.nav or []:
+        if isinstance(item, dict):
+            for title, folder in GENERATED_SECTIONS.items():
+                if title in item:
+                    item[title] = [{m.name: f"{folder}/{m.name}.md"} for m in _members()]
+    return config
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    """Add the generated member and changelog pages."""
+    for member in _members():
+        relative = member.path.relative_to(ROOT).as_posix()
+        files.append(
+            File.generated(config, f"packages/{member.name}.md", content=member_page(member))
+        )
+        files.append(
+            File.generated(
+                config, f"changelog/{member.name}.md", content=f'--8<-- "{relative}/CHANGELOG.md"\n'
+            )
+        )
+    return files
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Put the generated error-code table where a page asks for it."""
+    del page, config, files  # the hook's signature is fixed by MkDocs
+    if ERROR_CODES_MARKER in markdown:
+        return markdown.replace(ERROR_CODES_MARKER, error_code_table())
+    return markdown
