@@ -1,0 +1,53 @@
+"""The errors aegis.msg raises, each an AegisError with a stable code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aegis.core.errors import AegisError, ExternalServiceError, register_error_code
+
+register_error_code("MSG_PUBLISH_FAILED", 503, "Event could not be published")
+register_error_code("MSG_INVALID_EVENT", 422, "Event could not be decoded")
+register_error_code("MSG_UNSUPPORTED_VERSION", 422, "Event schema version not supported")
+register_error_code("MSG_EVENT_IN_PROGRESS", 409, "Event is being handled elsewhere")
+
+
+class PublishError(ExternalServiceError):
+    """The broker did not accept an event: ``details`` name the topic, event id and Kafka error.
+
+    ``retriable`` says whether sending the same event again may succeed (a broker outage, a
+    timeout) or not (a message too large, an unknown topic with auto-creation off).
+    """
+
+    default_code = "MSG_PUBLISH_FAILED"
+
+    def __init__(
+        self, message: str, *, retriable: bool = False, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retriable = retriable
+
+
+class InvalidEventError(AegisError):
+    """A received message is not a valid event (a poison message); it goes to the dead letters.
+
+    The message says what is wrong: a missing ``ce_type`` header, a body that is not JSON, a
+    field that fails validation.
+    """
+
+    default_code = "MSG_INVALID_EVENT"
+
+
+class UnsupportedVersionError(InvalidEventError):
+    """An event carries a schema version this consumer cannot read (a newer major version).
+
+    It goes to the dead letters with this reason instead of stopping the consumer.
+    """
+
+    default_code = "MSG_UNSUPPORTED_VERSION"
+
+
+class EventInProgressError(AegisError):
+    """Another consumer holds the idempotency claim on this event; it is retried later."""
+
+    default_code = "MSG_EVENT_IN_PROGRESS"

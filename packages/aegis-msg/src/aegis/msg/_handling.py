@@ -1,0 +1,273 @@
+"""Handling one received message: decode, call the handler, retry, forward or dead-letter it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from aegis.core import context
+from aegis.msg._errors import UnsupportedVersionError
+from aegis.msg._event import Event
+from aegis.msg._metrics import MsgMetrics
+from aegis.msg._retry import (
+    RETRY_ATTEMPTS,
+    RETRY_BACKOFF_TIMESTAMP,
+    forwarded_headers,
+    header_int,
+    seconds_until,
+)
+from aegis.msg._tracing import context_from, tracer, tracing_enabled
+from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, header_map
+from aegis.msg._wire import EventCodec, handling_event_id
+
+if TYPE_CHECKING:
+    from aegis.msg._subscriber import EventSubscriber, Lane
+
+logger = logging.getLogger("aegis.msg")
+
+_FORWARD_BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A registered handler: the event class it takes and the topic it reads."""
+
+    event_type: type[Event[Any]]
+    topic: str
+    handler: Callable[[Any], Awaitable[None]]
+
+
+class MessageHandling:
+    """The per-message work of an :class:`EventSubscriber`."""
+
+    def __init__(
+        self,
+        subscriber: EventSubscriber,
+        codec: EventCodec,
+        metrics: MsgMetrics,
+        limit: asyncio.Semaphore | None,
+    ) -> None:
+        self._subscriber = subscriber
+        self._codec = codec
+        self._metrics = metrics
+        self._limit = limit
+        self.retry_sources: dict[str, tuple[str, int]] = {}
+        """Retry topic -> (its main topic, its tier index)."""
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.tracing = tracing_enabled()
+        """Whether spans are made; refreshed per fetch (an SDK may be installed later)."""
+
+    async def handle(self, message: ReceivedMessage, lane: Lane) -> bool:
+        """Process ``message``; ``False`` when stopping interrupted it before it was finished."""
+        topic = message.topic() or ""
+        main, tier = self.retry_sources.get(topic, (topic, -1))
+        try:
+            event = self._codec.decode(message)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks decoding makes it poison
+            reason = (
+                "unsupported_version" if isinstance(exc, UnsupportedVersionError) else "invalid"
+            )
+            return await self._dead_letter(message, main, exc, reason, 1)
+        route = None if event is None else self._subscriber.routes.get((main, event.type))
+        if event is None or route is None:
+            type_name = "unknown" if event is None else event.type
+            self._metrics.consumed.labels(main, type_name, "ignored").inc()
+            return True
+        if tier >= 0:
+            if not await _pause(lane, seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))):
+                return False
+        elif self._limit is None and not self.tracing:
+            # The common case, kept to one coroutine frame: a first try that succeeds.
+            try:
+                await self._call_plain(route, event, main)
+            except Exception as exc:  # noqa: BLE001 - retried or dead-lettered below
+                self._failed(route, event, main, exc, 0)
+                return await self._run(
+                    message, event, route=route, main=main, tier=tier, lane=lane, failed=exc
+                )
+            return True
+        return await self._run(message, event, route=route, main=main, tier=tier, lane=lane)
+
+    async def _call_plain(self, route: Route, event: Event[Any], topic: str) -> None:
+        children = self._children.get((topic, event.type)) or self._children_for(topic, event)
+        event_token = handling_event_id.set(event.id)
+        correlation_token = context.correlation_id.set(event.correlationid)
+        started = time.perf_counter()
+        try:
+            await route.handler(event)
+        finally:
+            children[0].observe(time.perf_counter() - started)
+            context.correlation_id.reset(correlation_token)
+            handling_event_id.reset(event_token)
+        children[1].inc()
+
+    def _children_for(self, topic: str, event: Event[Any]) -> tuple[Any, Any]:
+        children = self._children[(topic, event.type)] = (
+            self._metrics.handler_duration.labels(topic, event.type),
+            self._metrics.consumed.labels(topic, event.type, "ok"),
+        )
+        return children
+
+    def _failed(
+        self, route: Route, event: Event[Any], topic: str, exc: Exception, attempt: int
+    ) -> None:
+        self._metrics.failures.labels(topic, event.type).inc()
+        logger.warning(
+            "handler %s failed on event %s (%s), attempt %d: %r",
+            route.handler.__qualname__,
+            event.id,
+            event.type,
+            attempt + 1,
+            exc,
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+
+    async def _run(
+        self,
+        message: ReceivedMessage,
+        event: Event[Any],
+        *,
+        route: Route,
+        main: str,
+        tier: int,
+        lane: Lane,
+        failed: Exception | None = None,
+    ) -> bool:
+        """Run the handler with in-process retries; ``failed``: the first call already failed."""
+        policy = self._subscriber.retry
+        tries = policy.attempts if tier < 0 else 1
+        error = failed
+        attempt = 0
+        if failed is None or not isinstance(failed, policy.not_retryable):
+            for attempt in range(0 if failed is None else 1, tries):
+                if attempt:
+                    self._metrics.retries.labels(main, event.type, "in_process").inc()
+                    if not await _pause(lane, policy.backoff_for(attempt - 1)):
+                        return False
+                try:
+                    await self._call(route, event, main)
+                except Exception as exc:  # noqa: BLE001 - retried or dead-lettered
+                    error = exc
+                    self._failed(route, event, main, exc, attempt)
+                    if isinstance(exc, policy.not_retryable):
+                        break
+                else:
+                    return True
+        assert error is not None  # noqa: S101 - the loop only ends without return on failure
+        attempts = (header_int(message, RETRY_ATTEMPTS) or 0) + attempt + 1
+        if isinstance(error, policy.not_retryable):
+            return await self._dead_letter(message, main, error, "not_retryable", attempts)
+        retry_topics = policy.retry_topics(main)
+        if tier + 1 < len(retry_topics):
+            due = time.time() + policy.topic_delays[tier + 1]
+            headers = forwarded_headers(
+                message, error, group_id=self._subscriber.group_id, attempts=attempts, due_at=due
+            )
+            if not await self._forward(message, retry_topics[tier + 1], headers):
+                return False
+            self._metrics.retries.labels(main, event.type, "topic").inc()
+            self._metrics.consumed.labels(main, event.type, "retried").inc()
+            return True
+        return await self._dead_letter(message, main, error, "exhausted", attempts)
+
+    async def _call(self, route: Route, event: Event[Any], topic: str) -> None:
+        children = self._children.get((topic, event.type)) or self._children_for(topic, event)
+        event_token = handling_event_id.set(event.id)
+        correlation_token = context.correlation_id.set(event.correlationid)
+        started = time.perf_counter()
+        try:
+            if self._limit is not None:
+                async with self._limit:
+                    await self._traced(route, event, topic)
+            else:
+                await self._traced(route, event, topic)
+        finally:
+            children[0].observe(time.perf_counter() - started)
+            context.correlation_id.reset(correlation_token)
+            handling_event_id.reset(event_token)
+        children[1].inc()
+
+    async def _traced(self, route: Route, event: Event[Any], topic: str) -> None:
+        if not self.tracing:
+            await route.handler(event)
+            return
+        with tracer().start_as_current_span(
+            f"{topic} process",
+            context=context_from(event.traceparent),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.operation.type": "process",
+                "messaging.message.id": event.id,
+                "cloudevents.event_type": event.type,
+            },
+        ):
+            await route.handler(event)
+
+    async def _dead_letter(
+        self, message: ReceivedMessage, main: str, error: Exception, reason: str, attempts: int
+    ) -> bool:
+        headers = forwarded_headers(
+            message, error, group_id=self._subscriber.group_id, attempts=attempts
+        )
+        own = header_map(message)
+        type_name = own.get("ce_type", b"unknown").decode(errors="replace")
+        event_id = own.get("ce_id", b"?").decode(errors="replace")
+        target = self._subscriber.retry.dead_letter_topic(main)
+        logger.error(
+            "event %s (%s) from %s[%s]@%s goes to %s (%s): %s",
+            event_id,
+            type_name,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            target,
+            reason,
+            error,
+            extra={"event_id": event_id, "event_type": type_name},
+        )
+        if not await self._forward(message, target, headers):
+            return False
+        if reason in ("invalid", "unsupported_version") and type_name not in self._codec.registry:
+            type_name = "unknown"  # keep label values bounded: only registered types
+        self._metrics.dead_lettered.labels(main, type_name, reason).inc()
+        self._metrics.consumed.labels(main, type_name, "dead_lettered").inc()
+        return True
+
+    async def _forward(self, message: ReceivedMessage, topic: str, headers: Headers) -> bool:
+        value = message.value()
+        key = message.key()
+        record = OutgoingRecord(
+            topic,
+            value.encode() if isinstance(value, str) else value or b"",
+            key.encode() if isinstance(key, str) else key,
+            headers,
+        )
+        delay = 0.5
+        while True:
+            (result,) = await self._subscriber.transport.send_batch([record])
+            if result.error is None:
+                return True
+            logger.error("forwarding a message to %s failed: %s", topic, result.error.message)
+            if self._subscriber.stopping:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _FORWARD_BACKOFF_MAX)
+
+
+async def _pause(lane: Lane, seconds: float) -> bool:
+    """Wait ``seconds`` unless the lane is interrupted (stop, revocation); ``False`` if it was."""
+    if seconds <= 0:
+        return not lane.interrupt.is_set()
+    try:
+        await asyncio.wait_for(lane.interrupt.wait(), seconds)
+    except TimeoutError:
+        return True
+    return False

@@ -1,0 +1,95 @@
+"""Prometheus metrics of publishers and subscribers (``aegis_msg_*``), one set per registry."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+HANDLER_BUCKETS: Final = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+)
+
+
+class MsgMetrics:
+    """The metrics aegis.msg records. Get the set of a registry with :meth:`for_registry`.
+
+    - ``aegis_msg_published_total{topic,type,outcome}``: events sent (``ok`` / ``error``).
+    - ``aegis_msg_consumed_total{topic,type,outcome}``: messages finished: ``ok``, ``ignored``
+      (no handler for the type), ``retried`` (sent to a retry topic), ``dead_lettered``.
+    - ``aegis_msg_handler_failures_total{topic,type}``: handler calls that raised.
+    - ``aegis_msg_retries_total{topic,type,stage}``: retries, ``in_process`` or ``topic``.
+    - ``aegis_msg_dead_lettered_total{topic,type,reason}``: ``exhausted``, ``invalid``,
+      ``unsupported_version``, ``not_retryable``.
+    - ``aegis_msg_handler_duration_seconds{topic,type}``: handler time per message.
+    - ``aegis_msg_consumer_lag_messages{group,topic,partition}``: messages behind the end.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "aegis_msg_published_total",
+            "Events sent to the broker, by outcome.",
+            ["topic", "type", "outcome"],
+            registry=registry,
+        )
+        self.consumed = Counter(
+            "aegis_msg_consumed_total",
+            "Messages a subscriber finished, by outcome.",
+            ["topic", "type", "outcome"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "aegis_msg_handler_failures_total",
+            "Handler calls that raised.",
+            ["topic", "type"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "aegis_msg_retries_total",
+            "Handler retries, in process or through a retry topic.",
+            ["topic", "type", "stage"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "aegis_msg_dead_lettered_total",
+            "Messages sent to a dead-letter topic, by reason.",
+            ["topic", "type", "reason"],
+            registry=registry,
+        )
+        self.handler_duration = Histogram(
+            "aegis_msg_handler_duration_seconds",
+            "Time a handler took per message.",
+            ["topic", "type"],
+            buckets=HANDLER_BUCKETS,
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "aegis_msg_consumer_lag_messages",
+            "Messages between a group's position and the end.",
+            ["group", "topic", "partition"],
+            registry=registry,
+        )
+
+    @classmethod
+    def for_registry(cls, registry: CollectorRegistry | None = None) -> MsgMetrics:
+        """Return the metrics registered in ``registry`` (the default one when ``None``)."""
+        target = registry if registry is not None else REGISTRY
+        metrics = _by_registry.get(id(target))
+        if metrics is None or metrics[0] is not target:
+            metrics = _by_registry[id(target)] = (target, cls(target))
+        return metrics[1]
+
+
+_by_registry: dict[int, tuple[CollectorRegistry, MsgMetrics]] = {}

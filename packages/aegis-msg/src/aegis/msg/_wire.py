@@ -1,0 +1,385 @@
+"""The CloudEvents Kafka protocol binding: events to records (binary or structured) and back.
+
+Binary mode (the default) sends the envelope as ``ce_*`` headers plus ``content-type`` and the
+JSON ``data`` as the body; structured mode sends the whole envelope as one JSON body with
+``content-type: application/cloudevents+json``. A decoder tells them apart by ``content-type``.
+What is constant per event class (type, version, content type, spec version, the data's
+serializer and validator) is computed once per class, so encoding an event costs its data's
+serialization plus a few header strings.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from aegis.core import context
+from aegis.core.errors import ConfigurationError
+from aegis.msg._errors import InvalidEventError, UnsupportedVersionError
+from aegis.msg._event import SPEC_VERSION, Event, data_type_of
+from aegis.msg._registry import EventRegistry
+from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, header_map
+
+WireMode = Literal["binary", "structured"]
+"""CloudEvents Kafka binding content mode."""
+
+STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
+TRACEPARENT_HEADER: Final = "traceparent"
+
+handling_event_id: Final = contextvars.ContextVar[str | None]("aegis_msg_event_id", default=None)
+"""Id of the event whose handler is running: events published from it name it as their cause."""
+
+_ENVELOPE_HEADERS: Final = {
+    "ce_id": "id",
+    "ce_source": "source",
+    "ce_time": "time",
+    "ce_subject": "subject",
+    "ce_correlationid": "correlationid",
+    "ce_causationid": "causationid",
+    "ce_traceparent": "traceparent",
+}
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 with six fraction digits and ``Z``; ``value`` is UTC (every event time is).
+
+    Formatting the fields directly takes about half the time of ``isoformat()`` on an aware
+    datetime, which matters once per published event.
+    """
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest spelling
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+class _Template:
+    """Everything about an event class that is the same for each of its events."""
+
+    __slots__ = (
+        "headers",
+        "key_field",
+        "serialize",
+        "type_bytes",
+        "validate_json",
+        "validate_python",
+        "version_bytes",
+    )
+
+    def __init__(self, event_type: type[Event[Any]]) -> None:
+        data_type = data_type_of(event_type)
+        if isinstance(data_type, type) and issubclass(data_type, BaseModel):
+            self.serialize: Callable[[Any], bytes] = data_type.__pydantic_serializer__.to_json
+            self.validate_json: Callable[[bytes], Any] = (
+                data_type.__pydantic_validator__.validate_json
+            )
+            self.validate_python: Callable[[Any], Any] = (
+                data_type.__pydantic_validator__.validate_python
+            )
+        else:
+            adapter: TypeAdapter[Any] = TypeAdapter(data_type)
+            self.serialize = adapter.dump_json
+            self.validate_json = adapter.validate_json
+            self.validate_python = adapter.validate_python
+        self.type_bytes = event_type.type.encode()
+        self.key_field = event_type.key_field
+        self.version_bytes = str(event_type.version).encode()
+        self.headers: Headers = [
+            ("content-type", event_type.datacontenttype.encode()),
+            ("ce_specversion", event_type.specversion.encode()),
+            ("ce_type", self.type_bytes),
+            ("ce_schemaversion", str(event_type.version).encode()),
+        ]
+        if event_type.dataschema is not None:
+            self.headers.append(("ce_dataschema", event_type.dataschema.encode()))
+
+
+class EventCodec:
+    """Encodes events as Kafka records and decodes received messages into typed events.
+
+    Args:
+        registry: the event types decoding knows.
+        source: CloudEvents ``source`` for events that do not set one (the service name).
+        mode: ``"binary"`` (``ce_*`` headers, JSON data body) or ``"structured"``.
+    """
+
+    def __init__(self, registry: EventRegistry, *, source: str, mode: WireMode = "binary") -> None:
+        self.registry = registry
+        self.source = source
+        self.mode = mode
+        self._source_bytes = source.encode()
+        self._templates: dict[type[Event[Any]], _Template] = {}
+        self._by_type_bytes: dict[bytes, type[Event[Any]]] = {}
+
+    def _template(self, event_type: type[Event[Any]]) -> _Template:
+        template = self._templates.get(event_type)
+        if template is None:
+            self.registry.register(event_type)
+            template = self._templates[event_type] = _Template(event_type)
+        return template
+
+    def records(
+        self,
+        events: Iterable[Event[Any]],
+        topic_of: Callable[[Event[Any]], str],
+        *,
+        traceparent: str | None = None,
+        tally: dict[tuple[str, type[Event[Any]]], int] | None = None,
+    ) -> Iterator[OutgoingRecord]:
+        """Encode ``events`` one by one as records (a generator: nothing is kept).
+
+        Context values (correlation, cause, trace) are read once. ``tally`` counts the
+        records per ``(topic, event class)``.
+        """
+        if tally is None:
+            tally = {}
+        if self.mode == "structured":
+            return self._structured_records(events, topic_of, traceparent, tally)
+        return self._binary_records(events, topic_of, traceparent, tally)
+
+    def _structured_records(
+        self,
+        events: Iterable[Event[Any]],
+        topic_of: Callable[[Event[Any]], str],
+        traceparent: str | None,
+        tally: dict[tuple[str, type[Event[Any]]], int],
+    ) -> Iterator[OutgoingRecord]:
+        for event in events:
+            record = self._structured(event, topic_of(event), traceparent=traceparent)
+            counted = (record.topic, event.__class__)
+            tally[counted] = tally.get(counted, 0) + 1
+            yield record
+
+    def _binary_records(
+        self,
+        events: Iterable[Event[Any]],
+        topic_of: Callable[[Event[Any]], str],
+        traceparent: str | None,
+        tally: dict[tuple[str, type[Event[Any]]], int],
+    ) -> Iterator[OutgoingRecord]:
+        shared: Headers = []
+        correlation = context.correlation_id.get()
+        cause = handling_event_id.get()
+        if cause is not None:
+            shared.append(("ce_causationid", cause.encode()))
+        if traceparent is not None:
+            shared.append((TRACEPARENT_HEADER, traceparent.encode()))
+        correlation_bytes = None if correlation is None else correlation.encode()
+        templates = self._templates
+        default_source = self._source_bytes
+        run_topic: str | None = None
+        run_type: type[Event[Any]] | None = None
+        run = 0
+        for event in events:
+            event_type = event.__class__
+            template = templates.get(event_type) or self._template(event_type)
+            fields = event.__dict__  # one lookup per field instead of pydantic attribute access
+            event_id = fields["id"].encode()
+            source = fields["source"]
+            headers = [
+                *template.headers,
+                ("ce_id", event_id),
+                ("ce_source", default_source if source is None else source.encode()),
+                ("ce_time", format_time(fields["time"]).encode()),
+            ]
+            if fields["subject"] is not None:
+                headers.append(("ce_subject", fields["subject"].encode()))
+            if fields["correlationid"] is not None:
+                headers.append(("ce_correlationid", fields["correlationid"].encode()))
+            else:
+                headers.append(("ce_correlationid", correlation_bytes or event_id))
+            if fields["causationid"] is None and fields["traceparent"] is None:
+                headers += shared
+            else:
+                headers += self._own_context(event, cause, traceparent)
+            key = fields["partitionkey"]
+            if key is None and template.key_field is not None:
+                key = getattr(fields["data"], template.key_field)
+            topic = topic_of(event)
+            if topic is not run_topic or event_type is not run_type:
+                if run:
+                    counted = (run_topic or "", run_type or event_type)
+                    tally[counted] = tally.get(counted, 0) + run
+                run_topic, run_type, run = topic, event_type, 0
+            run += 1
+            yield OutgoingRecord(
+                topic,
+                template.serialize(fields["data"]),
+                None if key is None else str(key).encode(),
+                headers,
+                fields["id"],
+            )
+        if run:
+            counted = (run_topic or "", run_type or Event)
+            tally[counted] = tally.get(counted, 0) + run
+
+    @staticmethod
+    def _own_context(event: Event[Any], cause: str | None, traceparent: str | None) -> Headers:
+        headers: Headers = []
+        causation = event.causationid or cause
+        if causation is not None:
+            headers.append(("ce_causationid", causation.encode()))
+        parent = event.traceparent or traceparent
+        if parent is not None:
+            headers.append((TRACEPARENT_HEADER, parent.encode()))
+        return headers
+
+    def envelope(self, event: Event[Any], *, traceparent: str | None = None) -> dict[str, Any]:
+        """Return the structured-mode envelope of ``event`` with context filled in (no data)."""
+        self._template(event.__class__)  # registers the class, as binary encoding does
+        envelope: dict[str, Any] = {
+            "specversion": SPEC_VERSION,
+            "id": event.id,
+            "source": event.source or self.source,
+            "type": event.type,
+            "time": format_time(event.time),
+            "datacontenttype": event.datacontenttype,
+            "schemaversion": event.schemaversion,
+            "correlationid": event.correlationid or context.correlation_id.get() or event.id,
+        }
+        optional = {
+            "subject": event.subject,
+            "dataschema": event.dataschema,
+            "causationid": event.causationid or handling_event_id.get(),
+            "traceparent": event.traceparent or traceparent,
+        }
+        envelope.update((name, value) for name, value in optional.items() if value is not None)
+        return envelope
+
+    def _structured(
+        self, event: Event[Any], topic: str, *, traceparent: str | None
+    ) -> OutgoingRecord:
+        envelope = self.envelope(event, traceparent=traceparent)
+        data = self._template(event.__class__).serialize(event.data)
+        body = json.dumps(envelope, separators=(",", ":"))[:-1].encode() + b',"data":' + data + b"}"
+        headers: Headers = [("content-type", STRUCTURED_CONTENT_TYPE.encode())]
+        if "traceparent" in envelope:
+            headers.append((TRACEPARENT_HEADER, envelope["traceparent"].encode()))
+        key = event.message_key()
+        return OutgoingRecord(topic, body, None if key is None else key.encode(), headers, event.id)
+
+    def decode(self, message: ReceivedMessage) -> Event[Any] | None:
+        """Decode a received message into its event; ``None`` when its type is not registered.
+
+        Raises:
+            InvalidEventError: the message is not a readable event (a poison message).
+            UnsupportedVersionError: its schema version is newer than the registered model.
+        """
+        headers = header_map(message)
+        body = message.value()
+        if isinstance(body, str):
+            body = body.encode()
+        if body is None:
+            raise InvalidEventError("message has no body (a tombstone is not an event)")
+        content_type = headers.get("content-type", b"")
+        if content_type.startswith(b"application/cloudevents"):
+            return self._decode_structured(body, headers)
+        type_bytes = headers.get("ce_type")
+        if type_bytes is None:
+            raise InvalidEventError("message has no ce_type header: not a CloudEvent")
+        event_type = self._by_type_bytes.get(type_bytes)
+        if event_type is None:
+            event_type = self.registry.get(type_bytes.decode(errors="replace"))
+            if event_type is None:
+                return None
+            self._by_type_bytes[type_bytes] = event_type
+        # pydantic reads UTF-8 bytes into str fields itself: no decoding per header here.
+        envelope: dict[str, Any] = {
+            field: headers[name] for name, field in _ENVELOPE_HEADERS.items() if name in headers
+        }
+        parent = headers.get(TRACEPARENT_HEADER)
+        if parent is not None:
+            envelope["traceparent"] = parent
+        template = self._templates.get(event_type) or self._template(event_type)
+        version = headers.get("ce_schemaversion")
+        if version == template.version_bytes:
+            try:
+                envelope["data"] = template.validate_json(body)
+            except ValidationError:
+                envelope["data"] = self._data(event_type, str(event_type.version), body, None)
+        else:
+            text = "1" if version is None else version.decode(errors="replace")
+            envelope["data"] = self._data(event_type, text, body, None)
+        return self._validate(event_type, envelope)
+
+    def _decode_structured(self, body: bytes, headers: dict[str, bytes]) -> Event[Any] | None:
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise InvalidEventError(f"structured event body is not JSON: {exc}") from exc
+        if not isinstance(document, dict) or not isinstance(document.get("type"), str):
+            raise InvalidEventError("structured event has no string `type`")
+        event_type = self.registry.get(document["type"])
+        if event_type is None:
+            return None
+        envelope = {
+            field: document[field] for field in _ENVELOPE_HEADERS.values() if field in document
+        }
+        if "traceparent" not in envelope and TRACEPARENT_HEADER in headers:
+            envelope["traceparent"] = headers[TRACEPARENT_HEADER].decode(errors="replace")
+        version = str(document.get("schemaversion", "1"))
+        envelope["data"] = self._data(event_type, version, None, document.get("data"))
+        return self._validate(event_type, envelope)
+
+    def _data(
+        self, event_type: type[Event[Any]], version_text: str, body: bytes | None, parsed: Any
+    ) -> Any:
+        template = self._template(event_type)
+        try:
+            version = int(version_text.split(".", 1)[0])
+        except ValueError as exc:
+            raise InvalidEventError(
+                f"{event_type.type}: schemaversion {version_text!r} is not a version number"
+            ) from exc
+        if version > event_type.version:
+            raise UnsupportedVersionError(
+                f"{event_type.type}: schema version {version} is newer than this consumer's "
+                f"model (version {event_type.version}); upgrade the consumer to read it",
+                details={"type": event_type.type, "version": version},
+            )
+        try:
+            if version == event_type.version:
+                if body is not None:
+                    return template.validate_json(body)
+                return template.validate_python(parsed)
+            raw = json.loads(body) if body is not None else parsed
+            if not isinstance(raw, dict):
+                raise InvalidEventError(
+                    f"{event_type.type}: version {version} data is not an object"
+                )
+            return template.validate_python(self.registry.upcast(event_type.type, version, raw))
+        except ConfigurationError as exc:
+            raise UnsupportedVersionError(str(exc), details={"type": event_type.type}) from exc
+        except ValidationError as exc:
+            raise InvalidEventError(
+                f"{event_type.type} (version {version}): invalid data: {_summary(exc)}",
+                details={"type": event_type.type},
+            ) from exc
+        except ValueError as exc:
+            raise InvalidEventError(f"{event_type.type}: data is not JSON: {exc}") from exc
+
+    @staticmethod
+    def _validate(event_type: type[Event[Any]], envelope: dict[str, Any]) -> Event[Any]:
+        try:
+            return event_type.__pydantic_validator__.validate_python(envelope)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            raise InvalidEventError(
+                f"{event_type.type}: invalid envelope: {_summary(exc)}",
+                details={"type": event_type.type},
+            ) from exc
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error['loc']) or 'data'}: {error['msg']}"
+        for error in exc.errors()[:5]
+    )

@@ -1,0 +1,84 @@
+"""The public names of aegis.msg: an addition or removal shows up here in review."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+
+import aegis.msg
+
+
+def test_public_names_are_exactly_these() -> None:
+    assert aegis.msg.__all__ == [
+        "SPEC_VERSION",
+        "BatchResult",
+        "Claim",
+        "Concurrency",
+        "DeliveryResult",
+        "Event",
+        "EventCodec",
+        "EventInProgressError",
+        "EventPublisher",
+        "EventRegistry",
+        "EventSubscriber",
+        "Handler",
+        "Headers",
+        "IdempotencyStore",
+        "InMemoryTransport",
+        "InvalidEventError",
+        "KafkaProducer",
+        "KafkaSettings",
+        "KafkaTransport",
+        "MsgMetrics",
+        "Outbox",
+        "OutboxRelay",
+        "OutgoingRecord",
+        "PublishError",
+        "RedisIdempotencyStore",
+        "RelayStatus",
+        "RetryPolicy",
+        "SqlIdempotencyStore",
+        "StoredMessage",
+        "Transport",
+        "UnsupportedVersionError",
+        "Upcaster",
+        "WireMode",
+        "__version__",
+        "default_registry",
+        "event_json_schema",
+        "idempotent",
+        "new_event_id",
+    ]
+    assert all(getattr(aegis.msg, name) is not None for name in aegis.msg.__all__)
+    assert aegis.msg.__version__ == "0.1.0"
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        aegis.msg.Nope  # noqa: B018 - the lookup is the test
+
+
+def test_every_public_function_and_class_has_a_docstring() -> None:
+    objects = {name: getattr(aegis.msg, name) for name in aegis.msg.__all__}
+    undocumented = [
+        name
+        for name, value in objects.items()
+        if (inspect.isfunction(value) or inspect.isclass(value)) and not value.__doc__
+    ]
+    assert undocumented == []
+
+
+def test_error_codes_are_stable() -> None:
+    assert aegis.msg.PublishError("x").code == "MSG_PUBLISH_FAILED"
+    assert aegis.msg.PublishError("x").status == 503
+    assert aegis.msg.InvalidEventError("x").code == "MSG_INVALID_EVENT"
+    assert aegis.msg.UnsupportedVersionError("x").code == "MSG_UNSUPPORTED_VERSION"
+    assert aegis.msg.EventInProgressError("x").status == 409
+
+
+def test_import_needs_neither_sqlalchemy_nor_redis() -> None:
+    code = "import sys, aegis.msg; print([m for m in ('sqlalchemy', 'redis') if m in sys.modules])"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,207 @@
+"""Publisher and subscriber details on the in-memory transport: errors, retries, spans, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from aegis.core.errors import ConfigurationError, InvalidInputError
+from aegis.msg import (
+    BatchResult,
+    DeliveryResult,
+    Event,
+    EventPublisher,
+    EventRegistry,
+    EventSubscriber,
+    InMemoryTransport,
+    OutgoingRecord,
+    PublishError,
+    RetryPolicy,
+)
+
+if TYPE_CHECKING:
+    from conftest import Collector
+
+pytestmark = pytest.mark.anyio
+
+
+class NoteData(BaseModel):
+    text: str
+
+
+class NoteAdded(Event[NoteData]):
+    type = "test.note.added"
+    topic = "notes"
+
+
+class Untopical(Event[NoteData]):
+    type = "test.untopical"
+
+
+class RefusingTransport(InMemoryTransport):
+    """Refuses the first ``times`` sends of every record."""
+
+    def __init__(self, times: int, *, retriable: bool) -> None:
+        super().__init__()
+        self.times = times
+        self.retriable = retriable
+        self.attempts = 0
+
+    async def send_batch(self, records: Iterable[OutgoingRecord]) -> BatchResult:
+        self.attempts += 1
+        if self.attempts > self.times:
+            return await super().send_batch(records)
+        error = PublishError("broker unreachable", retriable=self.retriable)
+        return BatchResult.of(DeliveryResult(r.topic, -1, -1, error, r.event_id) for r in records)
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """Spans recorded by an SDK provider (the process's, if another test set one first)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    yield exporter
+    exporter.shutdown()
+
+
+def subscriber(transport: InMemoryTransport, **options: object) -> EventSubscriber:
+    return EventSubscriber(
+        transport,
+        group_id="g",
+        registry=EventRegistry(),
+        metrics_registry=CollectorRegistry(),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_retriable_failure_is_sent_again_and_a_lasting_one_is_raised() -> None:
+    metrics = CollectorRegistry()
+    flaky = RefusingTransport(1, retriable=True)
+    publisher = EventPublisher(flaky, retry_backoff=0.001, metrics_registry=metrics)
+    result = await publisher.publish(NoteAdded(data=NoteData(text="hi")))
+    assert result.ok
+    assert flaky.attempts == 2
+
+    broken = RefusingTransport(5, retriable=False)
+    publisher = EventPublisher(broken, retry_backoff=0.001, metrics_registry=metrics)
+    with pytest.raises(PublishError, match="broker unreachable"):
+        await publisher.publish(NoteAdded(data=NoteData(text="lost")))
+    assert broken.attempts == 1
+    labels = {"topic": "notes", "type": "test.note.added"}
+    assert metrics.get_sample_value("aegis_msg_published_total", {**labels, "outcome": "ok"}) == 1
+    assert (
+        metrics.get_sample_value("aegis_msg_published_total", {**labels, "outcome": "error"}) == 1
+    )
+    assert await publisher.publish_batch([]) == []
+    assert publisher.published_types == {("notes", NoteAdded)}
+
+
+async def test_an_event_needs_a_topic_from_somewhere() -> None:
+    publisher = EventPublisher(InMemoryTransport())
+    with pytest.raises(ConfigurationError, match=r"no topic for 'test\.untopical'"):
+        await publisher.publish(Untopical(data=NoteData(text="x")))
+    await publisher.publish(Untopical(data=NoteData(text="x")), topic="elsewhere")
+    with pytest.raises(ConfigurationError, match="no topic for Untopical"):
+        subscriber(InMemoryTransport()).on(Untopical)
+
+
+async def test_subscriber_refuses_a_second_handler_and_late_or_missing_registration() -> None:
+    consumer = subscriber(InMemoryTransport())
+    with pytest.raises(ConfigurationError, match="register a handler"):
+        await consumer.start()
+
+    @consumer.on(NoteAdded)
+    async def first(event: NoteAdded) -> None:
+        del event
+
+    with pytest.raises(ConfigurationError, match=r"already has a handler: .*first"):
+        consumer.on(NoteAdded)(first)
+    async with consumer:
+        running = consumer.running
+        await consumer.start()  # already running: no-op
+        with pytest.raises(ConfigurationError, match="before the subscriber starts"):
+            consumer.on(NoteAdded, topic="other")
+    assert running
+    assert not consumer.running
+    await consumer.stop()  # already stopped: no-op
+
+
+async def test_a_not_retryable_error_goes_to_the_dead_letters_after_one_call(
+    collector: Collector,
+) -> None:
+    transport = InMemoryTransport()
+    consumer = subscriber(transport, retry=RetryPolicy(attempts=5, topic_delays=(1.0,)))
+
+    @consumer.on(NoteAdded)
+    async def reject(event: NoteAdded) -> None:
+        collector.add(event.id)
+        raise InvalidInputError("text must not be empty", field="text")
+
+    await EventPublisher(transport).publish(NoteAdded(data=NoteData(text="")))
+    async with consumer:
+        await collector.wait(1)
+    (dead,) = transport.messages("notes.DLT")
+    assert (
+        dict(dead.headers())["kafka_dlt-exception-fqcn"] == b"aegis.core.errors.InvalidInputError"
+    )
+    assert transport.messages("notes-retry-1000") == []
+    assert len(collector.items) == 1
+
+
+async def test_spans_link_the_consumer_to_the_producer_through_traceparent(
+    spans: InMemorySpanExporter, collector: Collector
+) -> None:
+    transport = InMemoryTransport()
+    consumer = subscriber(transport, concurrency="key")
+
+    @consumer.on(NoteAdded)
+    async def on_note(event: NoteAdded) -> None:
+        collector.add(trace.get_current_span().get_span_context())
+
+    await EventPublisher(transport).publish(NoteAdded(data=NoteData(text="traced")))
+    async with consumer:
+        (handling,) = await collector.wait(1)
+    produced = next(s for s in spans.get_finished_spans() if s.name == "notes publish")
+    processed = next(s for s in spans.get_finished_spans() if s.name == "notes process")
+    assert produced.kind is trace.SpanKind.PRODUCER
+    assert processed.kind is trace.SpanKind.CONSUMER
+    assert processed.parent is not None
+    assert processed.parent.span_id == produced.context.span_id
+    assert handling.trace_id == produced.context.trace_id
+    assert processed.attributes is not None
+    assert processed.attributes["cloudevents.event_type"] == "test.note.added"
+
+
+async def test_lag_is_measured_and_lost_partitions_are_dropped(collector: Collector) -> None:
+    transport = InMemoryTransport()
+    metrics = CollectorRegistry()
+    consumer = EventSubscriber(
+        transport, group_id="lagging", registry=EventRegistry(), metrics_registry=metrics
+    )
+
+    @consumer.on(NoteAdded)
+    async def on_note(event: NoteAdded) -> None:
+        collector.add(event.data.text)
+
+    await EventPublisher(transport).publish_batch(
+        [NoteAdded(data=NoteData(text=str(i))) for i in range(3)]
+    )
+    async with consumer:
+        await collector.wait(3)
+        consumer.lost([("notes", 0)])
+    labels = {"group": "lagging", "topic": "notes", "partition": "0"}
+    assert metrics.get_sample_value("aegis_msg_consumer_lag_messages", labels) == 0
+    # A lost partition's progress is not committed: its events will be delivered again.
+    assert transport.committed("lagging", "notes") == 0
