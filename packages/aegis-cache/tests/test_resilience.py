@@ -7,24 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker
+from aegis.testing import RestartableServer
 
 pytestmark = pytest.mark.anyio
-
-
-class OwnRedis(Protocol):
-    """The ``own_redis`` fixture: a server this test may stop and start on the same port."""
-
-    url: str
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class FakeClock:
@@ -41,7 +31,7 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 
 async def test_the_app_keeps_answering_while_redis_is_down_and_the_cache_recovers(
-    own_redis: OwnRedis, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+    own_redis: RestartableServer, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = CacheSettings(
         url=own_redis.url, namespace="svc", circuit_failure_threshold=3, warning_interval=60
@@ -162,7 +152,7 @@ def test_the_breaker_lets_one_probe_through_and_reopens_when_it_fails() -> None:
 
 
 async def test_the_near_cache_is_bypassed_while_redis_is_down_and_comes_back_after(
-    own_redis: OwnRedis, registry: CollectorRegistry
+    own_redis: RestartableServer, registry: CollectorRegistry
 ) -> None:
     settings = CacheSettings(url=own_redis.url, namespace="svc", near_cache=True)
     cache = Cache(settings, registry=registry)

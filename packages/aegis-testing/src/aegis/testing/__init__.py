@@ -19,6 +19,7 @@ from aegis.testing._isolation import (
 from aegis.testing._servers import (
     SERVICE_KINDS,
     EmbeddedServer,
+    RestartableServer,
     ServiceKind,
     ServiceStartError,
     start_server,
@@ -36,6 +37,7 @@ __all__ = [
     "SERVICE_KINDS",
     "URL_VARIABLES",
     "EmbeddedServer",
+    "RestartableServer",
     "ServiceKind",
     "ServiceStartError",
     "__version__",

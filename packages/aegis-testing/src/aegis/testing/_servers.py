@@ -102,12 +102,15 @@ class EmbeddedServer:
 
 
 def start_server(
-    kind: ServiceKind, *, detached: bool = False, timeout: float = 30.0
+    kind: ServiceKind, *, port: int | None = None, detached: bool = False, timeout: float = 30.0
 ) -> EmbeddedServer:
     """Start an embedded server of ``kind`` on a free port and wait until it answers.
 
     Args:
         kind: which server to start.
+        port: the loopback port for Redis or Kafka; by default a free one. Pass the port of a
+            server you stopped to start a new one at the same address (an outage test).
+            PostgreSQL listens on a unix socket only and takes no port.
         detached: keep the server running after this process exits (``aegis-testing services
             up``). Otherwise it is stopped at interpreter exit, and the Redis and Kafka servers
             also die with this process if it is killed.
@@ -117,12 +120,14 @@ def start_server(
         ServiceStartError: the server did not come up; the message holds the command and the
             last lines of the server's log.
     """
+    if port is not None and kind == "postgres":
+        raise ValueError("the embedded PostgreSQL listens on a unix socket only: pass no port")
     data_dir = Path(tempfile.mkdtemp(prefix=f"aegis-{kind}-"))
     try:
         if kind == "postgres":
             server = _start_postgres(data_dir)
         else:
-            server = _start_process(kind, data_dir, detached=detached, timeout=timeout)
+            server = _start_process(kind, data_dir, port, detached=detached, timeout=timeout)
     except BaseException:
         shutil.rmtree(data_dir, ignore_errors=True)
         raise
@@ -160,11 +165,11 @@ def _start_postgres(data_dir: Path) -> EmbeddedServer:
 
 
 def _start_process(
-    kind: ServiceKind, data_dir: Path, *, detached: bool, timeout: float
+    kind: ServiceKind, data_dir: Path, port: int | None, *, detached: bool, timeout: float
 ) -> EmbeddedServer:
-    port = _free_port()
+    port = port or _free_port()
     command = _redis_command(port, data_dir) if kind == "redis" else _kafka_command(port)
-    url = f"redis://{_LOOPBACK}:{port}/0" if kind == "redis" else f"{_LOOPBACK}:{port}"
+    url = _url(kind, port)
     log_file = data_dir / f"{kind}.log"
     with log_file.open("ab") as log:
         process = subprocess.Popen(
@@ -193,6 +198,51 @@ def _start_process(
         data_dir=str(data_dir),
         log_file=str(log_file),
     )
+
+
+class RestartableServer:
+    """A Redis or Kafka server that can stop and start again at the same address: outage tests.
+
+    Example:
+        >>> with RestartableServer("redis") as redis_server:
+        ...     cache = connect(redis_server.url)
+        ...     redis_server.stop()  # the outage
+        ...     redis_server.start()  # a new, empty server at the same URL
+    """
+
+    def __init__(self, kind: ServiceKind) -> None:
+        if kind == "postgres":
+            raise ValueError("RestartableServer runs Redis or Kafka; PostgreSQL has no port")
+        self.kind = kind
+        self._port = _free_port()
+        self._server: EmbeddedServer | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL (``host:port`` for Kafka), the same across restarts."""
+        return _url(self.kind, self._port)
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server unless it runs; its data starts empty."""
+        if self._server is None:
+            self._server = start_server(self.kind, port=self._port, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop the server and delete its data; the port is free until the next start."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> RestartableServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _url(kind: ServiceKind, port: int) -> str:
+    return f"redis://{_LOOPBACK}:{port}/0" if kind == "redis" else f"{_LOOPBACK}:{port}"
 
 
 def _redis_command(port: int, data_dir: Path) -> list[str]:
