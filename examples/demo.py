@@ -1,0 +1,401 @@
+"""`./dev demo`: user-service and policy-service over real HTTP, step by step.
+
+Default: both services in this process, two uvicorn servers on one event loop sharing one
+in-memory event transport, each on its own SQLite file, with the in-memory cache and token store.
+``--real``: each service in its own process on PostgreSQL, Redis and Kafka (URLs from the
+options or AEGIS_TEST_POSTGRES_URL / AEGIS_TEST_REDIS_URL / AEGIS_TEST_KAFKA_BOOTSTRAP).
+``--serve``: after the walkthrough, keep the services running and print their URLs and an admin
+token. Exit code 0 only if every step behaved as expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import httpx
+import policy_service
+import user_service
+import uvicorn
+from pydantic import SecretStr
+
+from aegis.db import DatabaseSettings
+from aegis.msg import InMemoryTransport
+from aegis.testing import create_database, drop_database
+
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "Admin-Passw0rd-Demo"  # noqa: S105  # the demo's own throwaway admin
+PASSWORD = "Correct-Horse-Battery-9"  # noqa: S105
+EVENT_WAIT_SECONDS = 30.0
+
+Services = tuple[str, str, Coroutine[Any, Any, object]]
+"""The two base URLs and a coroutine that ends when the services stop."""
+
+
+@dataclass
+class Walkthrough:
+    """The steps run so far and what each showed."""
+
+    users: httpx.AsyncClient
+    policies: httpx.AsyncClient
+    results: list[bool] = field(default_factory=list)
+    admin_token: str = ""
+
+    def step(self, title: str, ok: bool, detail: str) -> bool:
+        """Print one step's outcome and remember it."""
+        self.results.append(ok)
+        mark = "ok  " if ok else "FAIL"
+        print(f"[{mark}] {len(self.results):2}. {title}: {detail}", flush=True)
+        return ok
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def code_of(response: httpx.Response) -> str:
+    """The problem+json ``code`` of an error response ("" when there is none)."""
+    if response.headers.get("content-type", "").startswith("application/problem+json"):
+        return str(response.json().get("code", ""))
+    return ""
+
+
+async def login(w: Walkthrough, email: str) -> dict[str, Any]:
+    """Log ``email`` in and return the token response."""
+    password = ADMIN_PASSWORD if email == ADMIN_EMAIL else PASSWORD
+    response = await w.users.post("/auth/token", json={"email": email, "password": password})
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]]) -> bool:
+    """Ask ``check`` until it says yes (an event crossing services takes a moment)."""
+    deadline = time.monotonic() + EVENT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def walkthrough(w: Walkthrough) -> None:  # one scripted story
+    """The scripted story; each step prints its result."""
+    run = uuid.uuid4().hex[:6]  # fresh e-mail addresses: --real databases outlive a run
+    alice, bob = f"alice-{run}@example.com", f"bob-{run}@example.com"
+
+    for name, client in (("user-service", w.users), ("policy-service", w.policies)):
+        response = await client.get("/health")
+        w.step(f"{name} /health", response.status_code == HTTPStatus.OK, response.json()["status"])
+
+    weak = await w.users.post("/users", json={"email": alice, "name": "Alice", "password": "abc"})
+    w.step(
+        "weak password refused",
+        weak.status_code == HTTPStatus.UNPROCESSABLE_ENTITY,
+        f"{weak.status_code} {code_of(weak)}",
+    )
+    ids: dict[str, str] = {}
+    for email, name in ((alice, "Alice"), (bob, "Bob")):
+        response = await w.users.post(
+            "/users", json={"email": email, "name": name, "password": PASSWORD}
+        )
+        ok = response.status_code == HTTPStatus.CREATED
+        ids[email] = response.json()["id"] if ok else ""
+        w.step(f"register {name}", ok, f"{response.status_code} id={ids[email]}")
+
+    alice_tokens, bob_tokens = await login(w, alice), await login(w, bob)
+    w.admin_token = (await login(w, ADMIN_EMAIL))["access_token"]
+    w.step("log in Alice, Bob and the admin", True, f"expires_in={alice_tokens['expires_in']}s")
+
+    me = await w.users.get("/users/me", headers=bearer(alice_tokens["access_token"]))
+    w.step("GET /users/me as Alice", me.status_code == HTTPStatus.OK, me.json().get("email", ""))
+
+    forbidden = await w.users.get("/users", headers=bearer(alice_tokens["access_token"]))
+    w.step(
+        "Alice lists all users (needs user:read)",
+        forbidden.status_code == HTTPStatus.FORBIDDEN,
+        f"{forbidden.status_code} {code_of(forbidden)}",
+    )
+    listing = await w.users.get(
+        "/users", params={"email": run, "sort": "email"}, headers=bearer(w.admin_token)
+    )
+    names = [item["name"] for item in listing.json().get("items", [])]
+    w.step("admin lists users (filter, sort)", names == ["Alice", "Bob"], f"{names}")
+
+    policy = {"number": f"P-{run}", "premium": "120.50", "starts_on": "2027-01-01"}
+    created = await w.policies.post(
+        "/policies",
+        json={**policy, "status": "active"},
+        headers=bearer(alice_tokens["access_token"]),
+    )
+    policy_id = created.json().get("id", "")
+    w.step(
+        "Alice creates a policy (token verified through JWKS)",
+        created.status_code == HTTPStatus.CREATED,
+        f"{created.status_code} status={created.json().get('status')}",
+    )
+    unknown = await w.policies.post(
+        "/policies",
+        json={**policy, "number": f"U-{run}", "holder_id": str(uuid.uuid4())},
+        headers=bearer(w.admin_token),
+    )
+    w.step(
+        "policy for an unknown user (asked user-service with a service token)",
+        unknown.status_code == HTTPStatus.UNPROCESSABLE_ENTITY
+        and code_of(unknown) == "POLICY_HOLDER_UNKNOWN",
+        f"{unknown.status_code} {code_of(unknown)}",
+    )
+
+    first = await w.users.get(f"/users/{ids[bob]}", headers=bearer(w.admin_token))
+    second = await w.users.get(f"/users/{ids[bob]}", headers=bearer(w.admin_token))
+    seen = (first.headers.get("x-cache"), second.headers.get("x-cache"))
+    w.step("cached read of Bob", seen == ("miss", "hit"), f"X-Cache {seen[0]} then {seen[1]}")
+
+    deleted = await w.users.delete(f"/users/{ids[alice]}", headers=bearer(w.admin_token))
+    w.step(
+        "admin deletes Alice",
+        deleted.status_code == HTTPStatus.NO_CONTENT,
+        str(deleted.status_code),
+    )
+
+    async def cancelled() -> bool:
+        response = await w.policies.get(f"/policies/{policy_id}", headers=bearer(w.admin_token))
+        return response.status_code == HTTPStatus.OK and response.json()["status"] == "cancelled"
+
+    w.step(
+        "user.deleted reaches policy-service: Alice's policy cancelled",
+        await wait_for(cancelled),
+        "status=cancelled",
+    )
+    refused = await w.policies.post(
+        "/policies",
+        json={**policy, "number": f"D-{run}", "holder_id": ids[alice]},
+        headers=bearer(w.admin_token),
+    )
+    w.step(
+        "new policy for deleted Alice refused",
+        refused.status_code == HTTPStatus.CONFLICT and code_of(refused) == "POLICY_HOLDER_DELETED",
+        f"{refused.status_code} {code_of(refused)}",
+    )
+
+    renewed = await w.users.post(
+        "/auth/refresh", json={"refresh_token": bob_tokens["refresh_token"]}
+    )
+    w.step("Bob refreshes his tokens", renewed.status_code == HTTPStatus.OK, "new pair issued")
+    reused = await w.users.post(
+        "/auth/refresh", json={"refresh_token": bob_tokens["refresh_token"]}
+    )
+    reason = (
+        reused.json().get("reason", "") if reused.status_code == HTTPStatus.UNAUTHORIZED else ""
+    )
+    w.step(
+        "the old refresh token replayed: reuse detected",
+        reused.status_code == HTTPStatus.UNAUTHORIZED and code_of(reused) == "AUTH_TOKEN_REVOKED",
+        f"{reused.status_code} {code_of(reused)} reason={reason}",
+    )
+    family = await w.users.get("/users/me", headers=bearer(renewed.json()["access_token"]))
+    w.step(
+        "... and the whole login is revoked",
+        family.status_code == HTTPStatus.UNAUTHORIZED,
+        f"{family.status_code} {code_of(family)}",
+    )
+
+    metrics = await w.users.get("/metrics")
+    lines = [line for line in metrics.text.splitlines() if line.startswith("aegis_http_requests")]
+    w.step(
+        "user-service /metrics",
+        metrics.status_code == HTTPStatus.OK and bool(lines),
+        f"{len(lines)} series",
+    )
+    for line in lines[:3]:
+        print(f"        {line}")
+
+
+@contextlib.asynccontextmanager
+async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Services]:
+    """Both services in this process: two uvicorn servers, one shared in-memory transport."""
+    transport = InMemoryTransport()
+    users_url = f"http://{args.host}:{args.users_port}"
+    users = user_service.create_app(
+        user_service.Settings(
+            host=args.host,
+            port=args.users_port,
+            database=DatabaseSettings(url=SecretStr(f"sqlite:///{data / 'users.db'}")),
+            admin_email=ADMIN_EMAIL,
+            admin_password=SecretStr(ADMIN_PASSWORD),
+        ),
+        transport=transport,
+    )
+    policies = policy_service.create_app(
+        policy_service.Settings(
+            host=args.host,
+            port=args.policies_port,
+            database=DatabaseSettings(url=SecretStr(f"sqlite:///{data / 'policies.db'}")),
+            users_url=users_url,
+        ),
+        transport=transport,
+    )
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_config=None))
+        for app, port in ((users, args.users_port), (policies, args.policies_port))
+    ]
+    tasks = [asyncio.create_task(server.serve()) for server in servers]
+    try:
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                raise SystemExit("a service failed to start (is the port taken?)")
+            await asyncio.sleep(0.05)
+        stopped = asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)  # Ctrl-C (uvicorn)
+        yield users_url, f"http://{args.host}:{args.policies_port}", stopped
+    finally:
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Services]:
+    """``--real``: each service in its own process on PostgreSQL, Redis and Kafka."""
+    if not (args.postgres_url and args.redis_url and args.kafka_bootstrap):
+        raise SystemExit(
+            '--real needs PostgreSQL, Redis and Kafka: eval "$(./dev services up)" '
+            "or pass --postgres-url, --redis-url and --kafka-bootstrap"
+        )
+    users_url = f"http://{args.host}:{args.users_port}"
+    policies_url = f"http://{args.host}:{args.policies_port}"
+    # A database of the demo's own on that server, dropped afterwards: both services use it.
+    database = f"aegis_demo_{uuid.uuid4().hex[:8]}"
+    postgres_url = await asyncio.to_thread(create_database, args.postgres_url, database)
+    common = {**os.environ, "AEGIS_ENV": "development"}
+    users_env = {
+        "USERS_HOST": args.host,
+        "USERS_PORT": str(args.users_port),
+        "USERS_DATABASE__URL": postgres_url,
+        "USERS_CACHE__URL": args.redis_url,
+        "USERS_REDIS_URL": args.redis_url,
+        "USERS_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
+        "USERS_KAFKA__CLIENT_ID": "user-service",
+        "USERS_ADMIN_EMAIL": ADMIN_EMAIL,
+        "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
+    policies_env = {
+        "POLICIES_HOST": args.host,
+        "POLICIES_PORT": str(args.policies_port),
+        "POLICIES_DATABASE__URL": postgres_url,
+        "POLICIES_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
+        "POLICIES_KAFKA__CLIENT_ID": "policy-service",
+        # librdkafka's default session timeout makes a group join take ~23 s on Tansu.
+        "POLICIES_KAFKA__CONSUMER": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}',
+        "POLICIES_USERS_URL": users_url,
+        # A fresh group per run: a shared Kafka may still hold an earlier run's group.
+        "POLICIES_CONSUMER_GROUP": f"policy-service-{uuid.uuid4().hex[:8]}",
+    }
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for module, env, url in (
+            ("user_service", users_env, users_url),
+            ("policy_service", policies_env, policies_url),
+        ):
+            log = (data / f"{module}.log").open("wb")
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", module],
+                    env={**common, **env},
+                    cwd=data,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+            await ready(url, started[-1], data / f"{module}.log")
+        exited = asyncio.to_thread(started[0].wait)  # Ctrl-C reaches the services too
+        yield users_url, policies_url, exited
+    finally:
+        for process in started:
+            process.send_signal(signal.SIGINT)
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await asyncio.to_thread(drop_database, args.postgres_url, database)
+
+
+async def ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``url``/health/ready answers 200; stop when the process dies."""
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise SystemExit(f"{url}: the service exited:\n{log.read_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get("/health/ready")).status_code == HTTPStatus.OK:
+                    return
+            await asyncio.sleep(0.2)
+    raise SystemExit(f"{url} did not become ready:\n{log.read_text()[-3000:]}")
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """Start the services, run the walkthrough, print the summary; the exit code."""
+    with tempfile.TemporaryDirectory(prefix="aegis-demo-") as directory:
+        data = Path(directory)
+        services = processes(args, data) if args.real else in_process(args, data)
+        async with services as (users_url, policies_url, stopped):
+            print(f"user-service   {users_url}\npolicy-service {policies_url}", flush=True)
+            async with (
+                httpx.AsyncClient(base_url=users_url, timeout=10.0) as users,
+                httpx.AsyncClient(base_url=policies_url, timeout=10.0) as policies,
+            ):
+                w = Walkthrough(users, policies)
+                await walkthrough(w)
+            passed = sum(w.results)
+            verdict = "every step behaved" if all(w.results) else "SOME STEPS FAILED"
+            print(f"demo: {passed}/{len(w.results)} steps passed: {verdict}", flush=True)
+            if not all(w.results):
+                for log in sorted(data.glob("*.log")):  # the services' own lines (--real)
+                    print(f"--- {log.name}\n{log.read_text()[-4000:]}", file=sys.stderr)
+            if args.serve:
+                print(
+                    f"\nserving until Ctrl-C\n  {users_url}/docs\n  {policies_url}/docs\n"
+                    f"admin token:\n  export TOKEN={w.admin_token}",
+                    flush=True,
+                )
+                await stopped
+            else:
+                stopped.close()  # never awaited: the services are stopped on leaving
+        return 0 if w.results and all(w.results) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and run the demo."""
+    parser = argparse.ArgumentParser(prog="./dev demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--real", action="store_true", help="PostgreSQL, Redis and Kafka")
+    parser.add_argument("--serve", action="store_true", help="keep the services running")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--users-port", type=int, default=8001)
+    parser.add_argument("--policies-port", type=int, default=8002)
+    parser.add_argument("--postgres-url", default=os.environ.get("AEGIS_TEST_POSTGRES_URL"))
+    parser.add_argument("--redis-url", default=os.environ.get("AEGIS_TEST_REDIS_URL"))
+    parser.add_argument("--kafka-bootstrap", default=os.environ.get("AEGIS_TEST_KAFKA_BOOTSTRAP"))
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(demo(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Tables, API schemas and the user events policy-service consumes (its own copy of them)."""
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Date, Numeric, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aegis.db import (
+    BaseRepository,
+    SoftDeleteMixin,
+    TimestampMixin,
+    UUIDPrimaryKeyMixin,
+    VersionMixin,
+)
+from aegis.msg import Event
+
+Status = Literal["draft", "active", "lapsed", "cancelled"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of policy-service's tables."""
+
+
+class Policy(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
+    """An insurance policy held by one user (examples/schemas/policies.yaml)."""
+
+    __tablename__ = "policies"
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    holder_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    premium: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    starts_on: Mapped[date] = mapped_column(Date)
+
+
+class KnownUser(Base):
+    """The local projection of user-service's users, fed by its events."""
+
+    __tablename__ = "known_users"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    user_version: Mapped[int]
+    deleted: Mapped[bool] = mapped_column(default=False)
+
+
+class PolicyRepository(BaseRepository[Policy]):
+    """Policies, with what clients may filter and sort by."""
+
+    filterable = frozenset({"status", "holder_id", "number", "starts_on"})
+    sortable = frozenset({"number", "starts_on", "created_at"})
+
+
+class KnownUserRepository(BaseRepository[KnownUser]):
+    """The user projection."""
+
+
+class PolicyIn(BaseModel):
+    """``POST /policies``; ``holder_id`` defaults to the caller."""
+
+    number: str = Field(min_length=1, max_length=32)
+    holder_id: uuid.UUID | None = None
+    premium: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    starts_on: date
+    status: Status = "draft"
+
+
+class PolicyPatch(BaseModel):
+    """``PATCH /policies/{id}``: the version read last guards against lost updates."""
+
+    version: int
+    status: Status | None = None
+    premium: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=2)
+
+
+class PolicyOut(BaseModel):
+    """A policy as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    number: str
+    holder_id: uuid.UUID
+    status: str
+    premium: Decimal
+    starts_on: date
+    version: int
+    created_at: datetime
+
+
+class UserData(BaseModel):
+    """Payload of user-service's user events."""
+
+    user_id: str
+    email: str
+    name: str
+    role: str
+    version: int
+
+
+class UserCreated(Event[UserData]):
+    """A user registered (published by user-service)."""
+
+    type = "user.created"
+    topic = "users"
+    key_field = "user_id"
+
+
+class UserUpdated(Event[UserData]):
+    """A user's name or role changed."""
+
+    type = "user.updated"
+    topic = "users"
+    key_field = "user_id"
+
+
+class UserDeleted(Event[UserData]):
+    """A user was deleted."""
+
+    type = "user.deleted"
+    topic = "users"
+    key_field = "user_id"

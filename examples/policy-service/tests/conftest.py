@@ -1,0 +1,87 @@
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import policy_service
+import pytest
+import user_service
+import uvicorn
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from aegis.db import DatabaseSettings
+from aegis.msg import InMemoryTransport
+
+SECRET = SecretStr("test-secret-of-policy-service")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def transport() -> InMemoryTransport:
+    return InMemoryTransport()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def users_url(tmp_path: Path, transport: InMemoryTransport) -> AsyncIterator[str]:
+    """user-service on a real socket: policy-service reaches its JWKS and API over HTTP."""
+    port = free_port()
+    app = user_service.create_app(
+        user_service.Settings(
+            port=port,
+            database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'users.db'}")),
+            admin_password=SecretStr("Admin-Passw0rd-Test"),
+            policy_service_secret=SECRET,
+        ),
+        transport=transport,
+    )
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # uvicorn offers no event to await
+        assert not task.done(), "user-service did not start"
+        await asyncio.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def policies(
+    tmp_path: Path, transport: InMemoryTransport, users_url: str
+) -> AsyncIterator[FastAPI]:
+    app = policy_service.create_app(
+        policy_service.Settings(
+            database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'policies.db'}")),
+            users_url=users_url,
+            client_secret=SECRET,
+        ),
+        transport=transport,
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def client(policies: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=policies), base_url="http://policies"
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+async def users(users_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=users_url) as http:
+        yield http

@@ -1,0 +1,127 @@
+"""Tables (SQLAlchemy, aegis-db mixins), API schemas and the events user-service publishes."""
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from sqlalchemy import String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aegis.db import (
+    BaseRepository,
+    SoftDeleteMixin,
+    TimestampMixin,
+    UUIDPrimaryKeyMixin,
+    VersionMixin,
+)
+from aegis.msg import Event, Outbox
+
+Role = Literal["admin", "user", "viewer", "service"]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of user-service's tables (and its outbox)."""
+
+
+outbox = Outbox(metadata=Base.metadata, source="user-service")
+"""The transactional outbox: a table of user-service's, written in the same transaction."""
+
+
+class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
+    """An account that can sign in (examples/schemas/users.yaml plus version/updated_at)."""
+
+    __tablename__ = "users"
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16), default="user")
+    password_hash: Mapped[str] = mapped_column(Text)
+
+
+class UserRepository(BaseRepository[User]):
+    """Users, with what clients may filter and sort by."""
+
+    filterable = frozenset({"email", "name", "role", "created_at"})
+    sortable = frozenset({"email", "name", "created_at"})
+
+
+class UserIn(BaseModel):
+    """``POST /users``."""
+
+    email: EmailStr
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserPatch(BaseModel):
+    """``PATCH /users/{id}``: the version read last guards against lost updates."""
+
+    version: int
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    version: int
+    created_at: datetime
+
+
+class Login(BaseModel):
+    """``POST /auth/token``."""
+
+    email: str
+    password: str
+
+
+class Refresh(BaseModel):
+    """``POST /auth/refresh``."""
+
+    refresh_token: str
+
+
+class UserData(BaseModel):
+    """Payload of the user events."""
+
+    user_id: str
+    email: str
+    name: str
+    role: str
+    version: int
+
+
+class UserCreated(Event[UserData]):
+    """A user registered."""
+
+    type = "user.created"
+    topic = "users"
+    key_field = "user_id"
+
+
+class UserUpdated(Event[UserData]):
+    """A user's name or role changed."""
+
+    type = "user.updated"
+    topic = "users"
+    key_field = "user_id"
+
+
+class UserDeleted(Event[UserData]):
+    """A user was (soft-)deleted."""
+
+    type = "user.deleted"
+    topic = "users"
+    key_field = "user_id"
+
+
+def user_data(user: User) -> UserData:
+    """The event payload of ``user``."""
+    return UserData(
+        user_id=str(user.id), email=user.email, name=user.name, role=user.role, version=user.version
+    )

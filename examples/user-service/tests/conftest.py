@@ -1,0 +1,44 @@
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from user_service import Settings, create_app
+
+from aegis.db import DatabaseSettings
+from aegis.msg import InMemoryTransport
+
+ADMIN = {"email": "admin@example.com", "password": "Admin-Passw0rd-Test"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def transport() -> InMemoryTransport:
+    return InMemoryTransport()
+
+
+@pytest.fixture
+async def app(tmp_path: Path, transport: InMemoryTransport) -> AsyncIterator[FastAPI]:
+    settings = Settings(
+        database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'users.db'}")),
+        admin_email=ADMIN["email"],
+        admin_password=SecretStr(ADMIN["password"]),
+        policy_service_secret=SecretStr("test-secret-of-policy-service"),
+    )
+    application = create_app(settings, transport=transport)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://users"
+    ) as http:
+        yield http
