@@ -10,6 +10,8 @@ leeway, ``iss``, ``aud``, required ``exp iat sub jti iss aud typ`` and ``typ == 
 - ``aegis cold``: ``cache_size=0``, every call parses and checks the signature;
 - ``pyjwt``: ``jwt.decode`` with the key object prepared once (the bytes secret for HS256);
 - ``joserfc``: ``jwt.decode`` with an imported key, then ``JWTClaimsRegistry.validate``;
+- ``fastapi-users``: ``JWTStrategy.read_token`` (PyJWT with the PEM key, checking only the
+  signature, ``exp`` and ``aud``) with an in-memory user manager;
 
 for HS256, ES256 and EdDSA. Then a hello-world Starlette route called in-process
 (``app(scope, receive, send)``), bare vs behind ``AuthMiddleware`` with a valid EdDSA bearer
@@ -26,9 +28,10 @@ import asyncio
 import time
 import warnings
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
+from _results import Results, add_json_argument, figure
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey
 from joserfc.jwt import ClaimsOption
@@ -59,6 +62,18 @@ def pem(key: JWTKey) -> bytes:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
+    )
+
+
+def public_pem(key: JWTKey) -> str:
+    """The public key as SubjectPublicKeyInfo PEM, for fastapi-users' ``public_key``."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    material: Any = key.signing_material()
+    return str(
+        material.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
     )
 
 
@@ -107,6 +122,32 @@ def checks_for(algorithm: str) -> dict[str, Check]:
         jti=essential,
     )
 
+    from fastapi_users.authentication import JWTStrategy  # noqa: PLC0415 - peer
+
+    if algorithm == "HS256":
+        strategy: Any = JWTStrategy(secret.decode(), 900, [AUDIENCE])
+    else:
+        strategy = JWTStrategy(pem(key).decode(), 900, [AUDIENCE], algorithm, public_pem(key))
+
+    class Users:
+        """The user manager fastapi-users asks for the token's user: a dict lookup."""
+
+        users: ClassVar[dict[str, dict[str, str]]] = {"user-1": {"id": "user-1"}}
+
+        def parse_id(self, value: str) -> str:
+            return value
+
+        async def get(self, user_id: str) -> dict[str, str]:
+            return self.users[user_id]
+
+    users: Any = Users()
+
+    async def fastapi_users_read() -> object:
+        found = await strategy.read_token(token, users)
+        if found is None:
+            raise ValueError("fastapi-users refused the token")
+        return found
+
     async def joserfc_decode() -> object:
         decoded = jose_jwt.decode(token, jose_key, algorithms=[algorithm])
         registry.validate(decoded.claims)
@@ -118,6 +159,7 @@ def checks_for(algorithm: str) -> dict[str, Check]:
         "aegis cold": lambda: cold.verify(token),
         "pyjwt": pyjwt_decode,
         "joserfc": joserfc_decode,
+        "fastapi-users": fastapi_users_read,
     }
 
 
@@ -193,11 +235,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
+    results = Results(
+        "aegis-auth",
+        "auth_verify",
+        ["pyjwt", "joserfc", "fastapi-users", "cryptography", "starlette"],
+    )
     print(f"verifications/s (CPU), best of {args.rounds} rounds x {args.calls} calls")
     print(
         f"{'alg':<7}"
-        + "".join(f"{name:>13}" for name in checks_for("HS256"))
+        + "".join(f"{name:>14}" for name in checks_for("HS256"))
         + "   aegis/pyjwt aegis/joserfc cold/pyjwt"
     )
     for algorithm in ("HS256", "ES256", "EdDSA"):
@@ -206,11 +254,22 @@ async def main() -> None:
         rates = {name: 1 / seconds for name, seconds in best.items()}
         print(
             f"{algorithm:<7}"
-            + "".join(f"{rate:>13,.0f}" for rate in rates.values())
+            + "".join(f"{rate:>14,.0f}" for rate in rates.values())
             + f"   {rates['aegis'] / rates['pyjwt']:>10.1f}x"
             + f" {rates['aegis'] / rates['joserfc']:>12.1f}x"
             + f" {rates['aegis cold'] / rates['pyjwt']:>10.2f}x"
         )
+        for label, what in (("aegis", "token seen before, cached"), ("aegis cold", "no cache")):
+            results.case(
+                f"verify {algorithm} ({what})",
+                "verifications/s",
+                aegis=figure(label, rates[label]),
+                raw=figure("PyJWT", rates["pyjwt"]),
+                peers=[
+                    figure("joserfc", rates["joserfc"]),
+                    figure("fastapi-users JWTStrategy", rates["fastapi-users"]),
+                ],
+            )
     best = await best_of(middleware_checks(), args.calls, args.rounds)
     added = best["auth"] - best["bare"]
     print(
@@ -219,6 +278,14 @@ async def main() -> None:
         f"{added / best['auth']:.0%} of the authenticated request "
         f"(throughput {best['bare'] / best['auth']:.2f}x of bare)"
     )
+    results.case(
+        "hello world behind AuthMiddleware (EdDSA)",
+        "CPU µs/req",
+        aegis=figure("AuthMiddleware", best["auth"] * 1e6),
+        raw=figure("bare Starlette", best["bare"] * 1e6),
+        higher_is_better=False,
+    )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

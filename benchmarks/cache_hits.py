@@ -27,9 +27,11 @@ import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as redis
+from _results import Results, add_json_argument, figure
 from prometheus_client import CollectorRegistry
 from redis.utils import HIREDIS_AVAILABLE
 
@@ -137,7 +139,9 @@ async def build(url: str, calls: int, batches: int) -> tuple[dict[str, Loop], li
     return loops, closers
 
 
-async def main_async(url: str, calls: int, batches: int, rounds: int) -> None:
+async def main_async(
+    url: str, calls: int, batches: int, rounds: int, json_path: Path | None = None
+) -> None:
     """Run interleaved rounds of every variant and print per-call figures and ratios."""
     loops, closers = await build(url, calls, batches)
     names = list(loops)
@@ -184,6 +188,29 @@ async def main_async(url: str, calls: int, batches: int, rounds: int) -> None:
         print(f"{label:<34}{figures} {suffix}")
     if "cashews" in loops:
         print(f"@cached hit vs cashews hit: {ratio('cashews', 'aegis'):.2f}x")
+    results = Results("aegis-cache", "cache_hits", ["redis", "hiredis", "cashews"])
+    peers = [figure("cashews @cache", 1 / median("cashews"))] if "cashews" in loops else []
+    results.case(
+        "cache hit, 10-field JSON",
+        "calls/s",
+        aegis=figure("@cached", 1 / median("aegis")),
+        raw=figure("GET + json.loads", 1 / median("raw")),
+        peers=peers,
+    )
+    results.case(
+        "hot hit, near cache",
+        "calls/s",
+        aegis=figure("@cached near cache", 1 / median("near")),
+        raw=figure("GET + json.loads", 1 / median("raw")),
+        peers=peers,
+    )
+    results.case(
+        "100 keys in one batch",
+        "batches/s",
+        aegis=figure("get_many(100)", 1 / median("get_many")),
+        raw=figure("MGET + json.loads", 1 / median("raw_mget")),
+    )
+    results.write(json_path)
     for closer in closers:
         await closer.aclose() if isinstance(closer, redis.Redis) else await closer.close()
 
@@ -195,8 +222,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
+    add_json_argument(parser)
     options = parser.parse_args()
-    asyncio.run(main_async(options.url, options.calls, options.batches, options.rounds))
+    asyncio.run(
+        main_async(options.url, options.calls, options.batches, options.rounds, options.json)
+    )
 
 
 if __name__ == "__main__":

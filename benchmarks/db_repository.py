@@ -7,6 +7,9 @@ Cases, each timed side by side in one run (rounds interleaved, medians reported)
 - depth: keyset page 1 vs page 2,000 (of 100,000 rows, 50 a page), and offset likewise;
 - ``create_many`` of 10,000 rows vs ``session.add_all`` + ``flush`` (both rolled back).
 
+The peer, advanced-alchemy's ``SQLAlchemyAsyncRepository`` (``get``, ``list`` with
+``LimitOffset`` + ``OrderBy``, ``add_many``), runs in the same rounds when it is installed.
+
 Usage: .venv/bin/python benchmarks/db_repository.py [--url postgresql://...] [--rounds 5]
 (the URL defaults to $AEGIS_TEST_POSTGRES_URL, then the local test server; the table
 ``bench_db_items`` is dropped and recreated there).
@@ -16,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from _results import Results, add_json_argument, figure
 from pydantic import BaseModel, ConfigDict, SecretStr
 from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -74,6 +80,27 @@ class ItemRepository(BaseRepository[Item]):
 
 
 Timed = Callable[[], Awaitable[None]]
+PEER_GET = "advanced-alchemy repository.get"
+PEER_LIST = "advanced-alchemy repository.list"
+PEER_BULK = "advanced-alchemy add_many"
+
+
+def peer_repository() -> Any:
+    """advanced-alchemy's async repository class over Item, when advanced-alchemy is installed."""
+    if importlib.util.find_spec("advanced_alchemy") is None:
+        return None
+    from advanced_alchemy.repository import SQLAlchemyAsyncRepository  # noqa: PLC0415 - peer
+
+    class ItemPeerRepository(SQLAlchemyAsyncRepository[Item]):
+        """The peer's repository, every default."""
+
+        model_type = Item
+
+    return ItemPeerRepository
+
+
+# Every comparison's medians in run order, for --json.
+MEASURED: list[dict[str, float]] = []
 
 
 async def timed(run: Timed) -> float:
@@ -101,6 +128,7 @@ async def compare(name: str, cases: dict[str, Timed], rounds: int) -> dict[str, 
     print(f"\n{name}")
     for label, seconds in medians.items():
         print(f"  {label:<38} {seconds * 1000:9.2f} ms   x{seconds / baseline:.2f}")
+    MEASURED.append(medians)
     return medians
 
 
@@ -156,11 +184,18 @@ async def bench_reads(
             for item_id in chosen:
                 await repository.get(item_id)
 
-    await compare(
-        f"get by id ({GETS_PER_ROUND} per round)",
-        {"plain SQLAlchemy ORM": raw_get, "aegis BaseRepository.get": repo_get},
-        rounds,
-    )
+    peer = peer_repository()
+
+    async def peer_get() -> None:
+        async with plain() as session:
+            repository = peer(session=session)
+            for item_id in chosen:
+                await repository.get(item_id)
+
+    gets: dict[str, Timed] = {"plain SQLAlchemy ORM": raw_get, "aegis BaseRepository.get": repo_get}
+    if peer is not None:
+        gets[PEER_GET] = peer_get
+    await compare(f"get by id ({GETS_PER_ROUND} per round)", gets, rounds)
 
     offsets = [PAGE * i for i in range(PAGES_PER_ROUND)]
 
@@ -176,11 +211,21 @@ async def bench_reads(
             for offset in offsets:
                 await repository.list(limit=PAGE, offset=offset)
 
-    await compare(
-        f"50-row page ({PAGES_PER_ROUND} per round)",
-        {"plain SQLAlchemy ORM": raw_list, "aegis BaseRepository.list": repo_list},
-        rounds,
-    )
+    async def peer_list() -> None:
+        from advanced_alchemy.filters import LimitOffset, OrderBy  # noqa: PLC0415 - peer
+
+        async with plain() as session:
+            repository = peer(session=session)
+            for offset in offsets:
+                await repository.list(LimitOffset(limit=PAGE, offset=offset), OrderBy("id"))
+
+    lists: dict[str, Timed] = {
+        "plain SQLAlchemy ORM": raw_list,
+        "aegis BaseRepository.list": repo_list,
+    }
+    if peer is not None:
+        lists[PEER_LIST] = peer_list
+    await compare(f"50-row page ({PAGES_PER_ROUND} per round)", lists, rounds)
 
 
 async def bench_depth(db: DatabaseManager, rounds: int) -> None:
@@ -245,15 +290,21 @@ async def bench_bulk(
     async def repo_bulk_fire_and_forget() -> None:
         await repo_bulk(returning=False)
 
-    await compare(
-        f"insert {BULK:,} rows",
-        {
-            "plain add_all + flush": raw_bulk,
-            "aegis create_many": repo_bulk_returning,
-            "aegis create_many(returning=False)": repo_bulk_fire_and_forget,
-        },
-        rounds,
-    )
+    peer = peer_repository()
+
+    async def peer_bulk() -> None:
+        async with plain() as session:
+            await peer(session=session).add_many([Item(**row) for row in rows])
+            await session.rollback()
+
+    bulks: dict[str, Timed] = {
+        "plain add_all + flush": raw_bulk,
+        "aegis create_many": repo_bulk_returning,
+        "aegis create_many(returning=False)": repo_bulk_fire_and_forget,
+    }
+    if peer is not None:
+        bulks[PEER_BULK] = peer_bulk
+    await compare(f"insert {BULK:,} rows", bulks, rounds)
 
 
 def main() -> None:
@@ -266,9 +317,35 @@ def main() -> None:
         ),
     )
     parser.add_argument("--rounds", type=int, default=5)
+    add_json_argument(parser)
     args = parser.parse_args()
     print(f"PostgreSQL, {ROWS:,} rows; medians of {args.rounds} interleaved rounds")
     asyncio.run(main_async(args.url, args.rounds))
+    record().write(args.json)
+
+
+def record() -> Results:
+    """The comparisons measured, as --json cases (times in ms, lower is better)."""
+    results = Results("aegis-db", "db_repository", ["sqlalchemy", "asyncpg", "advanced-alchemy"])
+    reads, pages, depth, bulk = MEASURED
+    deep = f"{DEEP_PAGE:,}"
+    plain = "plain SQLAlchemy ORM"
+    cases = [
+        (f"get by id x{GETS_PER_ROUND}", reads, "aegis BaseRepository.get", plain, PEER_GET),
+        (f"50-row page x{PAGES_PER_ROUND}", pages, "aegis BaseRepository.list", plain, PEER_LIST),
+        (f"20 pages at page {deep}", depth, f"keyset page {deep}", f"offset page {deep}", ""),
+        (f"insert {BULK:,} rows", bulk, "aegis create_many", "plain add_all + flush", PEER_BULK),
+    ]  # fmt: skip
+    for name, medians, ours, theirs, peer in cases:
+        results.case(
+            name,
+            "ms",
+            aegis=figure(ours, medians[ours] * 1000),
+            raw=figure(theirs, medians[theirs] * 1000),
+            peers=[figure(peer, medians[peer] * 1000)] if peer in medians else [],
+            higher_is_better=False,
+        )
+    return results
 
 
 if __name__ == "__main__":

@@ -4,7 +4,12 @@ Each round starts two fresh interpreters, one importing pydantic alone and one i
 then aegis.core, and sums the self-times `-X importtime` reports for every module each imported.
 Rounds alternate so machine noise hits both sides alike; the report gives medians.
 
+With ``--all-packages``: for every aegis package, ``import aegis.X`` in a fresh interpreter
+against importing only the library it wraps (``--rounds`` alternating rounds, medians), so that
+installing only aegis-db keeps start-up lean.
+
 Usage: .venv/bin/python benchmarks/import_time.py [--rounds 30] [--module aegis.core]
+       [--all-packages] [--json PATH]
 """
 
 from __future__ import annotations
@@ -13,6 +18,21 @@ import argparse
 import statistics
 import subprocess
 import sys
+
+from _results import Results, add_json_argument, figure
+
+# Each aegis package against the import of the third-party library (or libraries) it wraps.
+PACKAGES = {
+    "aegis.core": "import pydantic",
+    "aegis.config": "import pydantic",
+    "aegis.log": "import orjson, logging",
+    "aegis.obs": "import prometheus_client, opentelemetry.trace, starlette.routing",
+    "aegis.db": "import sqlalchemy.ext.asyncio",
+    "aegis.auth": "import jwt, starlette.requests",
+    "aegis.cache": "import redis.asyncio, prometheus_client",
+    "aegis.msg": "import confluent_kafka, pydantic, prometheus_client, opentelemetry.trace",
+    "aegis.schema": "import alembic, sqlalchemy, pydantic",
+}
 
 
 def import_microseconds(statement: str) -> int:
@@ -32,6 +52,34 @@ def import_microseconds(statement: str) -> int:
     return total
 
 
+def all_packages(rounds: int, results: Results) -> None:
+    """Import cost of every aegis package against the libraries it wraps, medians in ms."""
+    print(f"\n{'package':<14} {'raw library ms':>15} {'aegis ms':>10} {'added ms':>10}")
+    rows = []
+    for module, baseline in PACKAGES.items():
+        base, combined = [], []
+        for _ in range(rounds):
+            base.append(import_microseconds(baseline))
+            combined.append(import_microseconds(f"import {module}"))
+        base_ms = statistics.median(base) / 1000
+        combined_ms = statistics.median(combined) / 1000
+        print(f"{module:<14} {base_ms:>15.1f} {combined_ms:>10.1f} {combined_ms - base_ms:>10.1f}")
+        results.case(
+            f"import {module}",
+            "ms",
+            aegis=figure(f"import {module}", combined_ms),
+            raw=figure(baseline, base_ms),
+            higher_is_better=False,
+        )
+        rows.append([module, baseline, f"{base_ms:.1f}", f"{combined_ms:.1f}",
+                     f"{combined_ms - base_ms:.1f}"])  # fmt: skip
+    results.table(
+        f"Import cost, python -X importtime, medians of {rounds} fresh interpreters",
+        ["package", "raw library import", "raw ms", "aegis ms", "added ms"],
+        rows,
+    )
+
+
 def main() -> None:
     """Print the median import cost of pydantic alone and with the module, and the difference."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -42,6 +90,10 @@ def main() -> None:
         default="import pydantic",
         help='e.g. "from pydantic import BaseModel" to charge pydantic\'s lazy imports to pydantic',
     )
+    parser.add_argument(
+        "--all-packages", action="store_true", help="also every aegis package vs its library"
+    )
+    add_json_argument(parser)
     args = parser.parse_args()
     base, combined = [], []
     for _ in range(args.rounds):
@@ -53,6 +105,18 @@ def main() -> None:
     print(f"{args.baseline}: {base_ms:.2f} ms (median)")
     print(f"{args.baseline}; import {args.module}: {combined_ms:.2f} ms (median)")
     print(f"added by {args.module}: {combined_ms - base_ms:.2f} ms (x{combined_ms / base_ms:.2f})")
+    results = Results("aegis-core", "import_time", ["pydantic"])
+    if args.all_packages:
+        all_packages(args.rounds, results)
+    else:
+        results.case(
+            f"{args.baseline}; import {args.module}",
+            "ms",
+            aegis=figure(f"import {args.module}", combined_ms),
+            raw=figure(args.baseline, base_ms),
+            higher_is_better=False,
+        )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

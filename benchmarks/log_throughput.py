@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 import structlog
+from _results import Results, add_json_argument, figure
 from pythonjsonlogger.json import JsonFormatter
 
 from aegis.core.context import request_context
@@ -196,6 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lines", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=7)
+    add_json_argument(parser)
     args = parser.parse_args()
     with open(os.devnull, "w") as text_sink, open(os.devnull, "wb") as byte_sink:  # noqa: PTH123
         configure_logging(
@@ -246,6 +248,33 @@ def main() -> None:
         )
         report("A debug() call below the level", filtered_rates, "stdlib debug()")
         shutdown_logging()  # before the sinks close
+    results = Results("aegis-log", "log_throughput", ["structlog", "python-json-logger"])
+    results.case(
+        "JSON line, full context",
+        "lines/s",
+        aegis=figure("aegis native", rates["aegis native, full context"]),
+        raw=figure("stdlib + python-json-logger", rates[python_json_logger]),
+        peers=[figure("structlog fast", rates[fast])],
+        goal=">= 0.90x structlog fast",
+    )
+    results.case(
+        "stdlib logging call, JSON",
+        "lines/s",
+        aegis=figure("aegis stdlib bridge", rates["aegis stdlib bridge, full context"]),
+        raw=figure("stdlib + python-json-logger", rates[python_json_logger]),
+        peers=[
+            figure("structlog ProcessorFormatter", rates["structlog -> stdlib ProcessorFormatter"])
+        ],
+        goal=">= 1.00x python-json-logger",
+    )
+    results.case(
+        "debug() below the level",
+        "calls/s",
+        aegis=figure("aegis", filtered_rates["aegis debug()"]),
+        raw=figure("stdlib", filtered_rates["stdlib debug()"]),
+        peers=[figure("structlog fast", filtered_rates["structlog fast debug()"])],
+    )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+from _results import Results, add_json_argument, figure
 from asgi_correlation_id import CorrelationIdMiddleware
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -164,8 +165,8 @@ def report(per_call: dict[str, float], unit: str) -> None:
     )
 
 
-def in_process(calls: int, rounds: int) -> None:
-    """Interleaved rounds of raw ASGI calls; best round per stack."""
+def in_process(calls: int, rounds: int) -> dict[str, float]:
+    """Interleaved rounds of raw ASGI calls; best round per stack (CPU seconds per call)."""
     apps = {stack: make_app(stack) for stack in STACKS}
     best = dict.fromkeys(STACKS, float("inf"))
     loop = asyncio.new_event_loop()
@@ -177,6 +178,7 @@ def in_process(calls: int, rounds: int) -> None:
     loop.close()
     print(f"in-process ASGI, {calls} calls x {rounds} rounds, best round, CPU time")
     report(best, "CPU")
+    return best
 
 
 def free_port() -> int:
@@ -226,8 +228,8 @@ def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("uvicorn did not start")
 
 
-def under_uvicorn(seconds: float, rounds: int, connections: int) -> None:
-    """Each stack under uvicorn; server CPU per request and requests per second."""
+def under_uvicorn(seconds: float, rounds: int, connections: int) -> dict[str, float]:
+    """Each stack under uvicorn; server CPU per request and requests per second (returned)."""
     cpu: dict[str, list[float]] = {stack: [] for stack in STACKS}
     rate: dict[str, list[float]] = {stack: [] for stack in STACKS}
     for _ in range(rounds):
@@ -258,6 +260,31 @@ def under_uvicorn(seconds: float, rounds: int, connections: int) -> None:
     for stack, values in rate.items():
         median = statistics.median(values)
         print(f"{stack:<10} {median:>10.0f} req/s {median / bare_rate:>6.2f}x")
+    return {stack: statistics.median(values) for stack, values in rate.items()}
+
+
+def record(results: Results, title: str, unit: str, figures: dict[str, float]) -> None:
+    """Record the aegis stacks against bare Starlette and the peer stacks."""
+    higher = unit == "req/s"
+    results.case(
+        f"{title}: request context + metrics + tracing API",
+        unit,
+        aegis=figure("aegis", figures["aegis"]),
+        raw=figure("bare Starlette", figures["bare"]),
+        peers=[
+            figure("asgi-correlation-id + instrumentator", figures["pfi"]),
+            figure("asgi-correlation-id + starlette-exporter", figures["exporter"]),
+        ],
+        higher_is_better=higher,
+    )
+    results.case(
+        f"{title}: with the OpenTelemetry SDK",
+        unit,
+        aegis=figure("aegis + SDK", figures["aegis-sdk"]),
+        raw=figure("bare Starlette", figures["bare"]),
+        peers=[figure("OpenTelemetry ASGI middleware + SDK", figures["otel-sdk"])],
+        higher_is_better=higher,
+    )
 
 
 def main() -> None:
@@ -268,10 +295,21 @@ def main() -> None:
     parser.add_argument("--uvicorn", action="store_true", help="also measure under uvicorn")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
+    add_json_argument(parser)
     args = parser.parse_args()
-    in_process(args.calls, args.rounds)
+    results = Results(
+        "aegis-obs",
+        "obs_overhead",
+        ["starlette", "opentelemetry-sdk", "prometheus-fastapi-instrumentator",
+         "starlette-exporter", "asgi-correlation-id", "uvicorn"],
+    )  # fmt: skip
+    cpu = in_process(args.calls, args.rounds)
+    record(results, "in-process", "CPU µs/req", {k: v * 1e6 for k, v in cpu.items()})
     if args.uvicorn:
-        under_uvicorn(args.seconds, args.rounds, args.connections)
+        record(
+            results, "uvicorn", "req/s", under_uvicorn(args.seconds, args.rounds, args.connections)
+        )
+    results.write(args.json)
 
 
 if __name__ == "__main__":

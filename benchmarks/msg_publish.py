@@ -1,0 +1,458 @@
+"""Kafka publish and consume throughput: aegis.msg against raw confluent-kafka and FastStream.
+
+One process, one broker (an embedded Tansu from aegis-testing unless ``--bootstrap`` names one),
+a fresh 3-partition topic per variant and round, events of ~160 bytes of JSON keyed by
+``user_id % 100``. Publishing (each timed from the first produce to the last delivery report):
+
+* ``raw``: confluent-kafka ``produce()`` of pre-serialized bytes and keys, then ``flush()``
+  (the 1.00 of the ratios);
+* ``hand-written``: a loop producing the same bytes and headers as aegis: ``model_dump_json()``
+  of the data, the CloudEvents binary-mode headers built per event, ``produce()``, ``flush()``;
+* ``aegis publish_batch``: ``EventPublisher.publish_batch(events)``, per-event results awaited;
+* ``faststream``: FastStream's confluent broker, ``publish(data, headers=..., no_confirm=True)``
+  per event, then every delivery future awaited (fewer events: it is slow).
+
+All clients use the same producer settings (idempotence, acks=all, linger 5 ms). Consuming the
+same 100,000 events (each timed from the first message to the last, so the group join is not
+counted): ``raw consume()`` batches of 500 touching each value, against an ``EventSubscriber``
+with a typed handler (header decoding, pydantic validation, metrics, offset commits).
+
+Usage: .venv/bin/python benchmarks/msg_publish.py [--events 100000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from _results import Results, add_json_argument, figure
+from confluent_kafka import Consumer, Producer
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from aegis.core.context import request_context
+from aegis.msg import (
+    BatchResult,
+    DeliveryResult,
+    Event,
+    EventPublisher,
+    EventRegistry,
+    EventSubscriber,
+    KafkaSettings,
+    KafkaTransport,
+)
+from aegis.msg._kafka_producer import PRODUCER_DEFAULTS
+from aegis.msg._wire import format_time
+from aegis.testing import create_topics, start_server
+
+SOURCE = "bench-service"
+CORRELATION = "corr-0001"
+JOIN = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+
+
+class UserData(BaseModel):
+    """~160 bytes of JSON."""
+
+    user_id: int
+    email: str
+    name: str
+    plan: str
+    country: str
+    active: bool
+    score: float
+
+
+class UserCreated(Event[UserData]):
+    """The benchmark's event."""
+
+    type = "aegis.bench.user.created"
+    version = 2
+    key_field = "user_id"
+
+
+def make_data(count: int) -> list[UserData]:
+    """``count`` payloads keyed by ``user_id % 100``."""
+    return [
+        UserData(
+            user_id=i % 100,
+            email=f"user{i:07d}@example.com",
+            name=f"User Number {i:07d}",
+            plan="professional-annual",
+            country="KR",
+            active=True,
+            score=i / 7,
+        )
+        for i in range(count)
+    ]
+
+
+def make_events(count: int) -> list[UserCreated]:
+    """``count`` events keyed by ``user_id % 100``."""
+    return [UserCreated(data=data) for data in make_data(count)]
+
+
+def new_topic(bootstrap: str) -> str:
+    """A fresh 3-partition topic."""
+    topic = f"bench-{uuid.uuid4().hex[:10]}"
+    create_topics(bootstrap, [topic], partitions=3)
+    return topic
+
+
+def producer_config(bootstrap: str) -> dict[str, Any]:
+    """The settings every publishing variant uses."""
+    return {
+        **PRODUCER_DEFAULTS,
+        "bootstrap.servers": bootstrap,
+        "queue.buffering.max.messages": 1_000_000,
+    }
+
+
+def raw(bootstrap: str, events: list[UserCreated]) -> Callable[[str], Awaitable[int]]:
+    """Pre-serialized bytes and keys, no headers."""
+    producer = Producer(producer_config(bootstrap))
+    payload = [(e.data.model_dump_json().encode(), str(e.data.user_id).encode()) for e in events]
+
+    async def run(topic: str) -> int:
+        produce = producer.produce
+        for value, key in payload:
+            produce(topic, value, key)
+        producer.flush(60)
+        return len(payload)
+
+    return run
+
+
+def hand_written(bootstrap: str, datas: list[UserData]) -> Callable[[str], Awaitable[int]]:
+    """What a careful user writes by hand to send the same headers and bytes as aegis."""
+    producer = Producer(producer_config(bootstrap))
+    type_bytes = UserCreated.type.encode()
+
+    async def run(topic: str) -> int:
+        produce = producer.produce
+        for data in datas:
+            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("content-type", b"application/json"),
+                ("ce_specversion", b"1.0"),
+                ("ce_type", type_bytes),
+                ("ce_schemaversion", b"2"),
+                ("ce_id", str(uuid.uuid4()).encode()),
+                ("ce_source", SOURCE.encode()),
+                ("ce_time", now.encode()),
+                ("ce_correlationid", CORRELATION.encode()),
+            ]
+            value = data.model_dump_json().encode()
+            produce(topic, value, str(data.user_id).encode(), headers=headers)
+        producer.flush(60)
+        return len(datas)
+
+    return run
+
+
+def hand_written_events(
+    bootstrap: str, events: list[UserCreated]
+) -> Callable[[str], Awaitable[int]]:
+    """The hand-written loop given events that already carry an id and a time."""
+    producer = Producer(producer_config(bootstrap))
+
+    async def run(topic: str) -> int:
+        produce = producer.produce
+        for event in events:
+            value = event.data.model_dump_json().encode()
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("content-type", b"application/json"),
+                ("ce_specversion", event.specversion.encode()),
+                ("ce_type", event.type.encode()),
+                ("ce_schemaversion", str(event.version).encode()),
+                ("ce_id", event.id.encode()),
+                ("ce_source", SOURCE.encode()),
+                ("ce_time", format_time(event.time).encode()),
+                ("ce_correlationid", CORRELATION.encode()),
+            ]
+            produce(topic, value, str(event.data.user_id).encode(), headers=headers)
+        producer.flush(60)
+        return len(events)
+
+    return run
+
+
+def aegis_batch(kafka: KafkaTransport, datas: list[UserData]) -> Callable[[str], Awaitable[int]]:
+    """``UserCreated(data=...)`` per event, then ``EventPublisher.publish_batch``."""
+    publisher = EventPublisher(
+        kafka, source=SOURCE, registry=EventRegistry(), metrics_registry=CollectorRegistry()
+    )
+
+    async def run(topic: str) -> int:
+        with request_context(correlation_id=CORRELATION):
+            events = [UserCreated(data=data) for data in datas]
+            results = await publisher.publish_batch(events, topic=topic)
+        assert not _failed(results)  # noqa: S101
+        return len(results)
+
+    return run
+
+
+def aegis_batch_events(
+    kafka: KafkaTransport, events: list[UserCreated]
+) -> Callable[[str], Awaitable[int]]:
+    """``EventPublisher.publish_batch`` of events built beforehand."""
+    publisher = EventPublisher(
+        kafka, source=SOURCE, registry=EventRegistry(), metrics_registry=CollectorRegistry()
+    )
+
+    async def run(topic: str) -> int:
+        with request_context(correlation_id=CORRELATION):
+            results = await publisher.publish_batch(events, topic=topic)
+        assert not _failed(results)  # noqa: S101
+        return len(results)
+
+    return run
+
+
+def _failed(results: Sequence[DeliveryResult]) -> list[DeliveryResult]:
+    if isinstance(results, BatchResult):
+        return results.failed
+    return [result for result in results if not result.ok]
+
+
+def faststream(broker: Any, datas: list[UserData]) -> Callable[[str], Awaitable[int]]:
+    """FastStream's confluent publisher with the same headers, delivery futures awaited."""
+
+    async def run(topic: str) -> int:
+        futures = []
+        for data in datas:
+            now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+            headers = {
+                "ce_specversion": "1.0",
+                "ce_type": UserCreated.type,
+                "ce_schemaversion": "2",
+                "ce_id": str(uuid.uuid4()),
+                "ce_source": SOURCE,
+                "ce_time": now,
+                "ce_correlationid": CORRELATION,
+            }
+            futures.append(
+                await broker.publish(
+                    data, topic, key=str(data.user_id), headers=headers, no_confirm=True
+                )
+            )
+        await asyncio.gather(*futures)
+        return len(datas)
+
+    return run
+
+
+async def timed(run: Callable[[str], Awaitable[int]], bootstrap: str) -> float:
+    """Events per second of one run on a fresh topic."""
+    topic = new_topic(bootstrap)
+    started = time.perf_counter()
+    count = await run(topic)
+    return count / (time.perf_counter() - started)
+
+
+async def publishing(bootstrap: str, count: int, rounds: int) -> dict[str, list[float]]:
+    """Every publishing variant, ``rounds`` times, the order rotated per round."""
+    datas = make_data(count)
+    events = make_events(count)
+    peer_datas = datas[: max(count // 10, 1000)]
+    results: dict[str, list[float]] = {}
+    async with KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap)) as kafka:
+        variants = {
+            "raw produce (pre-serialized)": raw(bootstrap, events),
+            "hand-written loop": hand_written(bootstrap, datas),
+            "aegis publish_batch": aegis_batch(kafka, datas),
+            "hand-written loop, events prebuilt": hand_written_events(bootstrap, events),
+            "aegis publish_batch, events prebuilt": aegis_batch_events(kafka, events),
+        }
+        broker = await _faststream_broker(bootstrap)
+        if broker is not None:
+            variants[f"faststream publish ({len(peer_datas)} events)"] = faststream(
+                broker, peer_datas
+            )
+        warm = new_topic(bootstrap)
+        for run in variants.values():  # connections, metadata, first-call costs
+            await run(warm)
+        names = list(variants)
+        for round_number in range(rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                results.setdefault(name, []).append(await timed(variants[name], bootstrap))
+        if broker is not None:
+            await broker.stop()
+    return results
+
+
+async def _faststream_broker(bootstrap: str) -> Any:
+    try:
+        from faststream.confluent import KafkaBroker  # noqa: PLC0415
+    except ImportError:
+        print("faststream[confluent] is not installed: its row is left out")
+        return None
+    broker = KafkaBroker(bootstrap, enable_idempotence=True, acks="all", linger_ms=5)
+    await broker.start()
+    return broker
+
+
+async def consuming(bootstrap: str, count: int, rounds: int) -> dict[str, list[float]]:
+    """Raw batched ``consume()`` against a typed ``EventSubscriber`` on the same messages."""
+    topic = new_topic(bootstrap)
+    results: dict[str, list[float]] = {}
+    async with KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap, consumer=JOIN)) as kafka:
+        publisher = EventPublisher(kafka, source=SOURCE, registry=EventRegistry())
+        for start in range(0, count, 20_000):
+            await publisher.publish_batch(make_events(min(20_000, count - start)), topic=topic)
+        for round_number in range(rounds):
+            order = [_raw_consume, _aegis_consume]
+            if round_number % 2:
+                order.reverse()
+            for variant in order:
+                name, rate = await variant(kafka, bootstrap, topic, count)
+                results.setdefault(name, []).append(rate)
+    return results
+
+
+async def _raw_consume(
+    kafka: KafkaTransport, bootstrap: str, topic: str, count: int
+) -> tuple[str, float]:
+    def run() -> float:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                **JOIN,
+            }
+        )
+        consumer.subscribe([topic])
+        seen = 0
+        started = 0.0
+        size = 0
+        while seen < count:
+            batch = consumer.consume(500, 1.0)
+            if batch and not started:
+                started = time.perf_counter()
+            for message in batch:
+                if message.error() is None:
+                    size += len(message.value() or b"")
+                    seen += 1
+        elapsed = time.perf_counter() - started
+        consumer.commit(asynchronous=False)
+        consumer.close()
+        return count / elapsed
+
+    return "raw consume() batches of 500", await asyncio.to_thread(run)
+
+
+async def _aegis_consume(
+    kafka: KafkaTransport, bootstrap: str, topic: str, count: int
+) -> tuple[str, float]:
+    subscriber = EventSubscriber(
+        kafka,
+        group_id=f"bench-aegis-{uuid.uuid4().hex[:8]}",
+        registry=EventRegistry(),
+        metrics_registry=CollectorRegistry(),
+        max_in_flight=5000,
+    )
+    done = asyncio.Event()
+    seen = 0
+    started = 0.0
+    finished = 0.0
+
+    @subscriber.on(UserCreated, topic=topic)
+    async def handle(event: UserCreated) -> None:
+        nonlocal seen, started, finished
+        if not seen:
+            started = time.perf_counter()
+        seen += 1
+        if seen == count:
+            finished = time.perf_counter()
+            done.set()
+
+    async with subscriber:
+        await done.wait()
+    return "aegis EventSubscriber, typed handler", count / (finished - started)
+
+
+def report(title: str, results: dict[str, list[float]], baseline: str) -> None:
+    """Medians, ranges and the ratio to ``baseline``'s median."""
+    base = statistics.median(results[baseline])
+    print(f"\n{title}")
+    print(f"{'variant':44} {'events/s median':>16} {'min-max':>21} {'x ' + baseline[:12]:>16}")
+    for name, rates in results.items():
+        median = statistics.median(rates)
+        spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
+        print(f"{name:44} {median:16,.0f} {spread:>21} {median / base:16.3f}")
+
+
+def main() -> None:
+    """Parse the arguments, start a broker if needed, run both parts, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--bootstrap", help="a running broker (default: start Tansu)")
+    add_json_argument(parser)
+    args = parser.parse_args()
+    server = None if args.bootstrap else start_server("kafka")
+    bootstrap = args.bootstrap or (server.url if server else "")
+    try:
+        published = asyncio.run(publishing(bootstrap, args.events, args.rounds))
+        consumed = asyncio.run(consuming(bootstrap, args.events, args.rounds))
+    finally:
+        if server is not None:
+            server.stop()
+    report(
+        f"Publishing {args.events:,} events, {args.rounds} rounds",
+        published,
+        "raw produce (pre-serialized)",
+    )
+    hand = statistics.median(published["hand-written loop"])
+    ours = statistics.median(published["aegis publish_batch"])
+    print(f"aegis publish_batch / hand-written loop: {ours / hand:.2f}x")
+    prebuilt = statistics.median(published["aegis publish_batch, events prebuilt"])
+    hand_prebuilt = statistics.median(published["hand-written loop, events prebuilt"])
+    print(f"same, events prebuilt: {prebuilt / hand_prebuilt:.2f}x")
+    for name, rates in published.items():
+        if name.startswith("faststream"):
+            print(f"aegis publish_batch / {name}: {ours / statistics.median(rates):.1f}x")
+    report(
+        f"Consuming {args.events:,} events, {args.rounds} rounds",
+        consumed,
+        "raw consume() batches of 500",
+    )
+    record(published, consumed).write(args.json)
+
+
+def record(published: dict[str, list[float]], consumed: dict[str, list[float]]) -> Results:
+    """The medians as --json cases: aegis against raw confluent-kafka and FastStream."""
+    results = Results("aegis-msg", "msg_publish", ["confluent-kafka", "faststream", "pydantic"])
+
+    def median(rates: dict[str, list[float]], name: str) -> dict[str, Any]:
+        return figure(name, statistics.median(rates[name]))
+
+    results.case(
+        "publish a batch",
+        "events/s",
+        aegis=median(published, "aegis publish_batch"),
+        raw=median(published, "raw produce (pre-serialized)"),
+        peers=[median(published, "hand-written loop")]
+        + [median(published, name) for name in published if name.startswith("faststream")],
+    )
+    consumer = next(name for name in consumed if name.startswith("aegis"))
+    results.case(
+        "consume",
+        "events/s",
+        aegis=median(consumed, consumer),
+        raw=median(consumed, "raw consume() batches of 500"),
+    )
+    return results
+
+
+if __name__ == "__main__":
+    main()
