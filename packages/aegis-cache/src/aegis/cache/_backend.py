@@ -41,11 +41,9 @@ class Backend(Protocol):
 
     async def get(self, key: str) -> bytes | None:
         """Return the value of ``key``, or ``None`` when it is absent."""
-        ...
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values of ``keys`` in order, ``None`` for each absent one."""
-        ...
 
     async def set(
         self,
@@ -57,63 +55,49 @@ class Backend(Protocol):
         tag_keys: Sequence[str] = (),
     ) -> bool:
         """Store ``value``; add ``key`` to each tag set. False when ``only_if_absent`` lost."""
-        ...
 
     async def set_many(
         self, items: Sequence[tuple[str, bytes, int | None]], tag_keys: Sequence[str] = ()
     ) -> None:
         """Store every ``(key, value, ttl_ms)`` in one round trip."""
-        ...
 
     async def delete(self, keys: Sequence[str]) -> int:
         """Remove ``keys`` (without blocking the server); return how many existed."""
-        ...
 
     async def exists(self, key: str) -> bool:
         """Return whether ``key`` exists."""
-        ...
 
     async def pttl(self, key: str) -> int:
         """Milliseconds ``key`` has left: -2 when absent, -1 when it never expires."""
-        ...
 
     async def pexpire(self, key: str, ttl_ms: int) -> bool:
         """Set the TTL of ``key``; False when it does not exist."""
-        ...
 
     async def incr(self, key: str, amount: int, ttl_ms: int | None) -> int:
         """Add ``amount`` and return the new value; a new key gets ``ttl_ms``."""
-        ...
 
     async def delete_matching(self, pattern: str, batch: int) -> int:
         """Delete every key matching the glob ``pattern`` in batches; return how many."""
-        ...
 
     async def delete_tagged(self, tag_key: str, batch: int) -> int:
         """Delete every key in the tag set ``tag_key`` and the set itself; return how many."""
-        ...
 
     async def release_lock(self, key: str, token: bytes) -> bool:
         """Delete ``key`` only if it still holds ``token`` (our lock, not a successor's)."""
-        ...
 
     async def rate_limit(
         self, algorithm: RateAlgorithm, key: str, limit: int, period_ms: int, cost: int
     ) -> RateLimitResult:
         """Count ``cost`` against ``key`` atomically and say whether it is allowed."""
-        ...
 
     async def ping(self) -> None:
         """Raise when the storage cannot be reached."""
-        ...
 
     def clone(self) -> Backend:
         """A backend on the same storage usable from another event loop."""
-        ...
 
     async def close(self) -> None:
         """Release connections."""
-        ...
 
 
 class MemoryBackend:

@@ -18,11 +18,9 @@ class Serializer(Protocol):
 
     def dumps(self, value: Any) -> bytes:
         """Encode ``value``; raise any exception if it cannot be encoded."""
-        ...
 
     def loads(self, data: bytes) -> Any:
         """Decode bytes written by :meth:`dumps`."""
-        ...
 
 
 class JsonSerializer:

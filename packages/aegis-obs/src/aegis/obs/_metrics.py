@@ -253,7 +253,6 @@ class FunctionDecorator(Protocol):
 
     def __call__(self, function: Callable[_P, _R], /) -> Callable[_P, _R]:
         """Return the wrapped function."""
-        ...
 
 
 def _wrap(
