@@ -13,8 +13,7 @@ The FastAPI dependencies (``CurrentUser``, ``current_user``, ``require_roles``,
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aegis.auth.__about__ import __version__
 from aegis.auth._asgi import AuthMiddleware
@@ -55,6 +54,7 @@ from aegis.auth._redis import RedisTokenStore
 from aegis.auth._service import ServiceAccount, ServiceAccounts
 from aegis.auth._store import MemoryTokenStore, TokenStore
 from aegis.auth._tokens import TokenService
+from aegis.core.utils.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from aegis.auth._fastapi import (
@@ -77,11 +77,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aegis.auth' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -16,6 +16,7 @@ Example:
 
 from typing import TYPE_CHECKING
 
+from aegis.core.utils.lazy import lazy_getattr
 from aegis.msg.__about__ import __version__
 from aegis.msg._errors import (
     EventInProgressError,
@@ -54,13 +55,7 @@ _NEEDS_SQLALCHEMY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _NEEDS_SQLALCHEMY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aegis.msg' has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _NEEDS_SQLALCHEMY)
 
 
 __all__ = [
