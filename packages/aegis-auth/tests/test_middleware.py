@@ -123,6 +123,32 @@ async def test_realm_and_public_prefixes(tokens: TokenService) -> None:
     assert refused.headers["www-authenticate"].startswith('Bearer realm="users api", error=')
 
 
+async def test_a_public_route_with_a_method_leaves_other_methods_protected(
+    tokens: TokenService,
+) -> None:
+    async def users(request: Request) -> Response:
+        return JSONResponse({"user": context.user_id.get()})
+
+    app = Starlette(
+        routes=[Route("/users", users, methods=["GET", "POST"])],
+        middleware=[Middleware(AuthMiddleware, tokens=tokens, public_paths=["post /users"])],
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        assert (await http.post("/users")).json() == {"user": None}
+        refused = await http.get("/users")
+        kim = tokens.issue_access_token("kim")
+        listed = await http.get("/users", headers={"Authorization": f"Bearer {kim}"})
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "AUTH_TOKEN_MISSING"
+    assert listed.json() == {"user": "kim"}
+
+
+def test_a_public_route_with_a_method_refuses_a_prefix(tokens: TokenService) -> None:
+    with pytest.raises(ValueError, match="exact path, not a prefix"):
+        AuthMiddleware(websocket_app(tokens), tokens, public_paths=["GET /docs*"])
+
+
 async def test_lifespan_passes_through(tokens: TokenService) -> None:
     seen: list[str] = []
 

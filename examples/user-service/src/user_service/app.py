@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Response, status
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aegis.auth import (
     JWKS_PATH,
@@ -76,28 +75,18 @@ ROLES = RolePolicy.from_dict(
 )
 """Who may do what; policy-service loads the same roles."""
 
-PUBLIC_PATHS = ["/auth/token", "/auth/refresh", "/oauth/token", JWKS_PATH, "/metrics", "/health*"]
+# Sign-up is public; reading users is not: "POST /users" opens one method of one path.
+PUBLIC_PATHS = [
+    "POST /users",
+    "/auth/token",
+    "/auth/refresh",
+    "/oauth/token",
+    JWKS_PATH,
+    "/metrics",
+    "/health*",
+]
 
 Transport = InMemoryTransport | KafkaTransport
-
-
-class PublicRegistration:
-    """Pure ASGI: ``POST /users`` (sign-up) skips authentication, everything else needs a token.
-
-    ``AuthMiddleware``'s ``public_paths`` match paths, not methods, and ``GET /users`` is not
-    public; this wrapper sends the one public method around it.
-    """
-
-    def __init__(self, app: ASGIApp, tokens: TokenService) -> None:
-        self.app = app
-        self.authenticated = AuthMiddleware(app, tokens=tokens, public_paths=PUBLIC_PATHS)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route ``POST /users`` past authentication, the rest through it."""
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/users":
-            await self.app(scope, receive, send)
-        else:
-            await self.authenticated(scope, receive, send)
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -292,7 +281,7 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
         await cache.delete(cache_key(user_id))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    app.add_middleware(PublicRegistration, tokens=tokens)
+    app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=PUBLIC_PATHS)
     app.add_middleware(RequestLoggingMiddleware, service_name="user-service")
     app.add_middleware(ObservabilityMiddleware)
     app.state.tokens = tokens

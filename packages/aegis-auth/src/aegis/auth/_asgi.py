@@ -37,7 +37,8 @@ class AuthMiddleware:
     wrong in detail is logged (``aegis.auth`` logger), never the token. Two ``Authorization``
     headers are refused. A WebSocket with a bad token is closed with 1008 before it is
     accepted (the client sees the handshake refused with 403). Paths in ``public_paths`` pass
-    without a token: exact paths, or prefixes ending in ``*`` (``/docs*``).
+    without a token: exact paths, prefixes ending in ``*`` (``/docs*``), or one method on one
+    exact path (``"POST /users"``: sign-up is public while ``GET /users`` is not).
 
     Args:
         app: the ASGI application.
@@ -64,15 +65,19 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.tokens = tokens
-        paths = list(public_paths)
+        paths = [p for p in public_paths if " " not in p]
+        routes = [tuple(p.split(" ", 1)) for p in public_paths if " " in p]
+        if any(path.endswith("*") for _, path in routes):
+            raise ValueError("a public route with a method takes an exact path, not a prefix")
         self._public_exact = frozenset(p for p in paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self._public_routes = frozenset((method.upper(), path) for method, path in routes)
         self._cookie = cookie
         self._realm = realm
         self._type_base = type_base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._is_public(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or self._is_public(scope):
             await self.app(scope, receive, send)
             return
         try:
@@ -93,9 +98,12 @@ class AuthMiddleware:
                 context.tenant_id.reset(tenant_token)
             context.user_id.reset(user_token)
 
-    def _is_public(self, path: str) -> bool:
-        return path in self._public_exact or (
-            bool(self._public_prefixes) and path.startswith(self._public_prefixes)
+    def _is_public(self, scope: Scope) -> bool:
+        path: str = scope["path"]
+        return (
+            path in self._public_exact
+            or (bool(self._public_prefixes) and path.startswith(self._public_prefixes))
+            or (bool(self._public_routes) and (scope.get("method"), path) in self._public_routes)
         )
 
     def _token(self, scope: Scope) -> str:
