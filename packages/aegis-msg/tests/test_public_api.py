@@ -14,6 +14,7 @@ import aegis.msg
 def test_public_names_are_exactly_these() -> None:
     assert aegis.msg.__all__ == [
         "SPEC_VERSION",
+        "AsyncAPI",
         "BatchResult",
         "Claim",
         "Concurrency",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from aegis.core.utils.lazy import lazy_getattr
 from aegis.msg.__about__ import __version__
+from aegis.msg._asyncapi import AsyncAPI
 from aegis.msg._errors import (
     EventInProgressError,
     InvalidEventError,
@@ -60,6 +61,7 @@ __getattr__ = lazy_getattr(__name__, _NEEDS_SQLALCHEMY)
 
 __all__ = [
     "SPEC_VERSION",
+    "AsyncAPI",
     "BatchResult",
     "Claim",
     "Concurrency",

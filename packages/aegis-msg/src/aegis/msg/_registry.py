@@ -130,7 +130,15 @@ def _same_definition(known: type[Event[Any]], new: type[Event[Any]]) -> bool:
 
 def event_json_schema(event_type: type[Event[Any]]) -> dict[str, Any]:
     """Return the JSON Schema of one event class, as its structured-mode JSON looks."""
-    schema = event_type.model_json_schema()
+    return envelope_schema(event_type, event_type.model_json_schema())
+
+
+def envelope_schema(event_type: type[Event[Any]], schema: dict[str, Any]) -> dict[str, Any]:
+    """Complete pydantic's ``schema`` of ``event_type`` with the envelope's constant attributes.
+
+    ``schema`` may reference its definitions anywhere (``$defs``, AsyncAPI components): the
+    AsyncAPI document hoists them into ``components.schemas``.
+    """
     properties: dict[str, Any] = schema.setdefault("properties", {})
     properties["specversion"] = {"const": event_type.specversion, "type": "string"}
     properties["type"] = {"const": event_type.type, "type": "string"}
