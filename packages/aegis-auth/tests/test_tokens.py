@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from itertools import product
 
 import jwt
 import pytest
+from jwt import PyJWS
 from pydantic import SecretStr
 
 from aegis.auth import (
@@ -18,6 +21,7 @@ from aegis.auth import (
     TokenRevokedError,
     TokenService,
 )
+from aegis.auth._jws import decode_segment
 from aegis.core.errors import ConfigurationError
 
 pytestmark = pytest.mark.anyio
@@ -272,3 +276,61 @@ async def test_memory_store_sweeps_expired_entries() -> None:
     assert await store.is_revoked("live", None)
     assert not await store.is_revoked("old-1", None)
     assert store._revoked == {"live": 2**31}
+
+
+async def test_tokens_verify_as_text_or_header_bytes() -> None:
+    tokens = service(JWTKey.generate("k"))
+    token = tokens.issue_access_token("u")
+    assert (await tokens.verify(token.encode())).subject == "u"
+    assert (await tokens.verify(token.encode())).subject == "u"  # served from the cache
+    assert (await tokens.verify(token)).subject == "u"
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.verify(b"\xff" + token.encode())
+    assert raised.value.reason == "malformed"
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.verify(None)  # type: ignore[arg-type]
+    assert raised.value.reason == "malformed"
+
+
+async def test_verify_nowait_answers_known_tokens_without_a_store_only() -> None:
+    now = [time.time()]
+    tokens = service(JWTKey.generate("k"), clock=lambda: now[0])
+    token = tokens.issue_access_token("u", expires_in=timedelta(minutes=1))
+    assert tokens.verify_nowait(token) is None  # never seen: await verify()
+    principal = await tokens.verify(token)
+    assert tokens.verify_nowait(token) is principal
+    with pytest.raises(InvalidTokenError) as raised:
+        tokens.verify_nowait(token, kind="refresh")
+    assert raised.value.reason == "token_type"
+    now[0] += 3600
+    with pytest.raises(TokenExpiredError):
+        tokens.verify_nowait(token)
+    revocable = service(JWTKey.generate("k"), store=MemoryTokenStore())
+    known = revocable.issue_access_token("u")
+    await revocable.verify(known)
+    assert revocable.verify_nowait(known) is None  # revocation needs the store: await verify()
+
+
+async def test_a_cached_token_of_a_replaced_key_set_is_verified_again() -> None:
+    tokens = service(JWTKey.generate("k"))
+    token = tokens.issue_access_token("u")
+    await tokens.verify(token)
+    tokens.keys = KeySet([JWTKey.generate("k")])  # same kid, another key
+    with pytest.raises(InvalidTokenError) as raised:
+        await tokens.verify(token)
+    assert raised.value.reason == "signature"
+
+
+def test_base64url_segments_follow_pyjwt_rules() -> None:
+    def outcome(decode: Callable[[bytes, str], bytes], segment: bytes) -> object:
+        try:
+            return decode(segment, "payload")
+        except jwt.DecodeError as exc:
+            return str(exc)
+
+    token = service(JWTKey.generate("k")).issue_access_token("u").encode()
+    segments = [*token.split(b"."), b"e30=", b"e30==", b"e3==", b"e3=", b"e31", b"e3\n0"]
+    segments += [bytes(chars) for n in range(6) for chars in product(b"AQw-_=+!", repeat=n)]
+    for segment in segments:
+        ours = outcome(decode_segment, segment)
+        assert ours == outcome(PyJWS._decode_base64url_segment, segment), segment

@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from aegis.auth._claims import MAX_TOKEN_BYTES
 from aegis.auth._errors import AuthenticationError, InvalidTokenError, TokenMissingError
 from aegis.auth._principal import PRINCIPAL
 from aegis.auth._tokens import TokenService
@@ -21,6 +20,9 @@ _WS_POLICY_VIOLATION = 1008  # RFC 6455 section 7.4.1
 _AUTHORIZATION = b"authorization"
 _AUTHORIZATION_LENGTH = len(_AUTHORIZATION)
 _BEARER = b"bearer"
+_BEARER_PREFIX = b"Bearer "
+_BEARER_PREFIX_LENGTH = len(_BEARER_PREFIX)
+_CONNECTIONS = frozenset({"http", "websocket"})
 
 
 class AuthMiddleware:
@@ -72,16 +74,24 @@ class AuthMiddleware:
         self._public_exact = frozenset(p for p in paths if not p.endswith("*"))
         self._public_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
         self._public_routes = frozenset((method.upper(), path) for method, path in routes)
+        self._public_patterns = bool(self._public_prefixes or self._public_routes)
         self._cookie = cookie
         self._realm = realm
         self._type_base = type_base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or self._is_public(scope):
+        if scope["type"] not in _CONNECTIONS or (
+            scope["path"] in self._public_exact
+            or (self._public_patterns and self._is_public(scope))
+        ):
             await self.app(scope, receive, send)
             return
+        tokens = self.tokens
         try:
-            principal = await self.tokens.verify(self._token(scope))
+            credentials = self._credentials(scope)
+            principal = tokens.verify_nowait(credentials)
+            if principal is None:
+                principal = await tokens.verify(credentials)
         except AegisError as exc:  # an AuthenticationError, or a JWKS origin that is down
             await self._reject(exc, scope, receive, send)
             return
@@ -100,41 +110,37 @@ class AuthMiddleware:
 
     def _is_public(self, scope: Scope) -> bool:
         path: str = scope["path"]
-        return (
-            path in self._public_exact
-            or (bool(self._public_prefixes) and path.startswith(self._public_prefixes))
-            or (bool(self._public_routes) and (scope.get("method"), path) in self._public_routes)
+        return path.startswith(self._public_prefixes) or (
+            (scope.get("method"), path) in self._public_routes
         )
 
-    def _token(self, scope: Scope) -> str:
-        # ASGI servers lowercase header names; the length test keeps .lower() off the rest.
-        values = [
-            value
-            for name, value in scope["headers"]
-            if len(name) == _AUTHORIZATION_LENGTH and name.lower() == _AUTHORIZATION
-        ]
-        if len(values) > 1:
-            raise InvalidTokenError("malformed", "Send one Authorization header, not several.")
-        if values:
-            scheme, _, credentials = values[0].partition(b" ")
+    def _credentials(self, scope: Scope) -> bytes:
+        """Return the token bytes; :meth:`TokenService.verify` checks their size and form."""
+        found: bytes | None = None
+        for name, value in scope["headers"]:
+            # ASGI servers lowercase header names; the length test keeps .lower() off the rest.
+            if name == _AUTHORIZATION or (
+                len(name) == _AUTHORIZATION_LENGTH and name.lower() == _AUTHORIZATION
+            ):
+                if found is not None:
+                    raise InvalidTokenError(
+                        "malformed", "Send one Authorization header, not several."
+                    )
+                found = value
+        if found is not None:
+            if found.startswith(_BEARER_PREFIX):  # the usual spelling: one copy, no .lower()
+                return found[_BEARER_PREFIX_LENGTH:].strip(b" ")
+            scheme, _, credentials = found.partition(b" ")
             if scheme.lower() != _BEARER:
                 raise TokenMissingError("This resource needs a bearer token (scheme Bearer).")
-            return self._checked(credentials.strip(b" "))
+            return credentials.strip(b" ")
         if self._cookie is not None:
-            cookies = [value for name, value in scope["headers"] if name.lower() == b"cookie"]
-            for header in cookies:
-                token = cookie_parser(header.decode("latin-1")).get(self._cookie)
-                if token:
-                    return self._checked(token.encode("latin-1"))
+            for name, value in scope["headers"]:
+                if name.lower() == b"cookie":
+                    token = cookie_parser(value.decode("latin-1")).get(self._cookie)
+                    if token:
+                        return token.encode("latin-1")
         raise TokenMissingError
-
-    @staticmethod
-    def _checked(credentials: bytes) -> str:
-        if len(credentials) > MAX_TOKEN_BYTES:
-            raise InvalidTokenError("too_large")
-        if not credentials or not credentials.isascii() or b" " in credentials:
-            raise InvalidTokenError("malformed")
-        return credentials.decode("ascii")
 
     async def _reject(self, exc: AegisError, scope: Scope, receive: Receive, send: Send) -> None:
         if isinstance(exc, AuthenticationError):

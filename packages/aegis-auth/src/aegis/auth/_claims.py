@@ -30,6 +30,9 @@ _MAX_ITEMS = 256  # roles, permissions or scopes in one token; more is an attack
 _MAX_TEXT = 256
 
 
+_NO_TEXTS: frozenset[str] = frozenset()
+
+
 class _MalformedClaimError(Exception):
     pass
 
@@ -37,8 +40,9 @@ class _MalformedClaimError(Exception):
 def _texts(value: Any) -> frozenset[str]:
     if not isinstance(value, list) or len(value) > _MAX_ITEMS:
         raise _MalformedClaimError
-    if not all(isinstance(item, str) and 0 < len(item) <= _MAX_TEXT for item in value):
-        raise _MalformedClaimError
+    for item in value:
+        if not isinstance(item, str) or not 0 < len(item) <= _MAX_TEXT:
+            raise _MalformedClaimError
     return frozenset(value)
 
 
@@ -50,12 +54,6 @@ def _optional_text(value: Any) -> str | None:
     return value
 
 
-def _scopes(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        value = value.split()
-    return _texts(value)
-
-
 def principal_from_claims(claims: Mapping[str, Any], policy: RolePolicy | None) -> Principal | None:
     """Return the principal the claims describe, or ``None`` when one of them is malformed.
 
@@ -64,11 +62,14 @@ def principal_from_claims(claims: Mapping[str, Any], policy: RolePolicy | None) 
     they grant.
     """
     try:
-        roles = _texts(claims.get("roles", []))
-        granted: frozenset[str] = frozenset(
-            Permission(p) for p in _texts(claims.get("permissions", []))
+        roles = _texts(claims["roles"]) if "roles" in claims else _NO_TEXTS
+        granted: frozenset[str] = (
+            frozenset(Permission(p) for p in _texts(claims["permissions"]))
+            if "permissions" in claims
+            else _NO_TEXTS
         )
-        scopes = _scopes(claims.get("scope", ""))
+        scope = claims.get("scope", "")
+        scopes = _texts(scope.split() if isinstance(scope, str) else scope)
         tenant = _optional_text(claims.get("tenant"))
         family = _optional_text(claims.get("fam"))
     except (_MalformedClaimError, InvalidInputError):

@@ -14,10 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aegis.auth._keys import JWTKey, KeySet
+from aegis.auth._metrics import AuthMetrics
 from aegis.core.errors import ConfigurationError, ExternalServiceError
 
 if TYPE_CHECKING:
     import httpx
+    from prometheus_client import CollectorRegistry
 
 JWKS_PATH = "/.well-known/jwks.json"
 """Where services publish their keys (RFC 8414 names the ``jwks_uri``; this is the habit)."""
@@ -60,6 +62,8 @@ class JWKSClient:
         min_refresh_interval: the least time between two fetches.
         timeout: seconds for the whole fetch, when this client makes its own httpx client.
         clock: a monotonic clock in seconds (tests move it).
+        metrics_registry: Prometheus registry for ``aegis_auth_jwks_fetches_total`` (the
+            default registry when ``None``).
 
     Example:
         >>> verifier = TokenService(
@@ -79,6 +83,7 @@ class JWKSClient:
         min_refresh_interval: timedelta = timedelta(seconds=30),
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         if client is None:
             import httpx  # noqa: PLC0415 - optional dependency
@@ -99,6 +104,7 @@ class JWKSClient:
         self._lock = asyncio.Lock()
         self.fetches = 0
         """How many times the JWKS was fetched (for tests and metrics)."""
+        self._fetch_results = AuthMetrics.for_registry(metrics_registry).jwks_fetches
 
     def cached(self, kid: str) -> JWTKey | None:
         """Return the cached key ``kid`` while the cache is fresh (or the origin is down)."""
@@ -144,11 +150,13 @@ class JWKSClient:
                 raise ValueError(f"larger than {_MAX_JWKS_BYTES} bytes")
             document: Any = response.json()
         except Exception as exc:  # any failure to fetch means "origin unavailable"
+            self._fetch_results.labels("error").inc()
             _LOGGER.warning("JWKS fetch from %s failed: %s", self.url, type(exc).__name__)
             raise ExternalServiceError(
                 f"the signing keys at {self.url} could not be fetched",
                 details={"url": self.url},
             ) from exc
+        self._fetch_results.labels("ok").inc()
         entries = document.get("keys") if isinstance(document, dict) else None
         keys: dict[str, JWTKey] = {}
         for entry in entries if isinstance(entries, list) else []:

@@ -8,6 +8,7 @@ expired, then retire it.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,7 @@ _CURVES: dict[str, ec.EllipticCurve] = {
     "ES384": ec.SECP384R1(),
     "ES512": ec.SECP521R1(),
 }
+_STAMPS = itertools.count()
 _RSA_BITS = 3072  # NIST SP 800-57: 3072-bit RSA for keys used beyond 2030
 _HMAC_SECRET_BYTES = 64
 
@@ -231,6 +233,9 @@ class KeySet:
     def __init__(self, keys: Iterable[JWTKey] = (), *, signing_kid: str | None = None) -> None:
         self._keys: dict[str, JWTKey] = {}
         self._signing_kid: str | None = None
+        self.stamp = next(_STAMPS)
+        """Unique to this set and renewed by every :meth:`retire`: while it is unchanged, no key
+        verified with before has left the set (keys are never replaced in place)."""
         for key in keys:
             self.add(key)
         if signing_kid is not None:
@@ -259,6 +264,7 @@ class KeySet:
         if kid == self._signing_kid:
             raise ConfigurationError(f"key {kid!r} signs new tokens; sign with another first")
         self._keys.pop(kid, None)
+        self.stamp = next(_STAMPS)
 
     def get(self, kid: str) -> JWTKey | None:
         """Return the key ``kid``, or ``None``."""

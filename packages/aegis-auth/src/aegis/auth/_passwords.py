@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -20,8 +20,12 @@ from argon2 import extract_parameters
 from argon2.exceptions import InvalidHashError
 from pydantic import SecretStr
 
+from aegis.auth._metrics import AuthMetrics
 from aegis.core.errors import InvalidInputError
 from aegis.core.utils.security import PasswordHasher
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 _LOGGER = logging.getLogger("aegis.auth")
 _BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
@@ -55,6 +59,8 @@ class PasswordService:
         max_time_cost: stored argon2 hashes asking for more passes are refused.
         max_parallelism: stored argon2 hashes asking for more lanes are refused.
         max_bcrypt_cost: stored bcrypt hashes with a higher cost are refused.
+        metrics_registry: Prometheus registry for ``aegis_auth_password_checks_total`` and
+            ``aegis_auth_password_rehashes_total`` (the default registry when ``None``).
 
     Example:
         >>> passwords = PasswordService()
@@ -73,12 +79,16 @@ class PasswordService:
         max_time_cost: int = 16,
         max_parallelism: int = 16,
         max_bcrypt_cost: int = 15,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.hasher = hasher or PasswordHasher()
         self.max_length = max_length
         self._limiter = anyio.CapacityLimiter(max_concurrency)
         self._limits = (max_memory_cost, max_time_cost, max_parallelism, max_bcrypt_cost)
         self._dummy_hash: str | None = None
+        metrics = AuthMetrics.for_registry(metrics_registry)
+        self._checks = metrics.password_checks
+        self._rehashes = metrics.password_rehashes
 
     async def hash(self, password: str | SecretStr) -> str:
         """Return the argon2id hash of ``password``, computed in a worker thread.
@@ -106,17 +116,24 @@ class PasswordService:
         ``new_hash`` holds the replacement to store.
         """
         plain = _plain(password)
-        if (
-            stored_hash is None
-            or not plain
-            or len(plain.encode()) > self.max_length
-            or not self._is_sane(stored_hash)
-        ):
+        if stored_hash is None:
+            refused: str | None = "unknown_user"
+        elif not plain or len(plain.encode()) > self.max_length:
+            refused = "invalid"
+        elif not self._is_sane(stored_hash):
+            refused = "bad_hash"
+        else:
+            refused = None
+        if refused is not None or stored_hash is None:
             await self._run(self._verify, plain[: self.max_length], await self._dummy())
+            self._checks.labels(refused or "unknown_user").inc()
             return PasswordCheck(valid=False)
         if not await self._run(self._verify, plain, stored_hash):
+            self._checks.labels("invalid").inc()
             return PasswordCheck(valid=False)
+        self._checks.labels("valid").inc()
         if self.hasher.needs_rehash(stored_hash):
+            self._rehashes.inc()
             return PasswordCheck(valid=True, new_hash=await self._run(self.hasher.hash, plain))
         return PasswordCheck(valid=True)
 

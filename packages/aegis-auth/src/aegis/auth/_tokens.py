@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import jwt
 
@@ -27,11 +27,14 @@ from aegis.auth._errors import (
 )
 from aegis.auth._jws import KeyedJWT, UnknownKeyIdError
 from aegis.auth._keys import SUPPORTED_ALGORITHMS, JWTKey, KeySet
+from aegis.auth._metrics import AuthMetrics, VerificationSource
 from aegis.auth._principal import SERVICE_SUBJECT_PREFIX, Principal
 from aegis.core.errors import ConfigurationError
 from aegis.core.utils.security import token_urlsafe
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from aegis.auth._jwks import JWKSClient
     from aegis.auth._rbac import RolePolicy
     from aegis.auth._store import TokenStore
@@ -42,11 +45,21 @@ _LOGGER = logging.getLogger("aegis.auth")
 _LOGGED_TEXT = 200
 
 
+# The cache is keyed by the end of the token (inside its signature) and an entry only serves the
+# very token it holds: hashing 24 characters instead of a whole token per lookup. A token that
+# merely ends the same way (or a tampered one) misses and is verified in full.
+_CACHE_KEY_LENGTH = 24
+
+
 @dataclass(frozen=True, slots=True)
 class _Verified:
+    token: str | bytes
     principal: Principal
     key: JWTKey
-    expires_at: int
+    keys_stamp: int
+    """``KeySet.stamp`` when ``key`` came from the key set, else -1 (a JWKS key: look it up)."""
+    stale_at: float
+    """``exp`` plus the leeway: from then on the token is expired."""
     kind: str
 
 
@@ -76,6 +89,8 @@ class TokenService:
         algorithms: algorithms accepted at all; each key accepts only its own.
         cache_size: verified tokens remembered; 0 turns the cache off.
         clock: seconds since the epoch for issuing and for the cache (tests move it).
+        metrics_registry: Prometheus registry for the ``aegis_auth_*`` metrics (the default
+            registry when ``None``).
 
     Example:
         >>> tokens = TokenService(
@@ -101,6 +116,7 @@ class TokenService:
         algorithms: Iterable[str] = SUPPORTED_ALGORITHMS,
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
@@ -119,9 +135,12 @@ class TokenService:
         self.policy = policy
         self.jwks = jwks
         self._jwt = KeyedJWT(allowed, REQUIRED_CLAIMS)
-        self._cache: dict[str, _Verified] = {}
+        self._cache: dict[str | bytes, _Verified] = {}
         self._cache_size = cache_size
         self._clock = clock
+        self._metrics = AuthMetrics.for_registry(metrics_registry)
+        self._verifications = self._metrics.verifications
+        self._issued = {kind: self._metrics.issued.labels(kind) for kind in ("access", "refresh")}
 
     # --- issuing -------------------------------------------------------------------------------
 
@@ -260,12 +279,18 @@ class TokenService:
             "typ": kind,
         }
         headers = {"kid": key.kid, "typ": _HEADER_TYPES[kind]}
-        return self._jwt.encode(payload, key.signing_material(), key.algorithm, headers=headers)
+        token = self._jwt.encode(payload, key.signing_material(), key.algorithm, headers=headers)
+        self._issued[kind].inc()
+        return token
 
     # --- verifying -----------------------------------------------------------------------------
 
-    async def verify(self, token: str, *, kind: TokenType = "access") -> Principal:
-        """Verify ``token`` and return who it stands for.
+    def verify(
+        self, token: str | bytes, *, kind: TokenType = "access"
+    ) -> Coroutine[Any, Any, Principal]:
+        """Verify ``token`` and return who it stands for (await it: ``await tokens.verify(t)``).
+
+        ``token`` is the compact JWT as text, or as the ASCII bytes an HTTP header carries.
 
         Raises:
             InvalidTokenError: malformed, too large, unknown key, bad signature or algorithm,
@@ -275,25 +300,76 @@ class TokenService:
             TokenRevokedError: the token or its family was revoked.
             ExternalServiceError: the ``kid`` is unknown and the JWKS could not be fetched.
         """
-        verified = self._cache.get(token)
-        if verified is None or (
-            # A retired or replaced key drops every token it signed, cached or not.
-            self._lookup(verified.key.kid) is not verified.key
-        ):
-            verified = await self._verify_fully(token)
-        elif verified.expires_at <= self._clock() - self.leeway:
-            del self._cache[token]
-            raise TokenExpiredError
-        if verified.kind != kind:
-            self._log_rejection("token_type", f"a {verified.kind} token used as {kind}")
-            raise InvalidTokenError("token_type")
-        principal = verified.principal
-        if self.store is not None and await self.store.is_revoked(
-            str(principal.token_id), principal.family
-        ):
-            self._log_rejection("revoked", f"jti {principal.token_id}")
-            raise TokenRevokedError("revoked")
+        return self._verify(token, kind)  # the coroutine itself: no second frame per call
+
+    async def _verify(self, token: str | bytes, kind: TokenType | None) -> Principal:
+        # kind=None accepts either type: revoke() takes access and refresh tokens alike.
+        source: VerificationSource = "cache"
+        try:
+            principal = self._from_cache(token, kind)
+            if principal is None:
+                source = "full"
+                verified = await self._verify_fully(token)
+                if kind is not None and verified.kind != kind:
+                    self._reject_kind(verified.kind, kind)
+                principal = verified.principal
+            if self.store is not None and await self.store.is_revoked(
+                str(principal.token_id), principal.family
+            ):
+                self._log_rejection("revoked", f"jti {principal.token_id}")
+                raise TokenRevokedError("revoked")
+        except AuthenticationError as exc:
+            self._verifications.add(exc.reason, source)
+            raise
+        if source == "cache":
+            self._verifications.cached_valid += 1
+        else:
+            self._verifications.add("valid", source)
         return principal
+
+    def verify_nowait(self, token: str | bytes, *, kind: TokenType = "access") -> Principal | None:
+        """Verify ``token`` when no I/O is needed, else return ``None`` (then await :meth:`verify`).
+
+        That is the case for a token verified before (its expiry, type and key are checked
+        again) when there is no ``store`` to ask about revocation: the common request then
+        costs no coroutine. :class:`~aegis.auth.AuthMiddleware` calls it first.
+
+        Raises:
+            InvalidTokenError: the cached token is not of ``kind``.
+            TokenExpiredError: the cached token has expired.
+        """
+        if self.store is not None:
+            return None
+        try:
+            principal = self._from_cache(token, kind)
+        except AuthenticationError as exc:
+            self._verifications.add(exc.reason, "cache")
+            raise
+        if principal is not None:
+            self._verifications.cached_valid += 1
+        return principal
+
+    def _from_cache(self, token: str | bytes, kind: TokenType | None) -> Principal | None:
+        try:
+            verified = self._cache.get(token[-_CACHE_KEY_LENGTH:])
+        except TypeError:  # not text: the full verification refuses it
+            return None
+        if verified is None or verified.token != token:
+            return None
+        key = verified.key
+        # A retired or replaced key drops its tokens: verify again, which refuses them.
+        if verified.keys_stamp != self.keys.stamp and self._lookup(key.kid) is not key:
+            return None
+        if verified.stale_at <= self._clock():
+            del self._cache[token[-_CACHE_KEY_LENGTH:]]
+            raise TokenExpiredError
+        if kind is not None and verified.kind != kind:
+            self._reject_kind(verified.kind, kind)
+        return verified.principal
+
+    def _reject_kind(self, actual: str, kind: TokenType) -> NoReturn:
+        self._log_rejection("token_type", f"a {actual} token used as {kind}")
+        raise InvalidTokenError("token_type")
 
     def _lookup(self, kid: str) -> JWTKey | None:
         key = self.keys.get(kid)
@@ -301,8 +377,10 @@ class TokenService:
             return self.jwks.cached(kid)
         return key
 
-    async def _verify_fully(self, token: str) -> _Verified:
-        if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+    async def _verify_fully(self, token: str | bytes) -> _Verified:
+        if not isinstance(token, str | bytes):
+            raise InvalidTokenError("malformed")
+        if len(token) > MAX_TOKEN_BYTES:
             self._log_rejection("too_large", f"{len(token)} characters")
             raise InvalidTokenError("too_large")
         if not token.isascii():
@@ -329,14 +407,18 @@ class TokenService:
         if principal is None:
             self._log_rejection("claims", "roles, permissions, scope, tenant or fam malformed")
             raise InvalidTokenError("claims")
-        verified = _Verified(principal, key, int(claims["exp"]), str(token_type))
+        stamp = self.keys.stamp if self.keys.get(key.kid) is key else -1
+        stale_at = int(claims["exp"]) + self.leeway
+        verified = _Verified(token, principal, key, stamp, stale_at, str(token_type))
         if self._cache_size > 0:
             if len(self._cache) >= self._cache_size:
                 del self._cache[next(iter(self._cache))]  # oldest first
-            self._cache[token] = verified
+            self._cache[token[-_CACHE_KEY_LENGTH:]] = verified
         return verified
 
-    async def _decode_resolving(self, token: str) -> tuple[dict[str, Any], dict[str, Any], JWTKey]:
+    async def _decode_resolving(
+        self, token: str | bytes
+    ) -> tuple[dict[str, Any], dict[str, Any], JWTKey]:
         used: list[JWTKey] = []
 
         def lookup(kid: str) -> JWTKey | None:
@@ -356,7 +438,7 @@ class TokenService:
         return header, claims, used[-1]
 
     def _decode(
-        self, token: str, lookup: Callable[[str], JWTKey | None]
+        self, token: str | bytes, lookup: Callable[[str], JWTKey | None]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         return self._jwt.decode_with(
             token, lookup, audience=self.audiences, issuer=self.issuer, leeway=self.leeway
@@ -396,6 +478,7 @@ class TokenService:
             str(principal.token_id), expires_at=int(principal.expires_at or 0)
         ):
             await self.revoke_family(family)
+            self._metrics.refresh_reuse.inc()
             _LOGGER.warning("refresh token reused: family of %r revoked", principal.subject)
             raise TokenRevokedError("reused")
         claims = principal.claims
@@ -415,15 +498,12 @@ class TokenService:
             InvalidTokenError, TokenExpiredError: the token does not verify.
         """
         store = self._require_store()
-        try:
-            principal = await self.verify(token)
-        except InvalidTokenError as exc:
-            if exc.reason != "token_type":
-                raise
-            principal = await self.verify(token, kind="refresh")
+        principal = await self._verify(token, None)
         await store.revoke(str(principal.token_id), expires_at=int(principal.expires_at or 0))
+        self._metrics.revocations.labels("token").inc()
 
     async def revoke_family(self, family: str) -> None:
         """Revoke every token of a refresh-token family (one login): logout everywhere."""
         until = int(self._clock() + max(self.refresh_ttl, self.access_ttl) + self.leeway)
         await self._require_store().revoke_family(family, expires_at=until)
+        self._metrics.revocations.labels("family").inc()
