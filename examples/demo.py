@@ -3,7 +3,9 @@
 Default: both services in this process, two uvicorn servers on one event loop sharing one
 in-memory event transport, each on its own SQLite file, with the in-memory cache and token store.
 ``--real``: each service in its own process on PostgreSQL, Redis and Kafka (URLs from the
-options or AEGIS_TEST_POSTGRES_URL / AEGIS_TEST_REDIS_URL / AEGIS_TEST_KAFKA_BOOTSTRAP).
+options or AEGIS_TEST_POSTGRES_URL / AEGIS_TEST_REDIS_URL / AEGIS_TEST_KAFKA_BOOTSTRAP), each
+with a database of its own. Either way the services' tables are those of examples/schemas,
+created by aegis-schema's MigrationCoordinator before the services start.
 ``--serve``: after the walkthrough, keep the services running and print their URLs and an admin
 token. Exit code 0 only if every step behaved as expected.
 """
@@ -34,12 +36,18 @@ from pydantic import SecretStr
 
 from aegis.db import DatabaseSettings
 from aegis.msg import InMemoryTransport
-from aegis.testing import create_database, drop_database
+from aegis.schema import MigrationCoordinator, MigrationRun, SchemaRegistry
+from aegis.testing import create_database, database_url, drop_database
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "Admin-Passw0rd-Demo"  # noqa: S105  # the demo's own throwaway admin
 PASSWORD = "Correct-Horse-Battery-9"  # noqa: S105
 EVENT_WAIT_SECONDS = 30.0
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
+"""The services' schema registry: every table each of them uses."""
+
+SERVICES = ("users", "policies")
+"""The services of examples/schemas/registry.yaml."""
 
 Services = tuple[str, str, Coroutine[Any, Any, object]]
 """The two base URLs and a coroutine that ends when the services stop."""
@@ -225,16 +233,34 @@ async def walkthrough(w: Walkthrough) -> None:  # one scripted story
         print(f"        {line}")
 
 
+def create_tables(urls: dict[str, str], data: Path) -> MigrationRun:
+    """Create every table of examples/schemas in the services' new databases, and say so.
+
+    aegis-schema's coordinator orders the tables (users before policies, which refer to them),
+    runs each in a transaction and records the run in a history database in ``data``.
+    """
+    history = f"sqlite:///{data / 'schema-history.db'}"
+    with MigrationCoordinator(SchemaRegistry.load(SCHEMAS), urls, history=history) as schemas:
+        run = schemas.bootstrap()
+    tables = ", ".join(step.schema_name for step in run.plan.steps)
+    print(f"schemas        {len(run.plan.steps)} tables created by aegis-schema: {tables}")
+    return run
+
+
 @contextlib.asynccontextmanager
 async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Services]:
     """Both services in this process: two uvicorn servers, one shared in-memory transport."""
     transport = InMemoryTransport()
     users_url = f"http://{args.host}:{args.users_port}"
+    databases = {service: f"sqlite:///{data / f'{service}.db'}" for service in SERVICES}
+    await asyncio.to_thread(create_tables, databases, data)
     users = user_service.create_app(
         user_service.Settings(
             host=args.host,
             port=args.users_port,
-            database=DatabaseSettings(url=SecretStr(f"sqlite:///{data / 'users.db'}")),
+            database=DatabaseSettings(
+                url=SecretStr(databases["users"]), sqlite_transaction_mode="IMMEDIATE"
+            ),
             admin_email=ADMIN_EMAIL,
             admin_password=SecretStr(ADMIN_PASSWORD),
         ),
@@ -244,7 +270,9 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
         policy_service.Settings(
             host=args.host,
             port=args.policies_port,
-            database=DatabaseSettings(url=SecretStr(f"sqlite:///{data / 'policies.db'}")),
+            database=DatabaseSettings(
+                url=SecretStr(databases["policies"]), sqlite_transaction_mode="IMMEDIATE"
+            ),
             users_url=users_url,
         ),
         transport=transport,
@@ -277,14 +305,14 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
         )
     users_url = f"http://{args.host}:{args.users_port}"
     policies_url = f"http://{args.host}:{args.policies_port}"
-    # A database of the demo's own on that server, dropped afterwards: both services use it.
-    database = f"aegis_demo_{uuid.uuid4().hex[:8]}"
-    postgres_url = await asyncio.to_thread(create_database, args.postgres_url, database)
+    # A database per service on that server, the demo's own, dropped afterwards.
+    names = {service: f"aegis_demo_{uuid.uuid4().hex[:8]}_{service}" for service in SERVICES}
+    databases = {service: database_url(args.postgres_url, name) for service, name in names.items()}
     common = {**os.environ, "AEGIS_ENV": "development"}
     users_env = {
         "USERS_HOST": args.host,
         "USERS_PORT": str(args.users_port),
-        "USERS_DATABASE__URL": postgres_url,
+        "USERS_DATABASE__URL": databases["users"],
         "USERS_CACHE__URL": args.redis_url,
         "USERS_REDIS_URL": args.redis_url,
         "USERS_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
@@ -295,7 +323,7 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
     policies_env = {
         "POLICIES_HOST": args.host,
         "POLICIES_PORT": str(args.policies_port),
-        "POLICIES_DATABASE__URL": postgres_url,
+        "POLICIES_DATABASE__URL": databases["policies"],
         "POLICIES_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
         "POLICIES_KAFKA__CLIENT_ID": "policy-service",
         # librdkafka's default session timeout makes a group join take ~23 s on Tansu.
@@ -306,6 +334,9 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
     }
     started: list[subprocess.Popen[bytes]] = []
     try:
+        for name in names.values():
+            await asyncio.to_thread(create_database, args.postgres_url, name)
+        await asyncio.to_thread(create_tables, databases, data)
         for module, env, url in (
             ("user_service", users_env, users_url),
             ("policy_service", policies_env, policies_url),
@@ -331,7 +362,8 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
-        await asyncio.to_thread(drop_database, args.postgres_url, database)
+        for name in names.values():
+            await asyncio.to_thread(drop_database, args.postgres_url, name)
 
 
 async def ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -1,6 +1,6 @@
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,9 @@ from aegis.db import DatabaseSettings
 from aegis.msg import InMemoryTransport
 
 SECRET = SecretStr("test-secret-of-policy-service")
+
+CreateTables = Callable[[Mapping[str, str]], object]
+"""examples/conftest.py's ``create_tables``: the tables through aegis-schema's coordinator."""
 
 
 @pytest.fixture
@@ -35,13 +38,25 @@ def free_port() -> int:
 
 
 @pytest.fixture
-async def users_url(tmp_path: Path, transport: InMemoryTransport) -> AsyncIterator[str]:
+def database_urls(tmp_path: Path, create_tables: CreateTables) -> dict[str, str]:
+    """A SQLite file per service, with the tables of examples/schemas."""
+    urls = {service: f"sqlite:///{tmp_path / f'{service}.db'}" for service in ("users", "policies")}
+    create_tables(urls)
+    return urls
+
+
+@pytest.fixture
+async def users_url(
+    transport: InMemoryTransport, database_urls: dict[str, str]
+) -> AsyncIterator[str]:
     """user-service on a real socket: policy-service reaches its JWKS and API over HTTP."""
     port = free_port()
     app = user_service.create_app(
         user_service.Settings(
             port=port,
-            database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'users.db'}")),
+            database=DatabaseSettings(
+                url=SecretStr(database_urls["users"]), sqlite_transaction_mode="IMMEDIATE"
+            ),
             admin_password=SecretStr("Admin-Passw0rd-Test"),
             policy_service_secret=SECRET,
         ),
@@ -59,11 +74,13 @@ async def users_url(tmp_path: Path, transport: InMemoryTransport) -> AsyncIterat
 
 @pytest.fixture
 async def policies(
-    tmp_path: Path, transport: InMemoryTransport, users_url: str
+    transport: InMemoryTransport, users_url: str, database_urls: dict[str, str]
 ) -> AsyncIterator[FastAPI]:
     app = policy_service.create_app(
         policy_service.Settings(
-            database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'policies.db'}")),
+            database=DatabaseSettings(
+                url=SecretStr(database_urls["policies"]), sqlite_transaction_mode="IMMEDIATE"
+            ),
             users_url=users_url,
             client_secret=SECRET,
         ),

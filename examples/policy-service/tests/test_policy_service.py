@@ -77,8 +77,11 @@ async def test_others_see_neither_policy_nor_listing_but_admin_does(
 ) -> None:
     _, kim = await sign_up(users, "kim@example.com")
     bo_id, bo = await sign_up(users, "bo@example.com")
-    policy = (await client.post("/policies", json=POLICY, headers=kim)).json()
-    await client.post("/policies", json={**POLICY, "number": "P-2"}, headers=bo)
+    created = await client.post("/policies", json=POLICY, headers=kim)
+    assert created.status_code == 201, created.text
+    policy = created.json()
+    other = await client.post("/policies", json={**POLICY, "number": "P-2"}, headers=bo)
+    assert other.status_code == 201, other.text
 
     assert (await client.get(f"/policies/{policy['id']}", headers=bo)).status_code == 403
     foreign = await client.post(
@@ -151,10 +154,11 @@ async def test_replayed_and_outdated_user_events_change_nothing(
     transport: InMemoryTransport,
 ) -> None:
     kim_id, kim = await sign_up(users, "kim@example.com")
-    policy = (await client.post("/policies", json=POLICY, headers=kim)).json()
+    created = await client.post("/policies", json=POLICY, headers=kim)
+    assert created.status_code == 201, created.text
     boss = await admin(users)
     await users.delete(f"/users/{kim_id}", headers=boss)
-    await eventually_status(client, policy["id"], boss, "cancelled")
+    await eventually_status(client, created.json()["id"], boss, "cancelled")
 
     publisher = EventPublisher(transport, source="test", registry=EventRegistry())
     resurrect = UserCreated(

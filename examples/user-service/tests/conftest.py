@@ -1,4 +1,4 @@
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -9,6 +9,9 @@ from user_service import Settings, create_app
 
 from aegis.db import DatabaseSettings
 from aegis.msg import InMemoryTransport
+
+CreateTables = Callable[[Mapping[str, str]], object]
+"""examples/conftest.py's ``create_tables``: the tables through aegis-schema's coordinator."""
 
 ADMIN = {"email": "admin@example.com", "password": "Admin-Passw0rd-Test"}
 
@@ -24,9 +27,13 @@ def transport() -> InMemoryTransport:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, transport: InMemoryTransport) -> AsyncIterator[FastAPI]:
+async def app(
+    tmp_path: Path, transport: InMemoryTransport, create_tables: CreateTables
+) -> AsyncIterator[FastAPI]:
+    url = f"sqlite:///{tmp_path / 'users.db'}"
+    create_tables({"users": url, "policies": f"sqlite:///{tmp_path / 'policies.db'}"})
     settings = Settings(
-        database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'users.db'}")),
+        database=DatabaseSettings(url=SecretStr(url), sqlite_transaction_mode="IMMEDIATE"),
         admin_email=ADMIN["email"],
         admin_password=SecretStr(ADMIN["password"]),
         policy_service_secret=SecretStr("test-secret-of-policy-service"),

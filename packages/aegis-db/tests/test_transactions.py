@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -264,6 +265,36 @@ async def test_non_transient_errors_are_not_retried(db: DatabaseManager) -> None
     with pytest.raises(DuplicateError):
         await db.run_transaction(duplicate)
     assert calls == 1
+
+
+async def test_immediate_sqlite_transactions_queue_instead_of_failing(database_url: str) -> None:
+    """With ``BEGIN IMMEDIATE`` concurrent read-then-write transactions never fail on SQLite."""
+    db = DatabaseManager(
+        DatabaseSettings(url=SecretStr(database_url), sqlite_transaction_mode="IMMEDIATE")
+    )
+    async with db.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    async with db.session() as session:
+        session.add(Account(id=1, name="shared", balance=0))
+
+    async def increment(session: AsyncSession) -> None:
+        account = await session.get(Account, 1, populate_existing=True, with_for_update=True)
+        assert account is not None
+        await asyncio.sleep(0)  # let the other writers start their transactions meanwhile
+        account.balance += 1
+        await session.flush()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(functools.partial(db.run_transaction, increment, retries=0))
+        async with db.session() as session:
+            account = await session.get(Account, 1)
+            assert account is not None
+            assert account.balance == 8
+    finally:
+        await db.dispose()
 
 
 async def _raise_serialization_failure(session: AsyncSession, db: DatabaseManager) -> None:

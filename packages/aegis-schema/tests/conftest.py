@@ -14,22 +14,34 @@ import pytest
 from aegis.schema import SchemaColumn, SchemaDefinition, SchemaRegistry
 from aegis.testing import create_database, drop_database, unique_name
 
+REGISTRY = Path(__file__).resolve().parent / "registry"
+"""The tests' registry: users.users, and policies.policies referring to it. Its own copy, so
+the example services' registry (examples/schemas) can grow without moving the lines and rules
+these tests expect."""
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "schemas"
 MERMAID = Path(__file__).resolve().parent / "mermaid"
 
 
 @pytest.fixture
-def examples_dir(tmp_path: Path) -> Path:
-    """A private copy of examples/schemas that a test may change."""
+def registry_dir(tmp_path: Path) -> Path:
+    """A private copy of the tests' registry that a test may change."""
     target = tmp_path / "schemas"
+    shutil.copytree(REGISTRY, target)
+    return target
+
+
+@pytest.fixture
+def examples_dir(tmp_path: Path) -> Path:
+    """A private copy of examples/schemas, the registry the README shows."""
+    target = tmp_path / "examples"
     shutil.copytree(EXAMPLES, target)
     return target
 
 
 @pytest.fixture
-def registry(examples_dir: Path) -> SchemaRegistry:
-    """The example registry: users.users and policies.policies (which references users)."""
-    return SchemaRegistry.load(examples_dir)
+def registry(registry_dir: Path) -> SchemaRegistry:
+    """The tests' registry: users.users and policies.policies (which references users)."""
+    return SchemaRegistry.load(registry_dir)
 
 
 class TableFactory(Protocol):

@@ -37,22 +37,22 @@ def test_init_scaffolds_a_valid_registry_once(
 
 
 def test_validate_reports_file_line_rule_and_exit_code(
-    examples_dir: Path, capsys: pytest.CaptureFixture[str]
+    registry_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert _run(capsys, "validate", "--registry", str(examples_dir))[0] == 0
+    assert _run(capsys, "validate", "--registry", str(registry_dir))[0] == 0
     _edit(
-        examples_dir / "policies.yaml", "references: users.users.id", "references: users.users.uid"
+        registry_dir / "policies.yaml", "references: users.users.id", "references: users.users.uid"
     )
-    code, out, _ = _run(capsys, "validate", "--registry", str(examples_dir))
+    code, out, _ = _run(capsys, "validate", "--registry", str(registry_dir))
     assert code == 1
     assert out.startswith("policies.yaml:38: error: reference-unknown-column: ")
-    code, out, _ = _run(capsys, "validate", "--registry", str(examples_dir), "--format", "json")
+    code, out, _ = _run(capsys, "validate", "--registry", str(registry_dir), "--format", "json")
     assert code == 1
     assert json.loads(out)["problems"][0]["rule"] == "reference-unknown-column"
     _edit(
-        examples_dir / "users.yaml", "type: uuid\n    primary_key", "type: money\n    primary_key"
+        registry_dir / "users.yaml", "type: uuid\n    primary_key", "type: money\n    primary_key"
     )
-    code, out, _ = _run(capsys, "validate", "--registry", str(examples_dir))
+    code, out, _ = _run(capsys, "validate", "--registry", str(registry_dir))
     assert (code, out.splitlines()[0].split(": ")[:3]) == (
         1,
         ["users.yaml:9", "error", "invalid-type"],
@@ -60,34 +60,34 @@ def test_validate_reports_file_line_rule_and_exit_code(
 
 
 def test_validate_to_checks_compatibility_and_the_version_bump(
-    examples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = tmp_path / "next"
-    shutil.copytree(examples_dir, target)
+    shutil.copytree(registry_dir, target)
     _edit(target / "users.yaml", "string(320)", "string(100)")
     _edit(target / "users.yaml", "version: 1.0.0", "version: 1.1.0")
-    code, out, _ = _run(capsys, "validate", "--registry", str(examples_dir), "--to", str(target))
+    code, out, _ = _run(capsys, "validate", "--registry", str(registry_dir), "--to", str(target))
     assert code == 1
     assert "type-narrowed" in out
     assert "users.yaml:4: error: version-bump: users.users: version 1.1.0 must be 2.0.0" in out
     _edit(target / "users.yaml", "version: 1.1.0", "version: 2.0.0")
     assert (
-        _run(capsys, "validate", "--registry", str(examples_dir), "--to", str(target))[0] == 1
+        _run(capsys, "validate", "--registry", str(registry_dir), "--to", str(target))[0] == 1
     )  # still reported
     shutil.rmtree(target)
-    shutil.copytree(examples_dir, target)
+    shutil.copytree(registry_dir, target)
     _edit(
         target / "users.yaml", "description: Accounts that can sign in.", "description: Accounts."
     )
-    code, out, _ = _run(capsys, "validate", "--registry", str(examples_dir), "--to", str(target))
+    code, out, _ = _run(capsys, "validate", "--registry", str(registry_dir), "--to", str(target))
     assert (code, out.splitlines()[0]) == (
         1,
         "users.yaml:4: error: version-bump: users.users: version 1.0.0 must be above 1.0.0",
     )
 
 
-def test_graph_in_every_form(examples_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    registry = ["--registry", str(examples_dir)]
+def test_graph_in_every_form(registry_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry = ["--registry", str(registry_dir)]
     assert _run(capsys, "graph", *registry) == (
         0,
         "policies -> users\nmigration order: users, policies\n",
@@ -102,7 +102,7 @@ def test_graph_in_every_form(examples_dir: Path, capsys: pytest.CaptureFixture[s
         "policies",
     ]
     assert _run(capsys, "graph", *registry, "--mermaid")[1].startswith("flowchart LR\n")
-    users = examples_dir / "users.yaml"
+    users = registry_dir / "users.yaml"
     users.write_text(
         users.read_text()
         + "  - name: p\n    type: uuid\n"
@@ -114,9 +114,9 @@ def test_graph_in_every_form(examples_dir: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_docs_erd_and_diff(
-    examples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    registry = ["--registry", str(examples_dir)]
+    registry = ["--registry", str(registry_dir)]
     assert _run(capsys, "docs", *registry, "--out", str(tmp_path / "docs"))[0] == 0
     assert (tmp_path / "docs" / "users.md").is_file()
     assert json.loads(
@@ -128,7 +128,7 @@ def test_docs_erd_and_diff(
     assert json.loads(_run(capsys, "erd", *registry, "--format", "json")[1])["mermaid"].startswith(
         "erDiagram"
     )
-    loaded = SchemaRegistry.load(examples_dir)
+    loaded = SchemaRegistry.load(registry_dir)
     users = loaded.get("users", "users")
     loaded.register(users.model_copy(update={"version": "1.0.1", "description": "x"}))
     loaded.save()
@@ -144,7 +144,7 @@ def test_docs_erd_and_diff(
 
 
 def test_migrate_plan_history_impact_and_rollback_end_to_end(
-    examples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed = tmp_path / "deployed"
     deployed.mkdir()
@@ -162,14 +162,14 @@ def test_migrate_plan_history_impact_and_rollback_end_to_end(
         "--history",
         f"sqlite:///{tmp_path / 'history.db'}",
     ]
-    code, out, _ = _run(capsys, "migrate", *common, "--to", str(examples_dir), "--dry-run")
+    code, out, _ = _run(capsys, "migrate", *common, "--to", str(registry_dir), "--dry-run")
     assert (code, "CREATE TABLE users" in out) == (0, True)
     assert json.loads(
         _run(
-            capsys, "migrate", *common, "--to", str(examples_dir), "--dry-run", "--format", "json"
+            capsys, "migrate", *common, "--to", str(registry_dir), "--dry-run", "--format", "json"
         )[1]
     )["sql"]
-    code, out, err = _run(capsys, "migrate", *common, "--to", str(examples_dir))
+    code, out, err = _run(capsys, "migrate", *common, "--to", str(registry_dir))
     assert code == 0, err
     assert "[2/2] policies.policies@1.0.0 ok" in err
     assert SchemaRegistry.load(deployed).get("policies", "policies").version == "1.0.0"
@@ -227,8 +227,39 @@ def test_migrate_plan_history_impact_and_rollback_end_to_end(
     assert "only a completed migration" in err
 
 
+def test_bootstrap_creates_every_table_once(
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "--registry",
+        str(registry_dir),
+        "--url",
+        f"users=sqlite:///{tmp_path / 'users.db'}",
+        "--url",
+        f"policies=sqlite:///{tmp_path / 'policies.db'}",
+        "--history",
+        f"sqlite:///{tmp_path / 'history.db'}",
+    ]
+    code, out, _ = _run(capsys, "bootstrap", *common, "--dry-run")
+    assert (code, out.startswith("-- users.users@1.0.0\n"), "CREATE TABLE policies" in out) == (
+        0,
+        True,
+        True,
+    )
+    assert json.loads(_run(capsys, "bootstrap", *common, "--dry-run", "--format", "json")[1])["sql"]
+    assert not (tmp_path / "users.db").exists()
+    code, out, err = _run(capsys, "bootstrap", *common, "--format", "json")
+    assert (code, json.loads(out)["status"]) == (0, "COMPLETED")
+    assert "[2/2] policies.policies@1.0.0 ok" in err
+    code, out, err = _run(capsys, "bootstrap", *common)  # the tables exist now
+    assert code == 1
+    assert "SCHEMA_MIGRATION_FAILED" in err
+    code, out, _ = _run(capsys, "history", *common, "--status", "COMPLETED", "--format", "json")
+    assert [run["services"] for run in json.loads(out)] == [["policies", "users"]]
+
+
 def test_a_failed_migration_exits_1_and_a_blocked_one_too(
-    examples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     deployed = tmp_path / "deployed"
     deployed.mkdir()
@@ -241,8 +272,8 @@ def test_a_failed_migration_exits_1_and_a_blocked_one_too(
         "--history",
         f"sqlite:///{tmp_path / 'h.db'}",
     ]
-    (examples_dir / "registry.yaml").write_text("services:\n  users:\n    files: [users.yaml]\n")
-    assert _run(capsys, "migrate", *common, "--to", str(examples_dir))[0] == 0
+    (registry_dir / "registry.yaml").write_text("services:\n  users:\n    files: [users.yaml]\n")
+    assert _run(capsys, "migrate", *common, "--to", str(registry_dir))[0] == 0
     target = tmp_path / "next"
     shutil.copytree(deployed, target)
     _edit(target / "users.yaml", "version: 1.0.0", "version: 2.0.0")
@@ -260,11 +291,11 @@ def test_a_failed_migration_exits_1_and_a_blocked_one_too(
     assert code == 1
 
 
-def test_usage_errors_exit_2(examples_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2(registry_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["nonsense"])
     assert caught.value.code == 2
     code, _, err = _run(
-        capsys, "plan", "--registry", str(examples_dir), "--to", str(examples_dir), "--url", "users"
+        capsys, "plan", "--registry", str(registry_dir), "--to", str(registry_dir), "--url", "users"
     )
     assert (code, "must be SERVICE=URL" in err) == (2, True)

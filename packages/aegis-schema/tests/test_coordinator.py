@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,9 +40,9 @@ def history(tmp_path: Path) -> Iterator[HistoryStore]:
 def deployed(
     registry: SchemaRegistry, service_urls: dict[str, str], history: HistoryStore
 ) -> SchemaRegistry:
-    """The example tables created in each service's database by the coordinator itself."""
-    with MigrationCoordinator(SchemaRegistry(), service_urls, history=history) as coordinator:
-        run = coordinator.execute(coordinator.plan_migration(registry.schemas()))
+    """The registry's tables created in each service's database by the coordinator itself."""
+    with MigrationCoordinator(registry, service_urls, history=history) as coordinator:
+        run = coordinator.bootstrap()
     assert run.status == MigrationStatus.COMPLETED
     return registry
 
@@ -385,3 +386,99 @@ def test_foreign_keys_defaults_and_table_renames_inside_one_service(
     with engine.connect() as connection:
         assert connection.execute(sa.text("SELECT active FROM teams")).scalar_one() in (True, 1)
     engine.dispose()
+
+
+def test_bootstrap_creates_every_table_in_dependency_order_as_a_recorded_run(
+    registry: SchemaRegistry, service_urls: dict[str, str], history: HistoryStore
+) -> None:
+    with MigrationCoordinator(registry, service_urls, history=history) as coordinator:
+        dry = coordinator.bootstrap(dry_run=True)
+        assert "CREATE TABLE users" in dry.log[0]
+        assert history.runs() == []
+        assert "users" not in _tables(service_urls["users"])
+
+        run = coordinator.bootstrap()
+        assert [step.id for step in run.plan.steps] == [
+            "users.users@1.0.0",
+            "policies.policies@1.0.0",
+        ]
+        assert run.status == MigrationStatus.COMPLETED
+        assert [r.id for r in history.runs()] == [run.id]
+        assert _tables(service_urls["users"]) == ["users"]
+        assert _tables(service_urls["policies"]) == ["policies"]
+
+        with pytest.raises(MigrationFailedError) as failed:  # the tables exist already
+            coordinator.bootstrap()
+        assert failed.value.run.plan.steps[0].status == MigrationStatus.FAILED
+        assert _tables(service_urls["users"]) == ["users"]
+
+        coordinator.rollback(run.id)
+    assert _tables(service_urls["users"]) == _tables(service_urls["policies"]) == []
+
+
+def test_a_lone_integer_key_is_numbered_by_the_database(
+    service_urls: dict[str, str], history: HistoryStore
+) -> None:
+    events = SchemaDefinition(
+        service="users",
+        table="events",
+        version="1.0.0",
+        columns=(
+            SchemaColumn(name="position", type="bigint", primary_key=True),
+            SchemaColumn(name="name", type="text", nullable=False),
+        ),
+    )
+    registry = SchemaRegistry()
+    registry.register(events)
+    with MigrationCoordinator(registry, service_urls, history=history) as coordinator:
+        coordinator.bootstrap()
+    url = service_urls["users"]
+    _sql(url, "INSERT INTO events (name) VALUES ('a')", "INSERT INTO events (name) VALUES ('b')")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT position, name FROM events ORDER BY 1")).all()
+    engine.dispose()
+    assert [tuple(row) for row in rows] == [(1, "a"), (2, "b")]
+    # SQLite numbers rows only through an INTEGER key (its 64-bit rowid); PostgreSQL: BIGSERIAL
+    kind = "INTEGER" if url.startswith("sqlite") else "BIGINT"
+    assert str(_columns(url, "events")["position"]["type"]) == kind
+
+
+def test_current_timestamp_keeps_the_fraction_of_a_second(
+    service_urls: dict[str, str], history: HistoryStore, make_table: Any
+) -> None:
+    now = SchemaColumn(name="at", type="timestamp(tz)", nullable=False, default="CURRENT_TIMESTAMP")
+    table = make_table("users.clock", "1.0.0", now)
+    registry = SchemaRegistry()
+    registry.register(table)
+    with MigrationCoordinator(SchemaRegistry(), history=history) as offline:
+        create = offline.plan_migration([table])
+        sqlite_sql = offline.plan_sql(create, dialect="sqlite")[create.steps[0].id]
+        postgres_sql = offline.plan_sql(create, dialect="postgresql")[create.steps[0].id]
+    assert "at DATETIME DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now')) NOT NULL" in sqlite_sql
+    assert "at TIMESTAMP WITH TIME ZONE DEFAULT CURRENT_TIMESTAMP NOT NULL" in postgres_sql
+    with MigrationCoordinator(registry, service_urls, history=history) as coordinator:
+        coordinator.bootstrap()
+    url = service_urls["users"]
+    _sql(url, "INSERT INTO clock (id) VALUES ('00000000-0000-0000-0000-000000000001')")
+    engine = create_engine(url)
+    at = sa.column("at", sa.DateTime(timezone=True))
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT CAST(at AS TEXT) FROM clock")).scalar_one()
+        read = connection.execute(sa.select(at).select_from(sa.table("clock"))).scalar_one()
+        # The value read back, bound again, finds its row: the layouts agree.
+        same = sa.select(sa.func.count()).select_from(sa.table("clock")).where(at >= read)
+        assert connection.execute(same).scalar_one() == 1
+    engine.dispose()
+    if url.startswith("sqlite"):  # SQLAlchemy's own layout, not CURRENT_TIMESTAMP's seconds
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}000", stored), stored
+    else:
+        assert str(_columns(url, "clock")["at"]["default"]) == "CURRENT_TIMESTAMP"
+
+
+def _tables(url: str) -> list[str]:
+    engine = create_engine(url)
+    try:
+        return sorted(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

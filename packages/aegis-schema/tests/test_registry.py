@@ -22,7 +22,7 @@ from aegis.schema import (
 TableMaker = Callable[..., SchemaDefinition]
 
 
-def test_the_examples_load_with_their_services_and_lines(registry: SchemaRegistry) -> None:
+def test_a_registry_loads_with_its_services_and_lines(registry: SchemaRegistry) -> None:
     assert [schema.key for schema in registry.schemas()] == ["policies.policies", "users.users"]
     assert registry.services() == ["policies", "users"]
     assert registry.compatibility == CompatibilityMode.BACKWARD
@@ -36,15 +36,15 @@ def test_the_examples_load_with_their_services_and_lines(registry: SchemaRegistr
 
 
 def test_saving_an_unchanged_registry_rewrites_every_file_byte_for_byte(
-    registry: SchemaRegistry, examples_dir: Path
+    registry: SchemaRegistry, registry_dir: Path
 ) -> None:
-    before = {path.name: path.read_text() for path in examples_dir.glob("*.yaml")}
+    before = {path.name: path.read_text() for path in registry_dir.glob("*.yaml")}
     registry.save()
-    assert {path.name: path.read_text() for path in examples_dir.glob("*.yaml")} == before
+    assert {path.name: path.read_text() for path in registry_dir.glob("*.yaml")} == before
 
 
 def test_a_new_version_is_saved_into_the_same_file_keeping_comments_and_order(
-    registry: SchemaRegistry, examples_dir: Path
+    registry: SchemaRegistry, registry_dir: Path
 ) -> None:
     users = registry.get("users", "users")
     columns = [
@@ -54,15 +54,15 @@ def test_a_new_version_is_saved_into_the_same_file_keeping_comments_and_order(
     columns.append(SchemaColumn(name="display_name", type="string(100)"))
     registry.register(users.model_copy(update={"version": "1.1.0", "columns": tuple(columns)}))
     registry.save()
-    text = (examples_dir / "users.yaml").read_text()
+    text = (registry_dir / "users.yaml").read_text()
     assert text.startswith("# The users table: one row per account that can sign in.\n")
     assert "    type: string(400)  # RFC 5321 maximum\n" in text
     assert text.endswith("  - name: display_name\n    type: string(100)\n")
     assert "version: 1.1.0\n" in text
-    reloaded = SchemaRegistry.load(examples_dir)
+    reloaded = SchemaRegistry.load(registry_dir)
     assert [v.version for v in reloaded.versions("users", "users")] == ["1.0.0", "1.1.0"]
     assert reloaded.get("users", "users", "1.0.0").column("display_name") is None
-    assert (examples_dir / "history" / "users.users" / "1.0.0.yaml").is_file()
+    assert (registry_dir / "history" / "users.users" / "1.0.0.yaml").is_file()
 
 
 def test_versions_must_increase(registry: SchemaRegistry) -> None:
@@ -96,41 +96,41 @@ def test_lookups_name_what_is_missing(registry: SchemaRegistry) -> None:
 
 
 def test_revert_makes_an_older_version_current_again(
-    registry: SchemaRegistry, examples_dir: Path
+    registry: SchemaRegistry, registry_dir: Path
 ) -> None:
     users = registry.get("users", "users")
     registry.register(users.model_copy(update={"version": "1.0.1"}))
     registry.save()
     registry.revert("users", "users", "1.0.0")
     registry.save()
-    reloaded = SchemaRegistry.load(examples_dir)
+    reloaded = SchemaRegistry.load(registry_dir)
     assert reloaded.get("users", "users").version == "1.0.0"
     assert [v.version for v in reloaded.versions("users", "users")] == ["1.0.0"]
 
 
 def test_a_new_table_gets_its_own_file_listed_in_registry_yaml(
-    registry: SchemaRegistry, examples_dir: Path, make_table: TableMaker
+    registry: SchemaRegistry, registry_dir: Path, make_table: TableMaker
 ) -> None:
     registry.register(
         make_table("billing.invoices", "1.0.0", SchemaColumn(name="total", type="numeric(12,2)"))
     )
     registry.save()
-    assert (examples_dir / "billing.invoices.yaml").is_file()
-    registry_yaml = (examples_dir / "registry.yaml").read_text()
+    assert (registry_dir / "billing.invoices.yaml").is_file()
+    registry_yaml = (registry_dir / "registry.yaml").read_text()
     assert registry_yaml.startswith("# Schema registry of the aegis example services.\n")
     assert "  billing:\n    files:\n      - billing.invoices.yaml\n" in registry_yaml
-    assert SchemaRegistry.load(examples_dir).get("billing", "invoices").column("total") is not None
+    assert SchemaRegistry.load(registry_dir).get("billing", "invoices").column("total") is not None
 
 
 def test_a_removed_table_leaves_the_listing_and_stays_in_the_history(
-    registry: SchemaRegistry, examples_dir: Path
+    registry: SchemaRegistry, registry_dir: Path
 ) -> None:
     registry.remove("policies", "policies")
     registry.save()
-    assert not (examples_dir / "policies.yaml").exists()
-    assert "policies.yaml" not in (examples_dir / "registry.yaml").read_text()
-    assert (examples_dir / "history" / "policies.policies" / "1.0.0.yaml").is_file()
-    assert SchemaRegistry.load(examples_dir).find("policies", "policies") is None
+    assert not (registry_dir / "policies.yaml").exists()
+    assert "policies.yaml" not in (registry_dir / "registry.yaml").read_text()
+    assert (registry_dir / "history" / "policies.policies" / "1.0.0.yaml").is_file()
+    assert SchemaRegistry.load(registry_dir).find("policies", "policies") is None
 
 
 def test_a_service_file_holds_several_tables_and_round_trips(tmp_path: Path) -> None:
@@ -192,32 +192,32 @@ _ID = "  - name: id\n    type: uuid\n"
     ],
 )
 def test_broken_files_fail_to_load_naming_file_line_and_rule(
-    examples_dir: Path, content: str, rule: str, line: int
+    registry_dir: Path, content: str, rule: str, line: int
 ) -> None:
-    (examples_dir / "users.yaml").write_text(content)
+    (registry_dir / "users.yaml").write_text(content)
     with pytest.raises(SchemaValidationError) as caught:
-        SchemaRegistry.load(examples_dir)
+        SchemaRegistry.load(registry_dir)
     problem = caught.value.problems[0]
     assert (problem.file, problem.rule, problem.line) == ("users.yaml", rule, line)
     assert f"users.yaml:{line}" in str(caught.value)
     assert caught.value.code == "SCHEMA_INVALID"
 
 
-def test_registry_level_load_problems(examples_dir: Path, tmp_path: Path) -> None:
+def test_registry_level_load_problems(registry_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(SchemaValidationError, match="registry-missing"):
         SchemaRegistry.load(tmp_path / "nowhere")
-    registry_yaml = examples_dir / "registry.yaml"
+    registry_yaml = registry_dir / "registry.yaml"
     registry_yaml.write_text(registry_yaml.read_text().replace("- policies.yaml", "- missing.yaml"))
     with pytest.raises(SchemaValidationError, match="file-missing") as caught:
-        SchemaRegistry.load(examples_dir)
+        SchemaRegistry.load(registry_dir)
     assert caught.value.problems[0].line == 17
     registry_yaml.write_text("compatibility: SIDEWAYS\nservices: {}\n")
     with pytest.raises(SchemaValidationError) as caught:
-        SchemaRegistry.load(examples_dir)
+        SchemaRegistry.load(registry_dir)
     assert [(p.rule, p.line) for p in caught.value.problems] == [("registry-invalid", 1)]
     registry_yaml.write_text("services:\n  users:\n    files: [users.yaml, users.yaml]\n")
     with pytest.raises(SchemaValidationError) as caught:
-        SchemaRegistry.load(examples_dir)
+        SchemaRegistry.load(registry_dir)
     assert [(p.rule, p.file, p.line) for p in caught.value.problems] == [
         ("duplicate-table", "users.yaml", 3)
     ]
@@ -263,7 +263,7 @@ def test_any_description_and_type_survive_a_save_and_load(
 
 
 def test_reordered_removed_and_changed_entries_keep_the_comments_of_those_that_stay(
-    registry: SchemaRegistry, examples_dir: Path
+    registry: SchemaRegistry, registry_dir: Path
 ) -> None:
     policies = registry.get("policies", "policies")
     by_name = {column.name: column for column in policies.columns}
@@ -279,11 +279,11 @@ def test_reordered_removed_and_changed_entries_keep_the_comments_of_those_that_s
         )
     )
     registry.save()
-    text = (examples_dir / "policies.yaml").read_text()
+    text = (registry_dir / "policies.yaml").read_text()
     assert "created_at" not in text
     assert text.index("name: holder_id") < text.index("name: number")
     assert "    columns: [status]\n" in text
     assert "  # users live in another database" in text
-    assert SchemaRegistry.load(examples_dir).get("policies", "policies") == registry.get(
+    assert SchemaRegistry.load(registry_dir).get("policies", "policies") == registry.get(
         "policies", "policies"
     )

@@ -18,12 +18,12 @@ from aegis.schema import (
 )
 
 
-def _write_policies(examples_dir: Path, old: str, new: str) -> SchemaRegistry:
-    path = examples_dir / "policies.yaml"
+def _write_policies(registry_dir: Path, old: str, new: str) -> SchemaRegistry:
+    path = registry_dir / "policies.yaml"
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    return SchemaRegistry.load(examples_dir)
+    return SchemaRegistry.load(registry_dir)
 
 
 @pytest.mark.parametrize(
@@ -61,37 +61,37 @@ def _write_policies(examples_dir: Path, old: str, new: str) -> SchemaRegistry:
     ],
 )
 def test_each_registry_rule_names_file_line_and_rule(
-    examples_dir: Path, old: str, new: str, rule: str, line: int
+    registry_dir: Path, old: str, new: str, rule: str, line: int
 ) -> None:
-    problems = _write_policies(examples_dir, old, new).validate()
+    problems = _write_policies(registry_dir, old, new).validate()
     problems = [p for p in problems if p.rule != "reference-type-mismatch"]
     assert [(p.rule, p.file, p.line) for p in problems] == [(rule, "policies.yaml", line)]
     assert rule in REGISTRY_RULES
     assert str(problems[0]).startswith(f"policies.yaml:{line}: ")
 
 
-def test_a_reference_column_too_narrow_for_its_target(examples_dir: Path) -> None:
+def test_a_reference_column_too_narrow_for_its_target(registry_dir: Path) -> None:
     registry = _write_policies(
-        examples_dir,
+        registry_dir,
         "  - name: holder_id\n    type: uuid\n",
         "  - name: holder_id\n    type: string(10)\n",
     )
     assert [p.rule for p in registry.validate()] == ["reference-type-mismatch"]
 
 
-def test_a_missing_primary_key_is_only_a_warning(examples_dir: Path) -> None:
-    registry = _write_policies(examples_dir, "    primary_key: true\n", "    nullable: false\n")
+def test_a_missing_primary_key_is_only_a_warning(registry_dir: Path) -> None:
+    registry = _write_policies(registry_dir, "    primary_key: true\n", "    nullable: false\n")
     assert registry.validate()[0].severity == Severity.WARNING
 
 
-def test_a_service_cycle_is_a_problem_naming_the_cycle(examples_dir: Path) -> None:
-    users = examples_dir / "users.yaml"
+def test_a_service_cycle_is_a_problem_naming_the_cycle(registry_dir: Path) -> None:
+    users = registry_dir / "users.yaml"
     users.write_text(
         users.read_text()
         + "  - name: main_policy\n    type: uuid\n"
         + "references:\n  - column: main_policy\n    references: policies.policies.id\n"
     )
-    problems = SchemaRegistry.load(examples_dir).validate()
+    problems = SchemaRegistry.load(registry_dir).validate()
     assert [(p.rule, p.message) for p in problems] == [
         ("dependency-cycle", "services depend on each other: policies -> users -> policies")
     ]

@@ -45,7 +45,6 @@ from aegis.obs import (
     sqlalchemy_check,
 )
 from policy_service.models import (
-    Base,
     KnownUser,
     KnownUserRepository,
     Policy,
@@ -211,9 +210,7 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-        await processed.create_table()
+        # The tables exist already: examples/schemas, created by aegis-schema's coordinator.
         if transport is None:
             await events.start()
         await subscriber.start()

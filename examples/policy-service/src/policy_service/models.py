@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Date, Numeric, String, Uuid
+from sqlalchemy import Date, Index, Numeric, String, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aegis.db import (
@@ -26,26 +26,28 @@ class Base(DeclarativeBase):
 
 
 class Policy(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
-    """An insurance policy held by one user (examples/schemas/policies.yaml)."""
+    """An insurance policy held by one user: the table of examples/schemas/policies.yaml."""
 
     __tablename__ = "policies"
+    __table_args__ = (Index("ix_policies_status_starts_on", "status", "starts_on"),)
     number: Mapped[str] = mapped_column(String(32), unique=True)
     holder_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    # enum(draft, active, lapsed, cancelled) in the registry: a VARCHAR of the longest value
+    status: Mapped[str] = mapped_column(String(9), server_default="draft")
     premium: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     starts_on: Mapped[date] = mapped_column(Date)
 
 
 class KnownUser(Base):
-    """The local projection of user-service's users, fed by its events."""
+    """The local projection of user-service's users, fed by its events (known_users.yaml)."""
 
     __tablename__ = "known_users"
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(7))  # enum(admin, user, viewer, service)
     user_version: Mapped[int]
-    deleted: Mapped[bool] = mapped_column(default=False)
+    deleted: Mapped[bool] = mapped_column(server_default=false())
 
 
 class PolicyRepository(BaseRepository[Policy]):

@@ -15,7 +15,9 @@ class Settings(AegisSettings):
 
     host: str = "127.0.0.1"
     port: int = 8002
-    database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite:///policies.db"))
+    database: DatabaseSettings = DatabaseSettings(
+        url=SecretStr("sqlite:///policies.db"), sqlite_transaction_mode="IMMEDIATE"
+    )
     kafka: KafkaSettings | None = None
     """Kafka for events (``POLICIES_KAFKA__BOOTSTRAP_SERVERS``); ``None`` is the in-memory
     transport, which reaches only subscribers in this process."""

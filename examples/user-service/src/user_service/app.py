@@ -46,7 +46,6 @@ from aegis.obs import (
     sqlalchemy_check,
 )
 from user_service.models import (
-    Base,
     Login,
     Refresh,
     UserCreated,
@@ -129,8 +128,7 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        async with db.engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
+        # The tables exist already: examples/schemas, created by aegis-schema's coordinator.
         await create_admin()
         if transport is None:
             await events.start()

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aegis.db import (
@@ -25,16 +25,19 @@ class Base(DeclarativeBase):
 
 
 outbox = Outbox(metadata=Base.metadata, source="user-service")
-"""The transactional outbox: a table of user-service's, written in the same transaction."""
+"""The transactional outbox: a table of user-service's (examples/schemas/users_outbox.yaml),
+written in the transaction of the change."""
 
 
 class User(UUIDPrimaryKeyMixin, TimestampMixin, SoftDeleteMixin, VersionMixin, Base):
-    """An account that can sign in (examples/schemas/users.yaml plus version/updated_at)."""
+    """An account that can sign in: the table of examples/schemas/users.yaml."""
 
     __tablename__ = "users"
+    __table_args__ = (Index("ix_users_created_at", "created_at"),)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(16), default="user")
+    # enum(admin, user, viewer, service) in the registry: a VARCHAR as long as its longest value
+    role: Mapped[str] = mapped_column(String(7), server_default="user")
     password_hash: Mapped[str] = mapped_column(Text)
 
 

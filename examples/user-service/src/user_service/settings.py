@@ -16,7 +16,9 @@ class Settings(AegisSettings):
 
     host: str = "127.0.0.1"
     port: int = 8001
-    database: DatabaseSettings = DatabaseSettings(url=SecretStr("sqlite:///users.db"))
+    database: DatabaseSettings = DatabaseSettings(
+        url=SecretStr("sqlite:///users.db"), sqlite_transaction_mode="IMMEDIATE"
+    )
     cache: CacheSettings = CacheSettings(namespace="users")
     redis_url: SecretStr | None = None
     """Redis for token revocation; ``None`` keeps revocations in this process."""

@@ -36,8 +36,9 @@ T = TypeVar("T")
 logger = logging.getLogger("aegis.db")
 
 
-def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
+def _configure_sqlite(engine: AsyncEngine, url: URL, transaction_mode: str) -> None:
     """Let SQLAlchemy own BEGIN (so SAVEPOINTs nest), enforce foreign keys, use WAL on files."""
+    begin = f"BEGIN {transaction_mode}"
     file_database = url.database not in {None, "", ":memory:"}
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -53,7 +54,7 @@ def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql(begin)
 
 
 def _connect_or_report(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
@@ -102,7 +103,7 @@ class DatabaseManager:
         engine = create_async_engine(url, **self.settings.engine_options(url))
         event.listen(engine.sync_engine, "do_connect", _connect_or_report)
         if url.get_backend_name() == "sqlite":
-            _configure_sqlite(engine, url)
+            _configure_sqlite(engine, url, self.settings.sqlite_transaction_mode)
         return engine
 
     @property

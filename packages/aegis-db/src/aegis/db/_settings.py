@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from sqlalchemy.engine import URL, make_url
@@ -73,6 +73,13 @@ class DatabaseSettings(BaseModel):
     """Seconds to wait when opening a connection."""
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
     """How long SQLite waits for a lock before reporting the database busy."""
+    sqlite_transaction_mode: Literal["DEFERRED", "IMMEDIATE", "EXCLUSIVE"] = "DEFERRED"
+    """How SQLite transactions begin. With ``IMMEDIATE`` the write lock is taken at ``BEGIN``, so
+    transactions that read and then write queue behind each other (up to the busy timeout)
+    instead of one failing at once with "database is locked", which SQLite reports without
+    waiting when two ``DEFERRED`` transactions would deadlock; choose it for concurrent writers.
+    The cost: a ``requires_new`` transaction opened inside another one on the same database
+    waits for that one's lock, i.e. out the busy timeout. Readers are never blocked (WAL)."""
     echo: bool = False
     """Log every statement (development only: parameters are logged too)."""
 

@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("schema", metavar="SERVICE.TABLE")
     diff.add_argument("old", metavar="FROM_VERSION")
     diff.add_argument("new", metavar="TO_VERSION")
+    bootstrap = sub.add_parser(
+        "bootstrap", parents=[common, databases], help="create every table in empty databases"
+    )
+    bootstrap.add_argument("--dry-run", action="store_true", help="print the SQL, touch nothing")
     sub.add_parser("plan", parents=[common, databases, target], help="plan and check a migration")
     migrate = sub.add_parser("migrate", parents=[common, databases, target], help="run a migration")
     migrate.add_argument("--dry-run", action="store_true", help="print the SQL, touch nothing")
@@ -330,6 +334,21 @@ def _migrate(args: argparse.Namespace, out: _Output) -> int:
     return OK
 
 
+def _bootstrap(args: argparse.Namespace, out: _Output) -> int:
+    with _coordinator(args, SchemaRegistry.load(args.registry)) as coordinator:
+        progress = None if args.dry_run else _progress(out)
+        run = coordinator.bootstrap(dry_run=args.dry_run, progress=progress)
+    if args.dry_run:
+        out.data({"plan": run.plan.id, "sql": run.log}) if out.json else out.line(
+            "\n".join(run.log).rstrip()
+        )
+    else:
+        out.data(
+            run.model_dump(mode="json", include={"id", "status", "log"})
+        ) if out.json else out.line(f"run {run.id}: {run.status}")
+    return OK
+
+
 def _rollback(args: argparse.Namespace, out: _Output) -> int:
     registry = SchemaRegistry.load(args.registry)
     with _coordinator(args, registry) as coordinator:
@@ -404,6 +423,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, _Output], int]] = {
     "docs": _docs,
     "erd": _erd,
     "diff": _diff,
+    "bootstrap": _bootstrap,
     "plan": _plan,
     "migrate": _migrate,
     "rollback": _rollback,

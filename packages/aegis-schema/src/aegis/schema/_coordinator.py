@@ -201,6 +201,28 @@ class MigrationCoordinator:
             raise MigrationBlockedError(blocked)
         return self._run(MigrationRun(plan=plan), progress)
 
+    def bootstrap(self, *, dry_run: bool = False, progress: Progress | None = None) -> MigrationRun:
+        """Create every table of the registry in empty databases: a new environment, a test.
+
+        The run is planned from an empty registry, so it is ordered (referenced services
+        first), checked, executed a transaction per table and stored in the history like any
+        migration; it can be rolled back.
+
+        Raises:
+            MigrationFailedError: a table could not be created (one that already exists, for
+                instance); the tables created before it were dropped again.
+            MigrationLockedError: another coordinator is running.
+        """
+        empty = MigrationCoordinator(
+            SchemaRegistry(self.registry.compatibility),
+            self.database_urls,
+            history=self.history,
+            allow=self.allow,
+        )
+        empty._engines = self._engines  # the same databases: share the open engines
+        plan = empty.plan_migration(self.registry.schemas())
+        return empty.execute(plan, dry_run=dry_run, progress=progress)
+
     def rollback(self, run_id: str, *, progress: Progress | None = None) -> MigrationRun:
         """Undo a completed run: its steps' down operations, last step first, as a new run.
 

@@ -9,11 +9,15 @@ reflects the live table (so ``--dry-run`` works offline too).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from alembic.operations import Operations
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from aegis.schema._models import SchemaColumn, SchemaDefinition, SchemaIndex, SchemaReference
 from aegis.schema._validation import all_indexes
@@ -63,32 +67,71 @@ class TableState:
         return sa.Table(
             self.name,
             metadata,
-            *(to_sa_column(column) for column in self.columns),
+            *to_sa_columns(self.columns),
             *(_constraint(name, reference) for name, reference in self.foreign_keys),
             *(sa.Index(index.name, *index.columns, unique=index.unique) for index in self.indexes),
         )
 
 
-def _server_default(value: str | bool | int | float | None) -> Any:
+class _DatabaseNow(FunctionElement[datetime]):
+    """The database's current time as the default of a timestamp column."""
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(_DatabaseNow)
+def _database_now(element: _DatabaseNow, compiler: SQLCompiler, **kw: Any) -> str:
+    return _CURRENT_TIMESTAMP
+
+
+@compiles(_DatabaseNow, "sqlite")
+def _database_now_sqlite(element: _DatabaseNow, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite's CURRENT_TIMESTAMP is whole seconds ("2026-01-01 12:00:00"), while SQLAlchemy binds
+    # and reads "2026-01-01 12:00:00.123000": rows made in one second would tie and compare
+    # before bound values of the same instant. Keep the milliseconds, in SQLAlchemy's layout.
+    return "(strftime('%Y-%m-%d %H:%M:%f000', 'now'))"
+
+
+def _server_default(column: SchemaColumn) -> Any:
+    value = column.default
     if value is None:
         return None
     if isinstance(value, bool):
         return sa.true() if value else sa.false()
     if isinstance(value, str):
-        return sa.text(_CURRENT_TIMESTAMP) if value.upper() == _CURRENT_TIMESTAMP else value
+        if value.upper() != _CURRENT_TIMESTAMP:
+            return value
+        timestamp = column.column_type.kind == "timestamp"
+        return _DatabaseNow() if timestamp else sa.text(_CURRENT_TIMESTAMP)
     return sa.text(repr(value))
 
 
-def to_sa_column(column: SchemaColumn) -> sa.Column[Any]:
-    """The SQLAlchemy column for ``column`` (indexes and uniqueness are separate indexes)."""
+def to_sa_column(column: SchemaColumn, *, numbered: bool = False) -> sa.Column[Any]:
+    """The SQLAlchemy column for ``column`` (indexes and uniqueness are separate indexes).
+
+    ``numbered``: the column is the table's only key and an integer kind, so the database
+    numbers new rows (``SERIAL``/``BIGSERIAL`` on PostgreSQL, the rowid on SQLite).
+    """
+    sql_type = column.column_type.to_sqlalchemy()
+    if numbered:
+        # SQLite numbers rows only through a key declared INTEGER, its 64-bit rowid.
+        sql_type = sql_type.with_variant(sa.Integer(), "sqlite")
     return sa.Column(
         column.name,
-        column.column_type.to_sqlalchemy(),
+        sql_type,
         primary_key=column.primary_key,
         nullable=column.nullable,
-        server_default=_server_default(column.default),
+        server_default=_server_default(column),
         comment=column.description or None,
     )
+
+
+def to_sa_columns(columns: tuple[SchemaColumn, ...]) -> list[sa.Column[Any]]:
+    """The SQLAlchemy columns of a table; a lone ``integer``/``bigint`` key numbers the rows."""
+    keys = [column for column in columns if column.primary_key]
+    numbered = len(keys) == 1 and keys[0].column_type.kind in {"integer", "bigint"}
+    return [to_sa_column(column, numbered=numbered and column.primary_key) for column in columns]
 
 
 def _constraint(name: str, reference: SchemaReference) -> sa.ForeignKeyConstraint:
@@ -126,7 +169,7 @@ class CreateTable(_Operation):
         new = TableState.of(self.definition)
         op.create_table(
             self.table,
-            *(to_sa_column(column) for column in new.columns),
+            *to_sa_columns(new.columns),
             *(_constraint(name, reference) for name, reference in new.foreign_keys),
         )
         for index in new.indexes:
@@ -250,7 +293,7 @@ class AlterColumn(_Operation):
         arguments: dict[str, Any] = {
             "existing_type": old_type.to_sqlalchemy(),
             "existing_nullable": self.old.nullable,
-            "existing_server_default": _server_default(self.old.default),
+            "existing_server_default": _server_default(self.old),
         }
         if self.new.name != self.old.name:
             arguments["new_column_name"] = self.new.name
@@ -261,7 +304,7 @@ class AlterColumn(_Operation):
         if self.new.nullable != self.old.nullable:
             arguments["nullable"] = self.new.nullable
         if self.new.default != self.old.default:
-            arguments["server_default"] = _server_default(self.new.default)
+            arguments["server_default"] = _server_default(self.new)
         with _batch(op, state) as batch:
             batch.alter_column(self.old.name, **arguments)
         columns = tuple(self.new if c.name == self.old.name else c for c in _columns(state))
