@@ -6,15 +6,18 @@ Rounds alternate so machine noise hits both sides alike; the report gives median
 
 With ``--all-packages``: for every aegis package, ``import aegis.X`` in a fresh interpreter
 against importing only the library it wraps (``--rounds`` alternating rounds, medians), so that
-installing only aegis-db keeps start-up lean.
+installing only aegis-db keeps start-up lean. That table also gives the difference in CPU time
+(user + system) of the two interpreters: on a loaded machine the wall-clock self times of
+``-X importtime`` swing with every preemption, CPU time much less.
 
 Usage: .venv/bin/python benchmarks/import_time.py [--rounds 30] [--module aegis.core]
-       [--all-packages] [--json PATH]
+       [--all-packages [--only aegis.db,aegis.log]] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,35 +38,53 @@ PACKAGES = {
 }
 
 
-def import_microseconds(statement: str) -> int:
-    """Total self time, in microseconds, of every module a fresh interpreter imports for it."""
+def import_cost(statement: str) -> tuple[int, float]:
+    """Run ``statement`` in a fresh interpreter; return its modules' self time and its CPU time.
+
+    The first is the total ``-X importtime`` self time, in microseconds, of every module it
+    imports; the second the interpreter's whole CPU time in milliseconds, start-up included.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", statement],
         capture_output=True,
         text=True,
         check=True,
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_ms = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
     total = 0
     for line in result.stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
             self_us = line.removeprefix("import time:").split("|")[0].strip()
             if self_us.isdigit():
                 total += int(self_us)
-    return total
+    return total, cpu_ms
 
 
-def all_packages(rounds: int, results: Results) -> None:
-    """Import cost of every aegis package against the libraries it wraps, medians in ms."""
-    print(f"\n{'package':<14} {'raw library ms':>15} {'aegis ms':>10} {'added ms':>10}")
+def import_microseconds(statement: str) -> int:
+    """Total self time, in microseconds, of every module a fresh interpreter imports for it."""
+    return import_cost(statement)[0]
+
+
+def all_packages(rounds: int, results: Results, only: frozenset[str] = frozenset()) -> None:
+    """Import cost of every aegis package (or those in ``only``) against the libraries it wraps."""
+    print(f"\n{'package':<14} {'raw library ms':>15} {'aegis ms':>10} {'added ms':>10} "
+          f"{'added CPU ms':>13}")  # fmt: skip
     rows = []
     for module, baseline in PACKAGES.items():
+        if only and module not in only:
+            continue
         base, combined = [], []
         for _ in range(rounds):
-            base.append(import_microseconds(baseline))
-            combined.append(import_microseconds(f"import {module}"))
-        base_ms = statistics.median(base) / 1000
-        combined_ms = statistics.median(combined) / 1000
-        print(f"{module:<14} {base_ms:>15.1f} {combined_ms:>10.1f} {combined_ms - base_ms:>10.1f}")
+            base.append(import_cost(baseline))
+            combined.append(import_cost(f"import {module}"))
+        base_ms = statistics.median(us for us, _ in base) / 1000
+        combined_ms = statistics.median(us for us, _ in combined) / 1000
+        base_cpu = statistics.median(cpu for _, cpu in base)
+        added_cpu = statistics.median(cpu for _, cpu in combined) - base_cpu
+        print(f"{module:<14} {base_ms:>15.1f} {combined_ms:>10.1f} {combined_ms - base_ms:>10.1f} "
+              f"{added_cpu:>13.1f}")  # fmt: skip
         results.case(
             f"import {module}",
             "ms",
@@ -72,10 +93,10 @@ def all_packages(rounds: int, results: Results) -> None:
             higher_is_better=False,
         )
         rows.append([module, baseline, f"{base_ms:.1f}", f"{combined_ms:.1f}",
-                     f"{combined_ms - base_ms:.1f}"])  # fmt: skip
+                     f"{combined_ms - base_ms:.1f}", f"{added_cpu:.1f}"])  # fmt: skip
     results.table(
-        f"Import cost, python -X importtime, medians of {rounds} fresh interpreters",
-        ["package", "raw library import", "raw ms", "aegis ms", "added ms"],
+        f"Import cost, python -X importtime and CPU time, medians of {rounds} fresh interpreters",
+        ["package", "raw library import", "raw ms", "aegis ms", "added ms", "added CPU ms"],
         rows,
     )
 
@@ -93,8 +114,16 @@ def main() -> None:
     parser.add_argument(
         "--all-packages", action="store_true", help="also every aegis package vs its library"
     )
+    parser.add_argument(
+        "--only",
+        type=lambda text: frozenset(text.split(",")),
+        default=frozenset(),
+        help="with --all-packages: only these comma-separated modules, e.g. aegis.db,aegis.log",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
+    if unknown := args.only - PACKAGES.keys():
+        parser.error(f"--only: not an aegis package here: {', '.join(sorted(unknown))}")
     base, combined = [], []
     for _ in range(args.rounds):
         base.append(import_microseconds(args.baseline))
@@ -107,7 +136,7 @@ def main() -> None:
     print(f"added by {args.module}: {combined_ms - base_ms:.2f} ms (x{combined_ms / base_ms:.2f})")
     results = Results("aegis-core", "import_time", ["pydantic"])
     if args.all_packages:
-        all_packages(args.rounds, results)
+        all_packages(args.rounds, results, args.only)
     else:
         results.case(
             f"{args.baseline}; import {args.module}",

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,8 @@ from aegis.log import (
     set_level,
     unbind_context,
 )
+from aegis.log._pipeline import PIPELINE
+from aegis.log._trace import trace_id_lookup
 
 if TYPE_CHECKING:
     from conftest import Lines
@@ -152,6 +155,18 @@ def test_trace_ids_can_be_turned_off(configure_into: Callable[..., Lines]) -> No
     with trace.use_span(trace.NonRecordingSpan(context)):
         get_logger("tests.trace").warning("traced")
     assert "trace_id" not in captured.last()
+
+
+def test_without_the_otel_extra_lines_carry_no_trace_ids(
+    lines: Lines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)  # as if it were not installed
+    monkeypatch.setattr(PIPELINE, "current_trace_ids", trace_id_lookup())
+    context = trace.SpanContext(trace_id=1, span_id=2, is_remote=False)
+    with trace.use_span(trace.NonRecordingSpan(context)):
+        get_logger("tests.trace").warning("traced")
+    assert lines.last()["event"] == "traced"
+    assert "trace_id" not in lines.last()
 
 
 def test_stdlib_records_come_out_as_the_same_lines(lines: Lines) -> None:
@@ -292,6 +307,16 @@ def test_adopted_loggers_lose_their_own_handlers(lines: Lines) -> None:
     uvicorn.warning("started")
     assert uvicorn.handlers == []
     assert lines.last()["logger"] == "uvicorn.error"
+
+
+def test_without_settings_json_lines_from_info_go_to_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging()
+    log = get_logger("tests.defaults")
+    log.debug("not shown")
+    log.info("shown")
+    assert [json.loads(line)["event"] for line in capsys.readouterr().out.splitlines()] == ["shown"]
 
 
 def test_json_console_goes_to_the_chosen_stream(capsys: pytest.CaptureFixture[str]) -> None:

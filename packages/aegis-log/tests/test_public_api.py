@@ -59,3 +59,5 @@ def test_settings_accept_level_spellings_and_refuse_unknown_ones() -> None:
     assert settings.levels == {"a": "DEBUG", "b": "CRITICAL"}
     with pytest.raises(ValidationError, match="level"):
         aegis.log.LogSettings.model_validate({"level": "LOUD"})
+    with pytest.raises(ValidationError, match="level"):
+        aegis.log.LogSettings.model_validate({"level": 2.5})

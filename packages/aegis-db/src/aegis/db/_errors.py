@@ -7,10 +7,10 @@ integrity error. The SQL parameters never appear in an aegis error's message.
 
 from __future__ import annotations
 
-import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import exc as orm_exc
@@ -24,6 +24,9 @@ from aegis.core.errors import (
     InvalidInputError,
     register_error_code,
 )
+
+if TYPE_CHECKING:
+    import sqlite3
 
 register_error_code("DB_DUPLICATE", 409, "Duplicate value")
 register_error_code("DB_FOREIGN_KEY", 409, "Referenced row missing or still referenced")
@@ -112,8 +115,11 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 def _sqlite_code(exc: BaseException) -> int | None:
     orig = _driver_error(exc)
-    if isinstance(orig, sqlite3.Error):
-        return orig.sqlite_errorcode
+    # Looked up, not imported: a service on PostgreSQL never loads sqlite3, and no error can
+    # come from a driver module that was never imported.
+    driver = sys.modules.get("sqlite3")
+    if driver is not None and isinstance(orig, driver.Error):
+        return cast("sqlite3.Error", orig).sqlite_errorcode
     return None
 
 

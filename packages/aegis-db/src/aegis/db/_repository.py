@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast, get_args, get_origin
+from typing import TYPE_CHECKING, Any, cast, get_args, get_origin
 
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -14,13 +14,15 @@ from sqlalchemy import (
     insert,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from aegis.core.errors import ConfigurationError, InvalidInputError
 from aegis.db._errors import ConcurrentUpdateError, translating_errors
 from aegis.db._mixins import utcnow
 from aegis.db._reading import ModelT, ReadRepository
 from aegis.db._session import INCLUDE_DELETED
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 _MANAGED_FIELDS = frozenset({"created_at", "updated_at", "deleted_at", "version"})
 
@@ -190,10 +192,17 @@ class BaseRepository(ReadRepository[ModelT]):
         values = self._values(data, partial=False)
         if self._versioned:
             values.setdefault("version", 1)
+        # The dialect's own module, imported here rather than with aegis.db: creating the engine
+        # has loaded it already, and the other dialect is never loaded at all.
+        statement: postgresql.Insert | sqlite.Insert
         if self.session.get_bind().dialect.name == "postgresql":
-            statement: postgresql.Insert | sqlite.Insert = postgresql.insert(self.model)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+
+            statement = postgresql_insert(self.model)
         else:
-            statement = sqlite.insert(self.model)
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+            statement = sqlite_insert(self.model)
         statement = statement.values(values)
         names = (
             update_fields

@@ -8,19 +8,28 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import structlog
 
 from aegis.core.errors import InvalidInputError
-from aegis.core.models import Environment
-from aegis.log._elasticsearch import ElasticsearchOutput
-from aegis.log._file import RotatingFileOutput
 from aegis.log._logger import AegisLogger, logger_factory
 from aegis.log._outputs import ConsoleOutput, StreamOutput
-from aegis.log._pipeline import PIPELINE, FieldMasker, LogOutput, Processor, close_outputs
-from aegis.log._settings import LogSettings, _level_name
+from aegis.log._pipeline import (
+    PIPELINE,
+    FieldMasker,
+    LogOutput,
+    Processor,
+    canonical_level_name,
+    close_outputs,
+)
 from aegis.log._stdlib import AegisHandler
+
+if TYPE_CHECKING:
+    from aegis.log._settings import LogSettings
+
+# The settings models (pydantic), the file and Elasticsearch outputs are imported where a
+# configuration uses them, not with `import aegis.log` (see benchmarks/import_time.py).
 
 _UNCAUGHT_LOGGER: Final = "aegis.uncaught"
 
@@ -46,6 +55,8 @@ PIPELINE.outputs = _UNCONFIGURED
 
 
 def _build_outputs(settings: LogSettings) -> list[LogOutput]:
+    from aegis.core.models import Environment  # noqa: PLC0415 - loaded by LogSettings already
+
     outputs: list[LogOutput] = []
     console = settings.console
     if console is not None:
@@ -59,8 +70,12 @@ def _build_outputs(settings: LogSettings) -> list[LogOutput]:
             else StreamOutput(console.stream)
         )
     if settings.file is not None:
+        from aegis.log._file import RotatingFileOutput  # noqa: PLC0415 - only when configured
+
         outputs.append(RotatingFileOutput(settings.file))
     if settings.elasticsearch is not None:
+        from aegis.log._elasticsearch import ElasticsearchOutput  # noqa: PLC0415 - as above
+
         outputs.append(ElasticsearchOutput(settings.elasticsearch))
     return outputs
 
@@ -160,7 +175,10 @@ def configure_logging(
         processors: structlog processors run on each event's fields before masking. The
             first argument they get is the logger name.
     """
-    settings = settings or LogSettings()
+    if settings is None:
+        from aegis.log._settings import LogSettings  # noqa: PLC0415 - see the imports above
+
+        settings = LogSettings()
     with _state.lock:
         previous = _state.settings_outputs
         _state.settings_outputs = (*_build_outputs(settings), *outputs)
@@ -201,7 +219,7 @@ def set_level(level: str | int, name: str | None = None) -> None:
     if isinstance(level, int) and not isinstance(level, bool):
         logging.getLogger(name).setLevel(level)
         return
-    value = _level_name(level)
+    value = canonical_level_name(level)
     if value not in logging.getLevelNamesMapping():
         raise InvalidInputError(
             f"unknown log level {level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL",

@@ -26,7 +26,7 @@ from aegis.core.utils.serialization import (
 )
 from aegis.log._context import bound_fields
 from aegis.log._render import format_timestamp, render_json, truncate_line
-from aegis.log._trace import current_trace_ids
+from aegis.log._trace import TraceLookup, trace_id_lookup
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
 Processor: TypeAlias = Callable[[Any, str, MutableMapping[str, Any]], MutableMapping[str, Any]]
@@ -105,6 +105,7 @@ class Pipeline:
         self.max_line_bytes = 64 * 1024
         self.service_name: str | None = None
         self.trace_ids = True
+        self.current_trace_ids: TraceLookup = self._first_trace_ids
         self.transform_exception = ExceptionDictTransformer(
             show_locals=False, max_frames=_MAX_FRAMES, use_rich=False
         )
@@ -166,7 +167,7 @@ class Pipeline:
         if self.service_name is not None and "service_name" not in event:
             event["service_name"] = self.service_name
         if self.trace_ids:
-            ids = current_trace_ids()
+            ids = self.current_trace_ids()
             if ids is not None:
                 event["trace_id"], event["span_id"] = ids
         event.update(masked)
@@ -174,6 +175,11 @@ class Pipeline:
         if len(line) > self.max_line_bytes:
             line = truncate_line(event, line, self.max_line_bytes)
         return LogEntry(line, event, level, created, exc_info)
+
+    def _first_trace_ids(self) -> tuple[str, str] | None:
+        # The first line that wants ids settles how to find them (and imports OpenTelemetry).
+        self.current_trace_ids = trace_id_lookup()
+        return self.current_trace_ids()
 
     def _fallback_entry(self, name: str, level: int, level_name: str, exc: Exception) -> LogEntry:
         created = time.time()
@@ -272,6 +278,16 @@ LEVEL_NAMES: Final[dict[int, str]] = {
 def level_name(level: int) -> str:
     """The lower-case name a line carries for a stdlib level number."""
     return LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
+
+
+def canonical_level_name(value: object) -> object:
+    """Accept ``"info"``, ``"WARN"`` or ``20``; return the canonical upper-case name."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return logging.getLevelName(value)
+    if isinstance(value, str):
+        name = value.strip().upper()
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
+    return value
 
 
 def close_outputs(outputs: Iterable[LogOutput], keep: Sequence[LogOutput] = ()) -> None:

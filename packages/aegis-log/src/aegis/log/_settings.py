@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -10,21 +9,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from aegis.core.models import Environment
 from aegis.core.utils.serialization import DEFAULT_SENSITIVE_KEYS
-
-
-def _level_name(value: object) -> object:
-    """Accept ``"info"``, ``"WARN"`` or ``20``; store the canonical upper-case name."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return logging.getLevelName(value)
-    if isinstance(value, str):
-        name = value.strip().upper()
-        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
-    return value
-
+from aegis.log._pipeline import canonical_level_name
 
 LevelName = Annotated[
     Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"],
-    BeforeValidator(_level_name),
+    BeforeValidator(canonical_level_name),
 ]
 """A stdlib level name; ``"info"``, ``"warn"`` and ``20`` are accepted too."""
 
