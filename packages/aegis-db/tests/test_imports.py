@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from aegis.testing import modules_loaded_by
 
 # Loaded by create_async_engine for the one database a service uses, never by the import.
 DEFERRED = {
@@ -18,25 +16,13 @@ DEFERRED = {
 }
 
 
-def _modules_loaded_by(statements: str) -> set[str]:
-    # Only what the statements add: a coverage run has loaded its own modules (sqlite3) already.
-    script = (
-        f"import json, sys\nbefore = set(sys.modules)\n{statements}\n"
-        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    return set(json.loads(result.stdout))
-
-
 def test_import_aegis_db_loads_no_dialect_driver_or_web_framework() -> None:
-    loaded = _modules_loaded_by("import aegis.db")
+    loaded = modules_loaded_by("import aegis.db")
     assert sorted(loaded & DEFERRED) == []
 
 
 def test_an_engine_loads_only_its_own_dialect() -> None:
-    loaded = _modules_loaded_by(
+    loaded = modules_loaded_by(
         "import aegis.db\naegis.db.DatabaseManager(aegis.db.DatabaseSettings(url='sqlite://'))"
     )
     assert "sqlalchemy.dialects.sqlite" in loaded

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from aegis.testing import modules_loaded_by
 
 # What each deferred module would cost every `import aegis.log` (benchmarks/import_time.py).
 DEFERRED = {
@@ -18,25 +16,13 @@ DEFERRED = {
 }
 
 
-def _modules_loaded_by(statements: str) -> set[str]:
-    # Only what the statements add: a coverage run has loaded its own modules (sqlite3) already.
-    script = (
-        f"import json, sys\nbefore = set(sys.modules)\n{statements}\n"
-        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    return set(json.loads(result.stdout.splitlines()[-1]))  # after any log line
-
-
 def test_import_aegis_log_does_not_import_the_optional_pieces() -> None:
-    loaded = _modules_loaded_by("import aegis.log")
+    loaded = modules_loaded_by("import aegis.log")
     assert sorted(loaded & DEFERRED.keys()) == []
 
 
 def test_getting_a_logger_and_writing_lines_without_trace_ids_stays_lean() -> None:
-    loaded = _modules_loaded_by(
+    loaded = modules_loaded_by(
         "import aegis.log\n"
         "aegis.log.configure_logging(aegis.log.LogSettings(trace_ids=False))\n"
         "aegis.log.get_logger('app').info('ready')"
@@ -45,5 +31,5 @@ def test_getting_a_logger_and_writing_lines_without_trace_ids_stays_lean() -> No
 
 
 def test_a_deferred_name_loads_its_module_when_first_read() -> None:
-    loaded = _modules_loaded_by("import aegis.log\naegis.log.RotatingFileOutput")
+    loaded = modules_loaded_by("import aegis.log\naegis.log.RotatingFileOutput")
     assert {"aegis.log._file", "gzip"} <= loaded

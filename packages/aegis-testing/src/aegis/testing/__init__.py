@@ -7,6 +7,7 @@ The functions below are the same machinery for use outside pytest.
 """
 
 from aegis.testing.__about__ import __version__
+from aegis.testing._imports import modules_loaded_by
 from aegis.testing._isolation import (
     create_database,
     create_topics,
@@ -48,6 +49,7 @@ __all__ = [
     "delete_keys",
     "delete_topics",
     "drop_database",
+    "modules_loaded_by",
     "redact",
     "service_url",
     "start_server",
