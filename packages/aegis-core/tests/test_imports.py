@@ -57,3 +57,8 @@ def test_import_aegis_core_alone_does_not_import_the_extras() -> None:
     loaded = _third_party_imported_by(["aegis.core"])
     assert not loaded & {"starlette", "fastapi", "cryptography", "argon2", "bcrypt", "puremagic"}
     assert loaded <= PYDANTIC
+
+
+def test_masking_imports_no_third_party_library() -> None:
+    # aegis-log masks every line with it; a service that logs need not load pydantic.
+    assert _third_party_imported_by(["aegis.core.utils.masking", "aegis.core.context"]) == set()

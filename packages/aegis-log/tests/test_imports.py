@@ -11,6 +11,7 @@ DEFERRED = {
     "http.client": "the Elasticsearch shipper",
     "gzip": "rotated file compression",
     "aegis.core.models": "pydantic model building, wanted only by the settings",
+    "pydantic": "pydantic itself: masking recognises models and secrets without it",
     "aegis.log._settings": "the settings models, until a configuration names them",
     "aegis.log._asgi": "the ASGI middleware",
 }

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from structlog.tracebacks import ExceptionDictTransformer
 
 from aegis.core.context import CONTEXT_VARS
-from aegis.core.utils.serialization import (
+from aegis.core.utils.masking import (
     DEFAULT_SENSITIVE_KEYS,
     is_sensitive_key,
     mask_sensitive,

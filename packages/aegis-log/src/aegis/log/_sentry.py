@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from aegis.core.context import CONTEXT_VARS
 from aegis.core.errors import ConfigurationError
-from aegis.core.utils.serialization import DEFAULT_SENSITIVE_KEYS, mask_sensitive
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, mask_sensitive
 from aegis.log._configure import attach_output
 from aegis.log._pipeline import LogEntry
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from aegis.core.models import Environment
-from aegis.core.utils.serialization import DEFAULT_SENSITIVE_KEYS
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS
 from aegis.log._pipeline import canonical_level_name
 
 LevelName = Annotated[
