@@ -55,15 +55,20 @@ async def test_100_concurrent_callers_run_the_function_once(cache: Cache) -> Non
 
 async def test_an_exception_reaches_every_waiter_and_nothing_is_cached(cache: Cache) -> None:
     calls = 0
+    release = asyncio.Event()
 
     @cache.cached(ttl=60)
     async def fails() -> int:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0)
+        await release.wait()
         raise ValueError("boom")
 
-    results = await asyncio.gather(*(fails() for _ in range(5)), return_exceptions=True)
+    callers = [asyncio.create_task(fails()) for _ in range(5)]
+    while cache.stats().misses < 5:  # a caller that missed is in the computation or waits for it
+        await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(result, ValueError) for result in results)
     assert calls == 1
     with pytest.raises(ValueError, match="boom"):

@@ -146,6 +146,36 @@ def test_keyword_order_never_changes_the_key(user_id: int, region: str, active: 
     )
 
 
+def pair(user_id: int, name: str | None, flag: bool = False) -> None:
+    """Positional-or-keyword parameters of simple types: the common case."""
+
+
+scalars = st.one_of(st.integers(), st.text(), st.booleans(), st.none(), st.floats())
+
+
+@given(user_id=scalars, name=scalars, flag=scalars)
+def test_simple_positional_arguments_key_like_the_same_arguments_by_keyword(
+    user_id: object, name: object, flag: object
+) -> None:
+    builder = KeyBuilder(pair)
+    by_keyword = builder((), {"user_id": user_id, "name": name, "flag": flag})
+    assert builder((user_id, name, flag), {}) == by_keyword
+    assert builder((user_id, name), {}) == builder((user_id, name), {"flag": False})
+
+
+def test_keys_of_simple_arguments_do_not_change_between_releases() -> None:
+    def search(user_id: int, name: str | None, flag: bool | None = None) -> None: ...
+
+    search.__module__, search.__qualname__ = "app.users", "search"
+    builder = KeyBuilder(search)
+    assert builder((1, "x", True), {}) == "app.users.search:a246b0229859a759704319ba173a360b"
+    assert builder((-5, 'é"\\\n'), {}) == "app.users.search:45198df6907ee5a42ba085182be69747"
+    assert builder((0, ""), {"flag": False}) == "app.users.search:2607aac62d93f474d8025605fa00bfcc"
+    # Methods: self stays out of the fast path's key exactly as out of the general one.
+    method = KeyBuilder(Repo.load)
+    assert method((Repo(), 7), {}) == method((Repo(),), {"item_id": 7})
+
+
 def test_keys_are_the_same_in_another_process() -> None:
     def search(filters: Filters, ids: set[int]) -> None: ...
 

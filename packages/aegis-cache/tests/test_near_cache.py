@@ -38,11 +38,15 @@ def test_a_value_read_before_an_invalidation_is_not_kept(near: NearCache) -> Non
 
 
 def test_nothing_is_served_while_disconnected_or_after_the_ttl() -> None:
-    near = NearCache(max_size=10, ttl=0.000001)
+    now = [0.0]
+    near = NearCache(max_size=10, ttl=1.0, clock=lambda: now[0])
     near.put("k", b"v", near.token())
     assert near.get("k") is None  # not ready: nothing stored
     near.ready = True
     near.put("k", b"v", near.token())
+    now[0] = 0.999
+    assert near.get("k") == b"v"
+    now[0] = 1.0
     assert near.get("k") is None  # expired
 
 

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker
 from aegis.testing import RestartableServer
@@ -117,6 +121,47 @@ async def test_a_hung_redis_costs_one_short_timeout_per_call_then_none(
 
 async def _answer() -> int:
     return 42
+
+
+async def test_a_stalled_redis_costs_one_short_timeout_per_read_and_per_write(
+    own_redis: RestartableServer, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = CacheSettings(
+        url=own_redis.url,
+        namespace="svc",
+        timeout=0.05,
+        max_value_bytes=64_000_000,
+        warning_interval=0,
+    )
+    cache = Cache(settings, registry=registry)
+    assert await cache.set("k", "v")
+    # Two connected connections in the pool, so that the stalled calls below use them.
+    assert list(await asyncio.gather(cache.get("k"), cache.get("k"))) == ["v", "v"]
+    admin = Redis.from_url(own_redis.url)
+    pid = int((await admin.info("server"))["process_id"])
+    os.kill(pid, signal.SIGSTOP)  # the server hangs: connections stay open, nothing answers
+    try:
+        with caplog.at_level(logging.WARNING, logger="aegis.cache"), anyio.fail_after(30):
+            # Without a timeout on every read and every write this would hang: a GET waits for
+            # a reply, and 32 MB fill the socket buffers of a server that does not read.
+            read, written = await asyncio.gather(
+                cache.get("k", "fallback"), cache.set("big", "x" * 32_000_000)
+            )
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert (read, written) == ("fallback", False)
+    assert any("Timeout writing" in record.getMessage() for record in caplog.records)
+    for operation in ("get", "set"):
+        labels = {"namespace": "svc", "operation": operation}
+        assert _value(registry, "aegis_cache_errors_total", **labels) == 1
+    with anyio.fail_after(30):
+        while (await admin.info("clients"))["connected_clients"] > 1:  # the cache's are gone
+            await asyncio.sleep(0.01)
+    # The write reported as skipped was dropped, not delivered once the server woke up.
+    assert not await admin.exists("svc:big")
+    await admin.aclose()
+    assert await cache.get("k") == "v"  # the server answers again: so does the cache
+    await cache.close()
 
 
 def test_the_breaker_state_names_the_phase() -> None:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
 from redis.asyncio.sentinel import SentinelConnectionPool
 
 from aegis.cache import Cache, CacheSettings, MemoryBackend, RedisBackend
@@ -38,6 +39,30 @@ async def test_a_standalone_url_builds_a_client_with_short_timeouts_and_no_retri
     assert kwargs["socket_timeout"] == 0.1
     assert kwargs["db"] == 3
     assert client.connection_pool.max_connections == 7
+    await cache.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "transport"),
+    [
+        ("redis://127.0.0.1:6379/0", "tcp"),
+        ("rediss://127.0.0.1:6379/0", "tls"),
+        ("unix:///run/redis.sock", "unix"),
+    ],
+)
+async def test_standalone_connections_use_the_transport_the_url_names(
+    url: str, transport: str
+) -> None:
+    cache = Cache(CacheSettings(url=url))
+    assert isinstance(cache.backend, RedisBackend)
+    client = cache.backend.client
+    assert isinstance(client, Redis)
+    connection = client.connection_pool.connection_class
+    kinds = {
+        "tls": issubclass(connection, SSLConnection),
+        "unix": issubclass(connection, UnixDomainSocketConnection),
+    }
+    assert kinds == {"tls": transport == "tls", "unix": transport == "unix"}
     await cache.close()
 
 

@@ -114,15 +114,19 @@ async def cached_call(
     cache: Cache,
     spec: CachedSpec,
     full_key: str,
-    factory: Callable[[], Awaitable[Any]],
+    compute: Callable[..., Awaitable[Any]],
     *,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """The body of every decorated call: hit, early refresh, or a stampede-safe fill."""
+    """The body of every decorated call: hit, early refresh, or a stampede-safe fill.
+
+    ``compute(*args, **kwargs)`` is called only on a miss or a refresh.
+    """
     labels: Labels = cache.labels if spec.namespace is None else cache.labels_for(spec.namespace)
     data = await cache.read(full_key, labels)
     if data is None or (spec.early_ttl is not None and cache.stampede.needs_refresh(data)):
+        factory = functools.partial(compute, *args, **kwargs)
         options = FillOptions(
             labels,
             ttl=spec.ttl,
@@ -201,9 +205,7 @@ def cached(
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 target = spec.cache if spec.cache is not None else get_default_cache()
                 full_key = spec.full_key(target, args, kwargs)
-                return await cached_call(
-                    target, spec, full_key, lambda: func(*args, **kwargs), args=args, kwargs=kwargs
-                )
+                return await cached_call(target, spec, full_key, func, args=args, kwargs=kwargs)
 
             wrapper: Callable[..., Any] = async_wrapper
         else:
@@ -287,9 +289,9 @@ class SyncBridge:
     ) -> Any:
         """A decorated sync call: cached value, or ``func`` computed once in a worker thread."""
         context = contextvars.copy_context()
-        call = functools.partial(context.run, func, *args, **kwargs)
 
-        async def compute() -> Any:
+        async def compute(*args: Any, **kwargs: Any) -> Any:
+            call = functools.partial(context.run, func, *args, **kwargs)
             return await asyncio.get_running_loop().run_in_executor(None, call)
 
         return self.run(cached_call(self.cache, spec, full_key, compute, args=args, kwargs=kwargs))

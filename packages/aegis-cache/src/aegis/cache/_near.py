@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -34,9 +35,12 @@ class NearCache:
     if the key was invalidated in between, the (possibly stale) value is not kept.
     """
 
-    def __init__(self, max_size: int, ttl: float) -> None:
+    def __init__(
+        self, max_size: int, ttl: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_size = max_size
         self.ttl = ttl
+        self._clock = clock
         self.ready = False
         self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
         self._sequence = 0
@@ -51,7 +55,7 @@ class NearCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry[1] <= time.monotonic() or not self.ready:
+        if entry[1] <= self._clock() or not self.ready:
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
@@ -67,7 +71,7 @@ class NearCache:
             return
         if self._invalidated.get(key, -1) > token:
             return
-        self._entries[key] = (value, time.monotonic() + self.ttl)
+        self._entries[key] = (value, self._clock() + self.ttl)
         self._entries.move_to_end(key)
         if len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
