@@ -17,18 +17,35 @@ same 100,000 events (each timed from the first message to the last, so the group
 counted): ``raw consume()`` batches of 500 touching each value, against an ``EventSubscriber``
 with a typed handler (header decoding, pydantic validation, metrics, offset commits).
 
-Usage: .venv/bin/python benchmarks/msg_publish.py [--events 100000] [--rounds 3]
+Each table also shows the CPU time of this process per event (librdkafka's threads included):
+on a shared machine it moves less than events/s, which also depends on the broker's share of the
+cores.
+
+Memory of one publish of ``--events`` events (issue #14), each variant in a fresh interpreter
+that holds only its own input: the growth of the peak RSS (``VmHWM``, librdkafka's queues
+included) over the RSS before publishing, and the tracemalloc peak (Python allocations only) of a
+second publish, for ``aegis publish_batch`` (events built from the data inside the measurement,
+as in the throughput case, and prebuilt), the hand-written loop and raw ``produce()``.
+
+Usage: .venv/bin/python benchmarks/msg_publish.py [--events 100000] [--rounds 3] [--no-memory]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
+import json
 import statistics
+import subprocess
+import sys
 import time
+import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from _results import Results, add_json_argument, figure
@@ -248,12 +265,20 @@ def faststream(broker: Any, datas: list[UserData]) -> Callable[[str], Awaitable[
     return run
 
 
-async def timed(run: Callable[[str], Awaitable[int]], bootstrap: str) -> float:
-    """Events per second of one run on a fresh topic."""
+CPU_US: dict[str, list[float]] = {}
+"""CPU µs per event of each variant and round (this process, librdkafka's threads included):
+steadier than events/s on a shared machine, where the broker competes for the same cores."""
+
+
+async def timed(name: str, run: Callable[[str], Awaitable[int]], bootstrap: str) -> float:
+    """Events per second of one run on a fresh topic; its CPU time goes to ``CPU_US``."""
     topic = new_topic(bootstrap)
+    cpu = time.process_time()
     started = time.perf_counter()
     count = await run(topic)
-    return count / (time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    CPU_US.setdefault(name, []).append((time.process_time() - cpu) / count * 1e6)
+    return count / elapsed
 
 
 async def publishing(bootstrap: str, count: int, rounds: int) -> dict[str, list[float]]:
@@ -282,7 +307,7 @@ async def publishing(bootstrap: str, count: int, rounds: int) -> dict[str, list[
         for round_number in range(rounds):
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
-                results.setdefault(name, []).append(await timed(variants[name], bootstrap))
+                results.setdefault(name, []).append(await timed(name, variants[name], bootstrap))
         if broker is not None:
             await broker.stop()
     return results
@@ -312,7 +337,9 @@ async def consuming(bootstrap: str, count: int, rounds: int) -> dict[str, list[f
             if round_number % 2:
                 order.reverse()
             for variant in order:
+                cpu = time.process_time()
                 name, rate = await variant(kafka, bootstrap, topic, count)
+                CPU_US.setdefault(name, []).append((time.process_time() - cpu) / count * 1e6)
                 results.setdefault(name, []).append(rate)
     return results
 
@@ -380,30 +407,122 @@ async def _aegis_consume(
     return "aegis EventSubscriber, typed handler", count / (finished - started)
 
 
+MEMORY_VARIANTS = {
+    "aegis": "aegis publish_batch",
+    "aegis-prebuilt": "aegis publish_batch, events prebuilt",
+    "hand": "hand-written loop",
+    "raw": "raw produce (pre-serialized)",
+}
+
+
+def memory_status(field: str) -> int:
+    """A memory figure of this process from /proc/self/status (``VmRSS``, ``VmHWM``), in KiB.
+
+    ``VmHWM`` is the peak RSS of this program image; ``ru_maxrss`` is not used because Linux
+    carries it over from the forking parent across ``exec``.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Start ``VmHWM`` again from the current RSS (Linux 4.0+); without it, it stays a peak."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+async def memory_child(variant: str, bootstrap: str, count: int) -> dict[str, float]:
+    """Peak RSS growth and tracemalloc peak of publishing ``count`` events by ``variant``."""
+    datas = make_data(count)
+
+    def runner(kafka: KafkaTransport, datas: list[UserData]) -> Callable[[str], Awaitable[int]]:
+        if variant == "aegis":
+            return aegis_batch(kafka, datas)
+        events = [UserCreated(data=data) for data in datas]
+        if variant == "aegis-prebuilt":
+            return aegis_batch_events(kafka, events)
+        if variant == "hand":
+            return hand_written(bootstrap, datas)
+        return raw(bootstrap, events)
+
+    async with KafkaTransport(KafkaSettings(bootstrap_servers=bootstrap)) as kafka:
+        # A small warm-up (connections, metadata, first calls): ru_maxrss is a lifetime peak.
+        await runner(kafka, datas[:1000])(new_topic(bootstrap))
+        run = runner(kafka, datas)
+        topics = [new_topic(bootstrap), new_topic(bootstrap)]
+        gc.collect()
+        reset_peak_rss()
+        before = memory_status("VmRSS")
+        await run(topics[0])
+        peak = memory_status("VmHWM")
+        gc.collect()
+        tracemalloc.start()
+        start = tracemalloc.get_traced_memory()[0]
+        await run(topics[1])
+        traced_peak = tracemalloc.get_traced_memory()[1] - start
+        tracemalloc.stop()
+    return {"rss_growth_mib": (peak - before) / 1024, "traced_peak_mib": traced_peak / 2**20}
+
+
+def memory(bootstrap: str, count: int) -> dict[str, dict[str, float]]:
+    """Every memory variant in a fresh interpreter of its own."""
+    figures = {}
+    for variant in MEMORY_VARIANTS:
+        output = subprocess.run(
+            [sys.executable, __file__, "--memory-child", variant, "--bootstrap", bootstrap,
+             "--events", str(count)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        figures[variant] = json.loads(output.splitlines()[-1])
+    return figures
+
+
+def report_memory(figures: dict[str, dict[str, float]], count: int) -> None:
+    """Print the memory table."""
+    print(f"\nMemory of publishing {count:,} events (fresh interpreter per variant)")
+    print(f"{'variant':44} {'peak RSS growth MiB':>20} {'tracemalloc peak MiB':>21}")
+    for variant, name in MEMORY_VARIANTS.items():
+        values = figures[variant]
+        print(f"{name:44} {values['rss_growth_mib']:20.1f} {values['traced_peak_mib']:21.1f}")
+
+
 def report(title: str, results: dict[str, list[float]], baseline: str) -> None:
-    """Medians, ranges and the ratio to ``baseline``'s median."""
+    """Medians, ranges and the ratio to ``baseline``'s median, and the CPU per event."""
     base = statistics.median(results[baseline])
     print(f"\n{title}")
-    print(f"{'variant':44} {'events/s median':>16} {'min-max':>21} {'x ' + baseline[:12]:>16}")
+    print(
+        f"{'variant':44} {'events/s median':>16} {'min-max':>21} {'x ' + baseline[:12]:>16}"
+        f" {'CPU µs/event':>13}"
+    )
     for name, rates in results.items():
         median = statistics.median(rates)
         spread = f"{min(rates):,.0f}-{max(rates):,.0f}"
-        print(f"{name:44} {median:16,.0f} {spread:>21} {median / base:16.3f}")
+        cpu = statistics.median(CPU_US[name]) if name in CPU_US else float("nan")
+        print(f"{name:44} {median:16,.0f} {spread:>21} {median / base:16.3f} {cpu:13.2f}")
 
 
 def main() -> None:
-    """Parse the arguments, start a broker if needed, run both parts, print the tables."""
+    """Parse the arguments, start a broker if needed, run every part, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--bootstrap", help="a running broker (default: start Tansu)")
+    parser.add_argument("--no-memory", action="store_true", help="leave the memory part out")
+    parser.add_argument("--memory-child", choices=list(MEMORY_VARIANTS), help=argparse.SUPPRESS)
     add_json_argument(parser)
     args = parser.parse_args()
+    if args.memory_child:
+        figures = asyncio.run(memory_child(args.memory_child, args.bootstrap, args.events))
+        print(json.dumps(figures))
+        return
     server = None if args.bootstrap else start_server("kafka")
     bootstrap = args.bootstrap or (server.url if server else "")
     try:
         published = asyncio.run(publishing(bootstrap, args.events, args.rounds))
         consumed = asyncio.run(consuming(bootstrap, args.events, args.rounds))
+        memory_figures = None if args.no_memory else memory(bootstrap, args.events)
     finally:
         if server is not None:
             server.stop()
@@ -426,10 +545,17 @@ def main() -> None:
         consumed,
         "raw consume() batches of 500",
     )
-    record(published, consumed).write(args.json)
+    if memory_figures is not None:
+        report_memory(memory_figures, args.events)
+    record(published, consumed, memory_figures, args.events).write(args.json)
 
 
-def record(published: dict[str, list[float]], consumed: dict[str, list[float]]) -> Results:
+def record(
+    published: dict[str, list[float]],
+    consumed: dict[str, list[float]],
+    memory_figures: dict[str, dict[str, float]] | None,
+    count: int,
+) -> Results:
     """The medians as --json cases: aegis against raw confluent-kafka and FastStream."""
     results = Results("aegis-msg", "msg_publish", ["confluent-kafka", "faststream", "pydantic"])
 
@@ -451,6 +577,28 @@ def record(published: dict[str, list[float]], consumed: dict[str, list[float]]) 
         aegis=median(consumed, consumer),
         raw=median(consumed, "raw consume() batches of 500"),
     )
+    if memory_figures is not None:
+        results.table(
+            f"Memory of publishing {count:,} events (fresh interpreter per variant)",
+            ["variant", "peak RSS growth MiB", "tracemalloc peak MiB"],
+            [
+                [name, f"{memory_figures[variant]['rss_growth_mib']:.1f}",
+                 f"{memory_figures[variant]['traced_peak_mib']:.1f}"]
+                for variant, name in MEMORY_VARIANTS.items()
+            ],
+        )  # fmt: skip
+        for key, name in [
+            ("rss_growth_mib", f"peak RSS growth publishing {count:,} events"),
+            ("traced_peak_mib", f"tracemalloc peak publishing {count:,} events"),
+        ]:
+            results.case(
+                name,
+                "MiB",
+                aegis=figure(MEMORY_VARIANTS["aegis"], memory_figures["aegis"][key]),
+                raw=figure(MEMORY_VARIANTS["raw"], memory_figures["raw"][key]),
+                peers=[figure(MEMORY_VARIANTS["hand"], memory_figures["hand"][key])],
+                higher_is_better=False,
+            )
     return results
 
 

@@ -194,3 +194,39 @@ def test_a_version_without_upcaster_path_is_unsupported_and_unknown_types_are_sk
     structured = [("content-type", b"application/cloudevents+json")]
     assert codec.decode(message(structured, b'{"type": "test.other"}')) is None
     assert codec.decode(message([("ce_type", b"test.other")], "text")) is None
+
+
+def test_a_mixed_batch_keeps_each_events_topic_time_source_and_type() -> None:
+    codec = EventCodec(EventRegistry(), source="accounts-svc")
+    second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    zero_offset = timezone(timedelta(0), "Z0")
+    events: list[Event[Any]] = [
+        opened(time=second + timedelta(microseconds=1)),
+        opened(time=second + timedelta(microseconds=999_999), source="elsewhere"),
+        Counted(data=1, time=(second + timedelta(seconds=1)).replace(tzinfo=zero_offset)),
+        opened(time=second - timedelta(days=1)),
+        opened(time=datetime.max.replace(tzinfo=UTC)),
+        opened().model_copy(update={"time": datetime(2026, 1, 2, 3, 4, 5)}),  # unvalidated
+        opened(time=second),
+    ]
+    tally: dict[tuple[str, type[Event[Any]]], int] = {}
+    records = list(codec.records(events, lambda e: e.topic or "counts", tally=tally))
+    assert [record.topic for record in records] == ["accounts"] * 2 + ["counts"] + ["accounts"] * 4
+    headers = [dict(record.headers) for record in records]
+    assert [h["ce_time"] for h in headers] == [
+        b"2026-01-02T03:04:05.000001Z",
+        b"2026-01-02T03:04:05.999999Z",
+        b"2026-01-02T03:04:06.000000Z",
+        b"2026-01-01T03:04:05.000000Z",
+        b"9999-12-31T23:59:59.999999Z",
+        b"2026-01-02T03:04:05.000000Z",
+        b"2026-01-02T03:04:05.000000Z",
+    ]
+    assert [h["ce_source"] for h in headers] == [b"accounts-svc", b"elsewhere"] + [
+        b"accounts-svc"
+    ] * 5
+    assert [h["ce_type"] for h in headers][1:3] == [b"test.account.opened", b"test.counted"]
+    assert [h["ce_correlationid"] for h in headers] == [event.id.encode() for event in events]
+    assert tally == {("accounts", AccountOpened): 6, ("counts", Counted): 1}
+    decoded = codec.decode(message(records[1].headers, records[1].value))
+    assert decoded == events[1].model_copy(update={"correlationid": events[1].id})

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka import TopicPartition as KafkaTopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -26,6 +28,7 @@ from aegis.msg import (
     PublishError,
     RetryPolicy,
 )
+from aegis.msg._kafka import log_failed_commit
 
 if TYPE_CHECKING:
     from conftest import Collector
@@ -205,3 +208,14 @@ async def test_lag_is_measured_and_lost_partitions_are_dropped(collector: Collec
     assert metrics.get_sample_value("aegis_msg_consumer_lag_messages", labels) == 0
     # A lost partition's progress is not committed: its events will be delivered again.
     assert transport.committed("lagging", "notes") == 0
+
+
+async def test_a_failed_commit_between_fetches_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    log_failed_commit(None, [])
+    assert not caplog.records
+    log_failed_commit(
+        KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [KafkaTopicPartition("notes", 0, 5)]
+    )
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert "REBALANCE_IN_PROGRESS" in record.getMessage()

@@ -83,29 +83,28 @@ class MessageHandling:
             if not await _pause(lane, seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))):
                 return False
         elif self._limit is None and not self.tracing:
-            # The common case, kept to one coroutine frame: a first try that succeeds.
+            # The common case, in this coroutine frame: a first try that succeeds.
+            children = self._children.get((main, event.type)) or self._children_for(main, event)
+            event_token = handling_event_id.set(event.id)
+            correlation_token = context.correlation_id.set(event.correlationid)
+            started = time.perf_counter()
+            failed: Exception | None = None
             try:
-                await self._call_plain(route, event, main)
+                await route.handler(event)
             except Exception as exc:  # noqa: BLE001 - retried or dead-lettered below
-                self._failed(route, event, main, exc, 0)
-                return await self._run(
-                    message, event, route=route, main=main, tier=tier, lane=lane, failed=exc
-                )
-            return True
+                failed = exc
+            finally:
+                children[0].observe(time.perf_counter() - started)
+                context.correlation_id.reset(correlation_token)
+                handling_event_id.reset(event_token)
+            if failed is None:
+                children[1].inc()
+                return True
+            self._failed(route, event, main, failed, 0)
+            return await self._run(
+                message, event, route=route, main=main, tier=tier, lane=lane, failed=failed
+            )
         return await self._run(message, event, route=route, main=main, tier=tier, lane=lane)
-
-    async def _call_plain(self, route: Route, event: Event[Any], topic: str) -> None:
-        children = self._children.get((topic, event.type)) or self._children_for(topic, event)
-        event_token = handling_event_id.set(event.id)
-        correlation_token = context.correlation_id.set(event.correlationid)
-        started = time.perf_counter()
-        try:
-            await route.handler(event)
-        finally:
-            children[0].observe(time.perf_counter() - started)
-            context.correlation_id.reset(correlation_token)
-            handling_event_id.reset(event_token)
-        children[1].inc()
 
     def _children_for(self, topic: str, event: Event[Any]) -> tuple[Any, Any]:
         children = self._children[(topic, event.type)] = (

@@ -165,7 +165,7 @@ class KafkaConsumerChannel:
     """
 
     def __init__(self, config: dict[str, Any], topics: list[str], hooks: RebalanceHooks) -> None:
-        self._config = config
+        self._config = {"on_commit": log_failed_commit, **config}
         self._topics = topics
         self._hooks = hooks
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aegis-msg-consumer")
@@ -204,12 +204,15 @@ class KafkaConsumerChannel:
             return
         self._commit(commits)
 
-    def _commit(self, commits: Mapping[TopicPartition, int]) -> None:
+    def _commit(self, commits: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
         if not commits or self._consumer is None:
             return
         offsets = [KafkaTopicPartition(t, p, o) for (t, p), o in commits.items()]
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            if wait:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             # A commit lost to a rebalance only means redelivery: at-least-once holds.
             logger.warning("kafka commit failed: %s", exc)
@@ -228,7 +231,10 @@ class KafkaConsumerChannel:
     ) -> Fetched:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - set by start()
-        self._commit(commits)
+        # Between fetches the commit is not waited for: a round trip per fetch would cap the
+        # throughput at one batch per broker latency. A commit lost on the way only means a
+        # redelivery; revocation and close() still wait for theirs.
+        self._commit(commits, wait=False)
         messages: list[ReceivedMessage] = []
         last: dict[TopicPartition, int] = {}
         for message in consumer.consume(max_messages, timeout):
@@ -260,3 +266,13 @@ class KafkaConsumerChannel:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def log_failed_commit(error: KafkaError | None, partitions: list[KafkaTopicPartition]) -> None:
+    """Log a failed commit (the consumer's ``on_commit`` callback).
+
+    Commits between fetches are not waited for, so their failures surface here; one only means
+    a redelivery (at-least-once holds).
+    """
+    if error is not None:
+        logger.warning("kafka commit of %s failed: %s", partitions, error)

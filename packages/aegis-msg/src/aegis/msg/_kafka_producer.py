@@ -48,6 +48,8 @@ _RETRIABLE = frozenset(
 )
 _POLL_TIMEOUT = 0.1
 _INLINE_POLL_EVERY = 1000
+_UNREPORTED_INTS = array("i", [-1]) * _INLINE_POLL_EVERY
+_UNREPORTED_LONGS = array("q", [-1]) * _INLINE_POLL_EVERY
 
 
 class _Batch:
@@ -93,6 +95,17 @@ class _Batch:
             last = self.finished and self.reported + self.failed_now == self.produced
         if last:
             self.loop.call_soon_threadsafe(_resolve, self.future)
+
+    def result(self) -> BatchResult:
+        """The batch's results, once every report is in."""
+        topics, event_ids = self.topics, self.event_ids
+        errors = {
+            index: error
+            if isinstance(error, PublishError)
+            else _error(topics[index], event_ids[index], error)
+            for index, error in self.errors.items()
+        }
+        return BatchResult(topics, event_ids, self.partitions, self.offsets, errors)
 
     def complete(self) -> bool:
         with self.lock:
@@ -177,35 +190,34 @@ class KafkaProducer:
         Raises:
             RuntimeError: the producer is not started.
         """
-        if self._fatal and self._producer is not None:
-            logger.warning("replacing the kafka producer after a fatal error: %s", self.last_error)
-            await self._replace()
-        producer = self._producer
-        if producer is None:
-            raise RuntimeError("KafkaProducer.start() was not called")
+        producer = await self._client()
         batch = _Batch(asyncio.get_running_loop())
         report = batch.report
         produce = producer.produce
         topics, event_ids = batch.topics, batch.event_ids
+        add_topic, add_event_id = topics.append, event_ids.append
         partitions, offsets = batch.partitions, batch.offsets
+        capacity = 0
         self._pause_polling()
         try:
-            for index, record in enumerate(records):
-                topics.append(record.topic)
-                event_ids.append(record.event_id)
-                partitions.append(-1)
-                offsets.append(-1)
-                batch.produced += 1
-                if not index % _INLINE_POLL_EVERY:
+            for index, (topic, value, key, headers, event_id) in enumerate(records):
+                add_topic(topic)
+                add_event_id(event_id)
+                if index == capacity:
+                    # Room for the next reports, made in blocks rather than one append each.
+                    partitions.extend(_UNREPORTED_INTS)
+                    offsets.extend(_UNREPORTED_LONGS)
+                    capacity += _INLINE_POLL_EVERY
                     producer.poll(0)
+                batch.produced = index + 1
                 while True:
                     try:
                         produce(
-                            record.topic,
-                            record.value,
-                            record.key,
+                            topic,
+                            value,
+                            key,
                             # list is invariant; confluent only reads the (str, bytes) pairs
-                            headers=record.headers,  # type: ignore[arg-type]
+                            headers=headers,  # type: ignore[arg-type]
                             on_delivery=partial(report, index),
                         )
                         break
@@ -220,6 +232,7 @@ class KafkaProducer:
                         break
         finally:
             self._resume_polling()
+        del partitions[batch.produced :], offsets[batch.produced :]
         if batch.complete():
             _resolve(batch.future)
         self._batches.add(batch)
@@ -227,16 +240,17 @@ class KafkaProducer:
             await batch.future
         finally:
             self._batches.discard(batch)
-        errors: dict[int, PublishError] = {}
-        for index, error in batch.errors.items():
-            errors[index] = (
-                error
-                if isinstance(error, PublishError)
-                else _error(topics[index], event_ids[index], error)
-            )
-        if len(errors) < batch.produced:
+        if len(batch.errors) < batch.produced:
             self.connected = True
-        return BatchResult(topics, event_ids, partitions, offsets, errors)
+        return batch.result()
+
+    async def _client(self) -> Producer:
+        if self._fatal and self._producer is not None:
+            logger.warning("replacing the kafka producer after a fatal error: %s", self.last_error)
+            await self._replace()
+        if self._producer is None:
+            raise RuntimeError("KafkaProducer.start() was not called")
+        return self._producer
 
     def _pause_polling(self) -> None:
         self._producing += 1

@@ -23,13 +23,26 @@ class Slot:
         self.done = False
 
 
-class _Partition:
+class PartitionOffsets:
+    """One partition's progress: its tracked slots and the position safe to commit.
+
+    A lane that runs the partition's messages one after another in offset order
+    (``concurrency="partition"``) sets ``position`` itself after each message, without a
+    :class:`Slot` per message.
+    """
+
     __slots__ = ("committed", "pending", "position")
 
     def __init__(self) -> None:
         self.pending: deque[Slot] = deque()
         self.position: int | None = None  # next offset to read, as far as finished work goes
         self.committed: int | None = None  # what was last handed out for commit
+
+    def track(self, offset: int) -> Slot:
+        """Start tracking a message; set the returned slot's ``done`` when it is finished."""
+        slot = Slot(offset)
+        self.pending.append(slot)
+        return slot
 
     def advance(self) -> int | None:
         pending = self.pending
@@ -42,16 +55,14 @@ class OffsetTracker:
     """Tracks in-flight messages per partition and computes the offsets safe to commit."""
 
     def __init__(self) -> None:
-        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._partitions: dict[TopicPartition, PartitionOffsets] = {}
 
-    def track(self, partition: TopicPartition, offset: int) -> Slot:
-        """Start tracking a message; set the returned slot's ``done`` when it is finished."""
+    def partition(self, partition: TopicPartition) -> PartitionOffsets:
+        """The progress of ``partition`` (created on first use)."""
         state = self._partitions.get(partition)
         if state is None:
-            state = self._partitions[partition] = _Partition()
-        slot = Slot(offset)
-        state.pending.append(slot)
-        return slot
+            state = self._partitions[partition] = PartitionOffsets()
+        return state
 
     def commits(
         self, partitions: Collection[TopicPartition] | None = None

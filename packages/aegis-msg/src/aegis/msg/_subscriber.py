@@ -24,7 +24,7 @@ from aegis.core.errors import ConfigurationError
 from aegis.msg._event import Event
 from aegis.msg._handling import MessageHandling, Route
 from aegis.msg._metrics import MsgMetrics
-from aegis.msg._offsets import OffsetTracker, Slot
+from aegis.msg._offsets import OffsetTracker, PartitionOffsets, Slot
 from aegis.msg._registry import EventRegistry, default_registry
 from aegis.msg._retry import RetryPolicy
 from aegis.msg._tracing import tracing_enabled
@@ -48,13 +48,20 @@ Concurrency = Literal["partition", "key"]
 
 
 class Lane:
-    """Messages that must run one after another (a partition, or one key of it)."""
+    """Messages that must run one after another (a partition, or one key of it).
 
-    __slots__ = ("interrupt", "partition", "queue", "revoked", "task")
+    A partition's lane moves the partition's committable position itself after each message;
+    a key's lane marks a :class:`Slot` per message, since keys of a partition finish out of
+    order.
+    """
 
-    def __init__(self, partition: TopicPartition) -> None:
+    __slots__ = ("interrupt", "offsets", "partition", "queue", "revoked", "slots", "task")
+
+    def __init__(self, partition: TopicPartition, offsets: PartitionOffsets, *, by_key: bool):
         self.partition = partition
-        self.queue: deque[tuple[ReceivedMessage, Slot]] = deque()
+        self.offsets = offsets
+        self.queue: deque[ReceivedMessage] = deque()
+        self.slots: deque[Slot] | None = deque() if by_key else None
         self.task: asyncio.Task[None] | None = None
         self.revoked = False
         self.interrupt = asyncio.Event()
@@ -231,8 +238,7 @@ class EventSubscriber:
             self._offsets.committed(commits)
             self._handling.tracing = tracing_enabled()
             self._record_lag(fetched)
-            for message in fetched.messages:
-                self._dispatch(message)
+            self._dispatch(fetched.messages)
             while self._in_flight >= self.max_in_flight and not self.stopping:
                 self._capacity.clear()
                 await self._capacity.wait()
@@ -248,33 +254,45 @@ class EventSubscriber:
                 lag = max(0, high - last[(topic, partition)] - 1)
                 self._metrics.lag.labels(self.group_id, topic, str(partition)).set(lag)
 
-    def _dispatch(self, message: ReceivedMessage) -> None:
-        partition: TopicPartition = (message.topic(), message.partition())  # type: ignore[assignment]
-        slot = self._offsets.track(partition, message.offset())  # type: ignore[arg-type]
-        key: object = partition if self.concurrency == "partition" else (partition, message.key())
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = Lane(partition)
-        lane.queue.append((message, slot))
-        self._in_flight += 1
-        if lane.task is None:
-            lane.task = asyncio.create_task(self._drain(key, lane))
+    def _dispatch(self, messages: Sequence[ReceivedMessage]) -> None:
+        # One pass over a fetch. A lane from before a rebalance reset its partition's progress
+        # keeps reporting to the old progress (never committed); new messages get a new lane.
+        progress = self._offsets.partition
+        lanes = self._lanes
+        by_key = self.concurrency == "key"
+        for message in messages:
+            partition: TopicPartition = (message.topic(), message.partition())  # type: ignore[assignment]
+            key: object = (partition, message.key()) if by_key else partition
+            lane = lanes.get(key)
+            offsets = progress(partition)
+            if lane is None or lane.offsets is not offsets:
+                lane = lanes[key] = Lane(partition, offsets, by_key=by_key)
+            lane.queue.append(message)
+            if lane.slots is not None:
+                lane.slots.append(offsets.track(message.offset()))  # type: ignore[arg-type]
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._drain(key, lane))
+        self._in_flight += len(messages)
 
     async def _drain(self, key: object, lane: Lane) -> None:
         handle = self._handling.handle
+        queue, slots, offsets = lane.queue, lane.slots, lane.offsets
         try:
-            while lane.queue and not lane.revoked and not self.stopping:
-                message, slot = lane.queue[0]
+            while queue and not lane.revoked and not self.stopping:
+                message = queue[0]
                 if not await handle(message, lane):
                     break  # stopping before it was finished: leave it for redelivery
-                lane.queue.popleft()
-                slot.done = True
+                queue.popleft()
+                if slots is None:
+                    offsets.position = message.offset() + 1  # type: ignore[operator]
+                else:
+                    slots.popleft().done = True
                 self._release(1)
         except Exception:
             logger.exception("event lane %s stopped unexpectedly", lane.partition)
         finally:
-            self._release(len(lane.queue))
-            lane.queue.clear()
+            self._release(len(queue))
+            queue.clear()
             lane.task = None
             if self._lanes.get(key) is lane:
                 del self._lanes[key]

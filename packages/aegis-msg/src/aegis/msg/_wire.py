@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextvars
 import json
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -60,6 +61,27 @@ def format_time(value: datetime) -> str:
         value.second,
         value.microsecond,
     )
+
+
+_new_record: Final = partial(tuple.__new__, OutgoingRecord)
+"""``OutgoingRecord`` from a tuple, without the Python-level ``__new__`` of a NamedTuple."""
+
+_SECOND: Final = timedelta(seconds=1)
+_NEVER: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def _second_of(value: datetime) -> tuple[datetime, datetime, bytes]:
+    """The second ``value`` falls in (start, end) and its ``format_time`` text up to the dot.
+
+    Events of a batch are mostly made within one second: comparing datetimes to the second's
+    bounds and formatting the microseconds costs about half of formatting seven fields.
+    """
+    start = value.replace(microsecond=0)
+    try:
+        end = start + _SECOND
+    except OverflowError:  # the last second of 9999: compared each time, formatted each time
+        end = start
+    return start, end, format_time(start)[:-7].encode()
 
 
 class _Template:
@@ -137,8 +159,9 @@ class EventCodec:
     ) -> Iterator[OutgoingRecord]:
         """Encode ``events`` one by one as records (a generator: nothing is kept).
 
-        Context values (correlation, cause, trace) are read once. ``tally`` counts the
-        records per ``(topic, event class)``.
+        Context values (correlation, cause, trace) are read once. A topic belongs to an event
+        class, so ``topic_of`` is asked once per run of events of one class. ``tally`` counts
+        the records per ``(topic, event class)``.
         """
         if tally is None:
             tally = {}
@@ -159,13 +182,16 @@ class EventCodec:
             tally[counted] = tally.get(counted, 0) + 1
             yield record
 
-    def _binary_records(
+    def _binary_records(  # noqa: PLR0915 - the per-event hot loop, kept flat
         self,
         events: Iterable[Event[Any]],
         topic_of: Callable[[Event[Any]], str],
         traceparent: str | None,
         tally: dict[tuple[str, type[Event[Any]]], int],
     ) -> Iterator[OutgoingRecord]:
+        # Per event, only the id and the time are new; everything else is built once per run of
+        # events of one class (header prefix, topic, key attribute) or once per batch (context
+        # headers), and the time's text once per second.
         shared: Headers = []
         correlation = context.correlation_id.get()
         cause = handling_event_id.get()
@@ -174,53 +200,106 @@ class EventCodec:
         if traceparent is not None:
             shared.append((TRACEPARENT_HEADER, traceparent.encode()))
         correlation_bytes = None if correlation is None else correlation.encode()
+        # With the context's correlation id, the plain event's trailing headers are constant.
+        tail: Headers = (
+            [("ce_correlationid", correlation_bytes), *shared]
+            if correlation_bytes is not None
+            else []
+        )
         templates = self._templates
         default_source = self._source_bytes
-        run_topic: str | None = None
+        new_record = _new_record
+        second_start = second_end = _NEVER
+        second_text = b""
         run_type: type[Event[Any]] | None = None
+        run_topic = ""
         run = 0
+        prefix: Headers = []
+        head: Headers = []
+        key_field: str | None = None
+        serialize: Callable[[Any], bytes] = bytes
         for event in events:
             event_type = event.__class__
-            template = templates.get(event_type) or self._template(event_type)
-            fields = event.__dict__  # one lookup per field instead of pydantic attribute access
-            event_id = fields["id"].encode()
-            source = fields["source"]
-            headers = [
-                *template.headers,
-                ("ce_id", event_id),
-                ("ce_source", default_source if source is None else source.encode()),
-                ("ce_time", format_time(fields["time"]).encode()),
-            ]
-            if fields["subject"] is not None:
-                headers.append(("ce_subject", fields["subject"].encode()))
-            if fields["correlationid"] is not None:
-                headers.append(("ce_correlationid", fields["correlationid"].encode()))
-            else:
-                headers.append(("ce_correlationid", correlation_bytes or event_id))
-            if fields["causationid"] is None and fields["traceparent"] is None:
-                headers += shared
-            else:
-                headers += self._own_context(event, cause, traceparent)
-            key = fields["partitionkey"]
-            if key is None and template.key_field is not None:
-                key = getattr(fields["data"], template.key_field)
-            topic = topic_of(event)
-            if topic is not run_topic or event_type is not run_type:
+            if event_type is not run_type:
                 if run:
-                    counted = (run_topic or "", run_type or event_type)
+                    counted = (run_topic, run_type or event_type)
                     tally[counted] = tally.get(counted, 0) + run
-                run_topic, run_type, run = topic, event_type, 0
+                template = templates.get(event_type) or self._template(event_type)
+                run_type, run_topic, run = event_type, topic_of(event), 0
+                prefix = template.headers
+                head = [*prefix, ("ce_source", default_source)]
+                key_field, serialize = template.key_field, template.serialize
             run += 1
-            yield OutgoingRecord(
-                topic,
-                template.serialize(fields["data"]),
-                None if key is None else str(key).encode(),
-                headers,
-                fields["id"],
+            fields = event.__dict__  # one lookup per field instead of pydantic attribute access
+            event_id = fields["id"]
+            id_bytes = event_id.encode()
+            stamp = fields["time"]
+            try:
+                current = second_start <= stamp < second_end
+            except TypeError:  # a naive time: model_construct() and model_copy() skip validation
+                current = False
+            if not current:
+                second_start, second_end, second_text = _second_of(stamp)
+            time_bytes = b"%s%06dZ" % (second_text, stamp.microsecond)
+            if (
+                fields["source"] is None
+                and fields["subject"] is None
+                and fields["correlationid"] is None
+                and fields["causationid"] is None
+                and fields["traceparent"] is None
+            ):
+                # The plain event: every envelope value comes from here or from the context.
+                headers = [*head, ("ce_id", id_bytes), ("ce_time", time_bytes), *tail]
+                if correlation_bytes is None:
+                    headers.append(("ce_correlationid", id_bytes))
+                    headers += shared
+            else:
+                headers = self._own_headers(
+                    event,
+                    prefix,
+                    id_bytes=id_bytes,
+                    time_bytes=time_bytes,
+                    correlation=correlation_bytes,
+                    cause=cause,
+                    traceparent=traceparent,
+                )
+            key = fields["partitionkey"]
+            if key is None and key_field is not None:
+                key = getattr(fields["data"], key_field)
+            yield new_record(
+                (
+                    run_topic,
+                    serialize(fields["data"]),
+                    None if key is None else str(key).encode(),
+                    headers,
+                    event_id,
+                )
             )
         if run:
-            counted = (run_topic or "", run_type or Event)
+            counted = (run_topic, run_type or Event)
             tally[counted] = tally.get(counted, 0) + run
+
+    def _own_headers(
+        self,
+        event: Event[Any],
+        prefix: Headers,
+        *,
+        id_bytes: bytes,
+        time_bytes: bytes,
+        correlation: bytes | None,
+        cause: str | None,
+        traceparent: str | None,
+    ) -> Headers:
+        """Headers of an event that sets some envelope values itself (the uncommon case)."""
+        source = self._source_bytes if event.source is None else event.source.encode()
+        headers = [*prefix, ("ce_source", source), ("ce_id", id_bytes), ("ce_time", time_bytes)]
+        if event.subject is not None:
+            headers.append(("ce_subject", event.subject.encode()))
+        if event.correlationid is not None:
+            headers.append(("ce_correlationid", event.correlationid.encode()))
+        else:
+            headers.append(("ce_correlationid", correlation or id_bytes))
+        return headers + self._own_context(event, cause, traceparent)
 
     @staticmethod
     def _own_context(event: Event[Any], cause: str | None, traceparent: str | None) -> Headers:
@@ -292,6 +371,16 @@ class EventCodec:
             if event_type is None:
                 return None
             self._by_type_bytes[type_bytes] = event_type
+        template = self._templates.get(event_type) or self._template(event_type)
+        version = headers.get("ce_schemaversion")
+        if version == template.version_bytes:
+            try:
+                data = template.validate_json(body)
+            except ValidationError:
+                data = self._data(event_type, str(event_type.version), body, None)
+        else:
+            text = "1" if version is None else version.decode(errors="replace")
+            data = self._data(event_type, text, body, None)
         # pydantic reads UTF-8 bytes into str fields itself: no decoding per header here.
         envelope: dict[str, Any] = {
             field: headers[name] for name, field in _ENVELOPE_HEADERS.items() if name in headers
@@ -299,16 +388,7 @@ class EventCodec:
         parent = headers.get(TRACEPARENT_HEADER)
         if parent is not None:
             envelope["traceparent"] = parent
-        template = self._templates.get(event_type) or self._template(event_type)
-        version = headers.get("ce_schemaversion")
-        if version == template.version_bytes:
-            try:
-                envelope["data"] = template.validate_json(body)
-            except ValidationError:
-                envelope["data"] = self._data(event_type, str(event_type.version), body, None)
-        else:
-            text = "1" if version is None else version.decode(errors="replace")
-            envelope["data"] = self._data(event_type, text, body, None)
+        envelope["data"] = data
         return self._validate(event_type, envelope)
 
     def _decode_structured(self, body: bytes, headers: dict[str, bytes]) -> Event[Any] | None:
