@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _results import Results, figure
 
-from bench import ROOT, main, ratio, render, selected
+from bench import FIXES_SECTION, ROOT, main, ratio, render, selected
 
 
 def _synthetic(results_dir: Path) -> None:
@@ -80,6 +80,54 @@ def test_bottleneck_tables_get_their_own_section(tmp_path: Path) -> None:
     assert "**per component**" in bottlenecks
     assert "| aegis.log | 23% |" in bottlenecks
     assert "![" not in text
+
+
+FIXES = """# Profiled and fixed (before/after)
+
+How entries are written.
+
+### aegis-log: JSON line
+
+| | lines/s | vs structlog |
+|---|---|---|
+| before | 120,000 | x0.75 |
+| after | 200,000 | x1.25 |
+"""
+
+
+def test_fixes_md_goes_in_verbatim_as_its_own_section(tmp_path: Path) -> None:
+    _synthetic(tmp_path / "results")
+    (tmp_path / "FIXES.md").write_text(FIXES)
+    output = tmp_path / "RESULTS.md"
+
+    assert main(["render", "--results", str(tmp_path / "results"), "--output", str(output),
+                 "--fixes", str(tmp_path / "FIXES.md"), "--no-charts"]) == 0  # fmt: skip
+
+    text = output.read_text()
+    assert text.count(FIXES_SECTION) == 1
+    assert "# Profiled and fixed (before/after)\n" not in text.replace(FIXES_SECTION, "")
+    section = text.split(FIXES_SECTION + "\n\n", 1)[1]
+    body = FIXES.split("\n", 2)[2]  # everything below the file's own title, as written
+    assert section.startswith(body)
+    assert text.index("## aegis-log") < text.index(FIXES_SECTION) < text.index("## Bottlenecks")
+
+
+def test_no_fixes_file_no_section(tmp_path: Path) -> None:
+    _synthetic(tmp_path / "results")
+    output = tmp_path / "RESULTS.md"
+
+    main(["render", "--results", str(tmp_path / "results"), "--output", str(output),
+          "--fixes", str(tmp_path / "missing.md"), "--no-charts"])  # fmt: skip
+
+    assert FIXES_SECTION not in output.read_text()
+
+
+def test_the_repository_fixes_file_renders_under_its_section() -> None:
+    fixes = (ROOT / "benchmarks" / "FIXES.md").read_text()
+    assert fixes.startswith("# Profiled and fixed (before/after)\n")
+    text = render([], charts={}, fixes=fixes)
+    assert FIXES_SECTION in text
+    assert "./dev bench" in text.split(FIXES_SECTION, 1)[1]
 
 
 def test_a_ratio_is_above_one_when_aegis_is_better_whatever_the_unit() -> None:

@@ -66,6 +66,16 @@ def test_site_builds_strict_with_a_page_and_a_changelog_per_member(tmp_path: Pat
     codes = (tmp_path / "error-codes" / "index.html").read_text()
     assert "<code>NOT_FOUND</code>" in codes
     assert "<code>DB_DUPLICATE</code>" in codes
+    # The sample registry, rendered from examples/schemas at build time, diagrams included.
+    registry = (tmp_path / "schema-registry" / "index.html").read_text()
+    assert registry.count('class="mermaid"') == 2  # the service graph and the ER diagram
+    for service in ("users", "policies"):
+        assert (tmp_path / "schema-registry" / service / "index.html").is_file()
+    # The benchmark charts, shown on the Performance page from benchmarks/charts/.
+    performance = (tmp_path / "performance" / "index.html").read_text()
+    for chart in sorted((ROOT / "benchmarks" / "charts").glob("*.png")):
+        assert f'src="../charts/{chart.name}"' in performance
+        assert (tmp_path / "charts" / chart.name).read_bytes() == chart.read_bytes()
 
 
 def test_member_page_includes_the_readme_and_documents_public_modules_only() -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.requirements import Requirement
 from packaging.version import Version
 from trove_classifiers import classifiers as known_classifiers
@@ -15,8 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from dist_requirements import install_closure
 from members import load_member, load_members, normalise
 
-REPOSITORY = "https://github.com/aegis-platform/aegis"
-DOCS_SITE = "https://aegis-platform.github.io/aegis/"
 PYTHONS = ["3.11", "3.12", "3.13"]  # the CI matrix in .github/workflows/ci.yml
 
 # Libraries that only the members which need them may pull in (PyPI names, normalised).
@@ -39,6 +41,34 @@ def test_member_metadata_is_complete(member: Path) -> None:
     assert project.get("authors"), f"{name}: [project] authors is missing"
 
 
+def test_member_ships_the_repository_license(member: Path, root: Path) -> None:
+    project = load_member(member).project
+    assert project.get("license-files") == ["LICENSE"]
+    # PEP 639 license-files cannot reach outside the project folder: each member holds a copy.
+    assert (member / "LICENSE").read_bytes() == (root / "LICENSE").read_bytes(), (
+        f"{member.name}/LICENSE is not the root LICENSE: cp LICENSE {member.relative_to(root)}/"
+    )
+
+
+def test_member_wheel_and_sdist_carry_the_license_file(
+    member: Path, root: Path, built_dists: Path
+) -> None:
+    license_text = (root / "LICENSE").read_bytes()
+    stem = normalise(member.name).replace("-", "_")
+    (wheel,) = built_dists.glob(f"{stem}-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        dist_info = wheel.name.split("-py3-")[0] + ".dist-info"
+        assert archive.read(f"{dist_info}/licenses/LICENSE") == license_text
+        metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["License-Expression"] == "MIT"
+    (sdist,) = built_dists.glob(f"{stem}-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        member_file = archive.extractfile(f"{sdist.name.removesuffix('.tar.gz')}/LICENSE")
+        assert member_file is not None
+        assert member_file.read() == license_text
+
+
 def test_member_classifiers_are_known_and_name_the_tested_pythons(member: Path) -> None:
     loaded = load_member(member)
     classifiers = list(loaded.project.get("classifiers", []))  # type: ignore[call-overload]
@@ -56,15 +86,38 @@ def test_member_classifiers_are_known_and_name_the_tested_pythons(member: Path) 
     assert any(c.startswith("Development Status :: ") for c in classifiers)
 
 
-def test_member_project_urls_point_at_its_folder_docs_and_changelog(member: Path) -> None:
+def test_member_project_urls_point_at_its_folder_docs_and_changelog(
+    member: Path, root: Path
+) -> None:
     project = load_member(member).project
     name = str(project["name"])
     urls = project.get("urls")
+    site = (
+        yaml.safe_load(
+            "\n".join(  # only the plain keys: the file's !!python/name tags need mkdocs to load
+                line
+                for line in (root / "mkdocs.yml").read_text().splitlines()
+                if line.startswith(("site_url:", "repo_url:"))
+            )
+        )
+        or {}
+    )
+    repository, docs_site = site.get("repo_url"), site.get("site_url")
+    if repository is None or docs_site is None:
+        # The repository has no public home yet: no invented URL goes into published metadata.
+        assert urls is None, f"{name}: [project.urls] without repo_url and site_url in mkdocs.yml"
+        return
     assert isinstance(urls, dict), f"{name}: [project.urls] is missing"
-    assert urls.get("Source") == f"{REPOSITORY}/tree/main/packages/{name}"
-    assert urls.get("Changelog") == f"{REPOSITORY}/blob/main/packages/{name}/CHANGELOG.md"
-    assert urls.get("Issues") == f"{REPOSITORY}/issues"
-    assert str(urls.get("Documentation", "")).startswith(DOCS_SITE)
+    assert urls.get("Source") == f"{repository}/tree/main/packages/{name}"
+    assert urls.get("Changelog") == f"{repository}/blob/main/packages/{name}/CHANGELOG.md"
+    assert urls.get("Issues") == f"{repository}/issues"
+    assert urls.get("Documentation") == f"{docs_site}packages/{name}/"
+
+
+def test_no_placeholder_url_is_published(root: Path) -> None:
+    documents = [root / "mkdocs.yml", *sorted(root.glob("packages/*/pyproject.toml"))]
+    for document in documents:
+        assert "aegis-platform" not in document.read_text(), f"{document}: an invented URL"
 
 
 def test_member_requires_other_members_with_compatible_ranges(member: Path, root: Path) -> None:

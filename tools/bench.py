@@ -5,7 +5,8 @@ named packages) runs with ``--json benchmarks/results/NAME.json``; then ``render
 JSON file there (so a one-package run refreshes only that package's part) and writes RESULTS.md
 with a table per package (aegis, raw library and peers measured in the same run, and the
 ratios), a bar chart per package (PNG, matplotlib) and each run's machine, Python and library
-versions.
+versions. benchmarks/FIXES.md, written by hand (a profiled hot path, the fix, the figures before
+and after), goes in verbatim as the section "Profiled and fixed (before/after)".
 
 A ratio is always "aegis relative to X" with >1 meaning aegis is better: throughput divided by
 throughput, or time divided into time.
@@ -157,6 +158,7 @@ def case_rows(document: dict[str, Any]) -> list[list[str]]:
 
 
 BOTTLENECKS = "Bottlenecks: "
+FIXES_SECTION = "## Profiled and fixed (before/after)"
 CASE_HEADERS = ["case", "unit", "aegis", "raw", "peer", "aegis vs raw", "aegis vs peer", "goal"]
 
 
@@ -168,8 +170,23 @@ def by_package(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
     return groups
 
 
-def render(documents: list[dict[str, Any]], charts: dict[str, str]) -> str:
-    """RESULTS.md for ``documents``; ``charts`` maps a package to its chart's relative path."""
+def fixes_section(fixes: str) -> list[str]:
+    """The lines of the before/after section: FIXES.md as written, without its own title."""
+    lines = fixes.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return [FIXES_SECTION, "", *lines, ""] if lines else []
+
+
+def render(
+    documents: list[dict[str, Any]], charts: dict[str, str], fixes: str | None = None
+) -> str:
+    """RESULTS.md for ``documents``.
+
+    ``charts`` maps a package to its chart's relative path; ``fixes`` is the text of FIXES.md.
+    """
     lines = [
         "# Benchmark results",
         "",
@@ -201,6 +218,8 @@ def render(documents: list[dict[str, Any]], charts: dict[str, str]) -> str:
                     continue
                 lines += [f"**{table['title']}**", ""]
                 lines += [*markdown_table(table["headers"], table["rows"]), ""]
+    if fixes is not None:
+        lines += fixes_section(fixes)
     if bottlenecks:
         lines += ["## Bottlenecks", ""]
         lines += [
@@ -289,8 +308,11 @@ def chart(package: str, documents: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def write_report(results: Path, output: Path, *, charts: bool) -> None:
-    """Render ``output`` (and the charts beside it) from every JSON file in ``results``."""
+def write_report(results: Path, output: Path, *, charts: bool, fixes: Path | None = None) -> None:
+    """Render ``output`` (and the charts beside it) from every JSON file in ``results``.
+
+    ``fixes`` (benchmarks/FIXES.md) is included when the file exists.
+    """
     documents = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
     paths: dict[str, str] = {}
     if charts:
@@ -298,7 +320,8 @@ def write_report(results: Path, output: Path, *, charts: bool) -> None:
             path = output.parent / "charts" / f"{package}.png"
             if chart(package, group, path):
                 paths[package] = path.relative_to(output.parent).as_posix()
-    output.write_text(render(documents, paths))
+    fixes_text = fixes.read_text() if fixes is not None and fixes.is_file() else None
+    output.write_text(render(documents, paths, fixes_text))
     print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
@@ -310,12 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
     parser.add_argument("--results", type=Path, default=BENCHMARKS / "results")
     parser.add_argument("--output", type=Path, default=BENCHMARKS / "RESULTS.md")
+    parser.add_argument("--fixes", type=Path, default=BENCHMARKS / "FIXES.md")
     parser.add_argument("--no-charts", action="store_true")
     args = parser.parse_intermixed_args(argv)  # `run --quick db` as well as `run db --quick`
     failed: list[str] = []
     if args.command == "run":
         failed = run(selected(args.packages), args.results, quick=args.quick)
-    write_report(args.results, args.output, charts=not args.no_charts)
+    write_report(args.results, args.output, charts=not args.no_charts, fixes=args.fixes)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

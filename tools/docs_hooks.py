@@ -3,6 +3,11 @@
 A member added under packages/ gets its pages with no edit here or in mkdocs.yml: its page is its
 README (pulled in by pymdownx.snippets, so the docs never copy it) followed by the API reference
 of its public modules (mkdocstrings), and its changelog page is its CHANGELOG.md.
+
+Two more things are generated at build time rather than kept in docs/: the sample schema
+registry's pages (aegis-schema's ``write_docs`` over examples/schemas, Mermaid ERD and service
+graph included), and the benchmark charts (benchmarks/charts/*.png, which the Performance page
+shows through benchmarks/RESULTS.md), so neither is ever a stale copy.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ import logging
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
@@ -24,6 +31,9 @@ from members import Member, load_members
 ROOT = Path(__file__).resolve().parent.parent
 ERROR_CODES_MARKER = "<!-- aegis:error-codes -->"
 GENERATED_SECTIONS = {"Packages": "packages", "Changelogs": "changelog"}
+SAMPLE_REGISTRY = ROOT / "examples" / "schemas"
+SAMPLE_REGISTRY_SECTION, SAMPLE_REGISTRY_FOLDER = "Sample schema registry", "schema-registry"
+BENCHMARKS = ROOT / "benchmarks"
 
 # Imports aegis.core, then each member, and records which member registered which code.
 _COLLECT_CODES = """
@@ -69,6 +79,15 @@ def member_page(member: Member) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sample_registry_pages() -> dict[str, str]:
+    """``{file name: Markdown}`` of examples/schemas as ``write_docs`` renders it, index first."""
+    from aegis.schema import SchemaRegistry, write_docs  # noqa: PLC0415 - only the docs need it
+
+    with tempfile.TemporaryDirectory() as directory:
+        written = write_docs(SchemaRegistry.load(SAMPLE_REGISTRY), directory)
+        return {path.name: path.read_text() for path in written}
+
+
 def error_code_table() -> str:
     """A Markdown table of every registered error code, its status, title and member."""
     names = [m.name for m in _members() if not m.meta and m.name != "aegis-core"]
@@ -105,16 +124,33 @@ class CodeInProseFilter(logging.Filter):
         return True
 
 
+def _fill_nav(nav: list[Any], sections: dict[str, list[dict[str, str]]]) -> None:
+    """Replace the entries of each generated section, at any depth of the nav."""
+    for item in nav:
+        if isinstance(item, dict):
+            for title, children in item.items():
+                if title in sections:
+                    item[title] = sections[title]
+                elif isinstance(children, list):
+                    _fill_nav(children, sections)
+
+
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
     """Fill the nav's Packages and Changelogs sections with one entry per member."""
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("mkdocs.plugins.mkdocs_autorefs"):
             logging.getLogger(name).addFilter(CodeInProseFilter())
-    for item in config.nav or []:
-        if isinstance(item, dict):
-            for title, folder in GENERATED_SECTIONS.items():
-                if title in item:
-                    item[title] = [{m.name: f"{folder}/{m.name}.md"} for m in _members()]
+    sections = {title: [{m.name: f"{folder}/{m.name}.md"} for m in _members()]
+                for title, folder in GENERATED_SECTIONS.items()}  # fmt: skip
+    sections[SAMPLE_REGISTRY_SECTION] = [
+        {
+            "Overview"
+            if name == "index.md"
+            else name.removesuffix(".md"): f"{SAMPLE_REGISTRY_FOLDER}/{name}"
+        }
+        for name in sample_registry_pages()
+    ]
+    _fill_nav(config.nav or [], sections)
     return config
 
 
@@ -128,6 +164,18 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         files.append(
             File.generated(
                 config, f"changelog/{member.name}.md", content=f'--8<-- "{relative}/CHANGELOG.md"\n'
+            )
+        )
+    for name, content in sample_registry_pages().items():
+        files.append(File.generated(config, f"{SAMPLE_REGISTRY_FOLDER}/{name}", content=content))
+    # RESULTS.md links its charts as charts/NAME.png: the same path beside the Performance page.
+    for chart in sorted((BENCHMARKS / "charts").glob("*.png")):
+        files.append(
+            File(
+                f"charts/{chart.name}",
+                src_dir=str(BENCHMARKS),
+                dest_dir=config.site_dir,
+                use_directory_urls=config.use_directory_urls,
             )
         )
     return files
