@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
+import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
@@ -81,3 +84,40 @@ def client_for(app: ASGIApp) -> httpx.AsyncClient:
 def client() -> Callable[[ASGIApp], httpx.AsyncClient]:
     """``client(app)``: an httpx client that calls the app in-process through ASGI."""
     return client_for
+
+
+class Served:
+    """An ASGI app under uvicorn in a thread, listening before uvicorn even starts.
+
+    The socket is bound and listening first, so a client may connect at once (the kernel
+    queues it) without waiting for start-up.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen()
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, args=([self._listener],))
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the requests in flight finished (their server spans have ended)."""
+        self._server.should_exit = True
+        self._thread.join()
+        self._listener.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[ASGIApp], Served]]:
+    """``serve(app)``: a :class:`Served` app; stopped at the end of the test at the latest."""
+    running: list[Served] = []
+
+    def start(app: ASGIApp) -> Served:
+        running.append(Served(app))
+        return running[-1]
+
+    yield start
+    for served in running:
+        served.stop()

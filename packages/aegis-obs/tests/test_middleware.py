@@ -18,7 +18,14 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from aegis.obs import UNMATCHED_ROUTE, ObservabilityMiddleware, metrics_route
+from aegis.core.errors import ConfigurationError
+from aegis.obs import (
+    MULTIPROCESS_DIR_VARIABLE,
+    UNMATCHED_ROUTE,
+    ObservabilityMiddleware,
+    counter,
+    metrics_route,
+)
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 Scrape = Callable[[ASGIApp], Awaitable[Samples]]
@@ -312,3 +319,66 @@ async def test_scrape_answers_openmetrics_when_asked(
     assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
     assert open_metrics.text.endswith("# EOF\n")
     assert 'aegis_http_requests_total{method="GET",route="/",status="200"} 1.0' in plain.text
+
+
+async def test_histograms_fill_the_configured_buckets_cumulatively(
+    registry: CollectorRegistry, scrape: Scrape, client: Client
+) -> None:
+    app = starlette_app(registry, buckets=[30.0, 60.0], size_buckets=[4.0, 5.0, 100.0])
+    async with client(app) as http:
+        await http.get("/")  # "hello": 5 bytes, well under 30 s
+        await http.get("/users/12")  # "user 12": 7 bytes
+    samples = await scrape(app)
+
+    def bucket(name: str, route: str, le: str) -> float:
+        labels = (("le", le), ("method", "GET"), ("route", route))
+        return samples[(f"{name}_bucket", labels)]
+
+    size = "aegis_http_response_size_bytes"
+    assert [bucket(size, "/", le) for le in ("4.0", "5.0", "100.0", "+Inf")] == [0, 1, 1, 1]
+    assert [bucket(size, "/users/{user_id}", le) for le in ("5.0", "100.0")] == [0, 1]
+    duration = "aegis_http_request_duration_seconds"
+    assert [bucket(duration, "/", le) for le in ("30.0", "60.0", "+Inf")] == [1, 1, 1]
+    assert 0 < samples[(f"{duration}_sum", (("method", "GET"), ("route", "/")))] < 30
+
+
+async def test_apps_built_twice_on_one_registry_share_their_counts(
+    registry: CollectorRegistry, scrape: Scrape, client: Client
+) -> None:
+    first, second = starlette_app(registry), starlette_app(registry)
+    for app in (first, second):
+        async with client(app) as http:
+            await http.get("/")
+    assert total(await scrape(first), "GET", "/", "200") == 2
+
+
+def test_a_name_taken_in_the_registry_is_a_configuration_error(
+    registry: CollectorRegistry,
+) -> None:
+    counter("requests_total", "Mine.", namespace="aegis", subsystem="http", registry=registry)
+    with pytest.raises(ConfigurationError, match="aegis_http_requests"):
+        ObservabilityMiddleware(PlainTextResponse("x"), registry=registry)
+
+
+async def test_multiprocess_mode_records_with_prometheus_client_metrics(
+    registry: CollectorRegistry, scrape: Scrape, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers must write prometheus_client's own files; in this process they keep the values
+    # in memory, which the scrape below reads once the variable is gone again.
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, "/nonexistent")
+    app = starlette_app(registry)
+    async with client(app) as http:
+        await http.get("/users/3")
+        await http.get("/api/v1/items/1")
+        await http.post("/users/3")
+    monkeypatch.delenv(MULTIPROCESS_DIR_VARIABLE)
+    samples = await scrape(app)
+    assert total(samples, "GET", "/users/{user_id}", "200") == 1
+    assert total(samples, "POST", "/users/{user_id}", "405") == 1
+    assert total(samples, "GET", "/api/{version}/items/{item_id}", "200") == 1
+    assert observed(samples, "aegis_http_response_size_bytes", "GET", "/users/{user_id}") == 1
+    # the mount first, then its inner route: the request moved from one gauge to the other
+    inner = (("method", "GET"), ("route", "/api/{version}/items/{item_id}"))
+    mount = (("method", "GET"), ("route", "/api/{version}/{path}"))
+    gauge = "aegis_http_requests_in_progress"
+    assert samples[(gauge, mount)] == samples[(gauge, inner)] == 0

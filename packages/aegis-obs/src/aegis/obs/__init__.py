@@ -11,6 +11,9 @@ Example:
     ... )
 """
 
+from typing import TYPE_CHECKING
+
+from aegis.core.utils.lazy import lazy_getattr
 from aegis.obs.__about__ import __version__
 from aegis.obs._asgi import (
     DEFAULT_EXCLUDED_PATHS,
@@ -37,7 +40,6 @@ from aegis.obs._health import (
     aggregate,
 )
 from aegis.obs._health_asgi import health_routes
-from aegis.obs._httpx import instrument_httpx
 from aegis.obs._metrics import (
     FunctionDecorator,
     GaugeMode,
@@ -59,6 +61,12 @@ from aegis.obs._tracing import (
     span,
     traced,
 )
+
+if TYPE_CHECKING:
+    from aegis.obs._httpx import instrument_httpx
+
+# Names whose modules import an optional library: loaded on first use (PEP 562).
+__getattr__ = lazy_getattr(__name__, {"instrument_httpx": "aegis.obs._httpx"})
 
 __all__ = [
     "DEFAULT_EXCLUDED_PATHS",

@@ -5,6 +5,10 @@ Starlette (and FastAPI) record that route as ``scope["route"]``; the middleware 
 scope that notices the assignment, so it learns the route template the moment the router
 matches, without matching a second time (the cost measured in prometheus-fastapi-instrumentator
 and starlette-exporter), and can count the request as in progress under its route.
+
+The per-request path is kept short on purpose (benchmarks/obs_overhead.py): one object per
+request (scope copy, status, size and send in one), the metric figures of a (method, route)
+found with one dict lookup and updated under one lock, the tracer looked up once.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import Host, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aegis.obs._metrics import counter, gauge, histogram
+from aegis.obs._http_metrics import HttpMetrics, RouteMetrics, http_metrics
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
 """The ``route`` label of requests no route matched (404s, slash redirects)."""
@@ -59,87 +63,31 @@ class _HeaderGetter(Getter[Sequence[tuple[bytes, bytes]]]):
 _GETTER: Final = _HeaderGetter()
 
 
-class _RouteChildren:
-    """The pre-bound metric children of one (method, route) pair."""
+class _Exchange(dict[str, Any]):
+    """The scope handed to the app, and what the middleware learns while the app serves it.
 
-    __slots__ = ("duration", "in_progress", "size", "totals")
+    One object per request: the scope copy that notices the router's ``route``, the status and
+    size the app sends, and the metric children of the route. Every write to the scope is
+    mirrored into the server's scope, so middleware outside this one (an access log) reads
+    what the router wrote.
+    """
 
-    def __init__(self, metrics: _HttpMetrics, method: str, route: str) -> None:
-        self.duration = metrics.duration.labels(method, route)
-        self.in_progress = metrics.in_progress.labels(method, route)
-        self.size = metrics.size.labels(method, route)
-        self.totals: dict[int, Any] = {}
-
-
-class _HttpMetrics:
-    """The four HTTP metrics in one registry, with a cache of label children."""
+    __slots__ = (
+        "_origin", "_send", "children", "container", "method", "metrics", "prefix", "route",
+        "selected", "size", "span", "status",
+    )  # fmt: skip
 
     def __init__(
         self,
-        registry: CollectorRegistry | None,
-        buckets: Sequence[float],
-        size_buckets: Sequence[float],
+        origin: Scope,
+        send: Send,
+        method: str,
+        metrics: HttpMetrics | None,
+        span: Span | None,
     ) -> None:
-        labels = ("method", "route")
-        self.requests = counter(
-            "requests_total",
-            "HTTP requests and WebSocket sessions handled, by route template and status code.",
-            (*labels, "status"),
-            namespace="aegis",
-            subsystem="http",
-            registry=registry,
-        )
-        self.duration = histogram(
-            "request_duration_seconds",
-            "Time from receiving a request to sending the last byte of its response.",
-            labels,
-            namespace="aegis",
-            subsystem="http",
-            registry=registry,
-            buckets=buckets,
-        )
-        self.in_progress = gauge(
-            "requests_in_progress",
-            "Requests and WebSocket sessions being served, counted from route selection.",
-            labels,
-            namespace="aegis",
-            subsystem="http",
-            registry=registry,
-            multiprocess_mode="livesum",
-        )
-        self.size = histogram(
-            "response_size_bytes",
-            "Bytes of response body sent.",
-            labels,
-            namespace="aegis",
-            subsystem="http",
-            registry=registry,
-            buckets=size_buckets,
-        )
-        self._children: dict[tuple[str, str], _RouteChildren] = {}
-
-    def children(self, method: str, route: str) -> _RouteChildren:
-        key = (method, route)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = _RouteChildren(self, method, route)
-        return found
-
-    def count(self, children: _RouteChildren, method: str, route: str, status: int) -> None:
-        child = children.totals.get(status)
-        if child is None:
-            child = children.totals[status] = self.requests.labels(method, route, str(status))
-        child.inc()
-
-
-class _Exchange:
-    """What the middleware learns about one request while the app serves it."""
-
-    __slots__ = (
-        "children", "container", "method", "metrics", "prefix", "route", "selected", "span",
-    )  # fmt: skip
-
-    def __init__(self, method: str, metrics: _HttpMetrics | None, span: Span | None) -> None:
+        dict.__init__(self, origin)
+        self._origin = origin
+        self._send = send
         self.method = method
         self.metrics = metrics
         self.span = span
@@ -147,9 +95,27 @@ class _Exchange:
         self.route = UNMATCHED_ROUTE
         self.container = False
         self.selected: object = None
-        self.children: _RouteChildren | None = None
+        self.children: RouteMetrics | None = None
+        self.status = 0
+        self.size = 0
 
-    def route_selected(self, route: object) -> None:
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self._origin[key] = value
+        if key == "route" and value is not self.selected:
+            self._route_selected(value)
+
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:
+        # FastAPI's router writes the route it picked with update(), Starlette's with [].
+        if not isinstance(other, dict):
+            other = dict(other)
+        dict.update(self, other, **kwargs)
+        self._origin.update(other, **kwargs)
+        route = dict.get(self, "route")
+        if route is not self.selected:
+            self._route_selected(route)
+
+    def _route_selected(self, route: object) -> None:
         # A mount (or host) sets itself first, then its own router sets the inner route; the
         # mount's path_format is "/api/{path}" and what it adds to its children is "/api".
         if self.container:
@@ -157,41 +123,27 @@ class _Exchange:
         self.selected = route
         self.container = isinstance(route, Mount | Host)
         self.route = self.prefix + str(getattr(route, "path_format", ""))
-        if self.metrics is not None:
+        metrics = self.metrics
+        if metrics is not None:
             if self.children is not None:
-                self.children.in_progress.dec()
-            self.children = self.metrics.children(self.method, self.route)
-            self.children.in_progress.inc()
-        if self.span is not None:
-            self.span.update_name(f"{self.method} {self.route}")
-            self.span.set_attribute("http.route", self.route)
+                self.children.leave()
+            self.children = metrics.route(self.method, self.route)
+            self.children.enter()
 
-
-class _WatchedScope(dict[str, Any]):
-    """The scope handed to the app: reports the router's ``route`` and mirrors every write."""
-
-    __slots__ = ("_exchange", "_origin")
-
-    def __init__(self, origin: Scope, exchange: _Exchange) -> None:
-        super().__init__(origin)
-        self._origin = origin
-        self._exchange = exchange
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, value)
-        # Middleware outside this one (an access log) may read what the router wrote.
-        self._origin[key] = value
-        if key == "route" and value is not self._exchange.selected:
-            self._exchange.route_selected(value)
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        # FastAPI's router writes the route it picked with update(), Starlette's with [].
-        changes = dict(*args, **kwargs)
-        super().update(changes)
-        self._origin.update(changes)
-        route = changes.get("route")
-        if route is not None and route is not self._exchange.selected:
-            self._exchange.route_selected(route)
+    async def send(self, message: Message) -> None:
+        """Note the status and body size of what the app sends, then send it."""
+        message_type = message["type"]
+        if message_type == "http.response.body":
+            self.size += len(message.get("body", b""))
+        elif message_type == "http.response.start":
+            self.status = message["status"]
+        elif message_type == "websocket.accept":
+            self.status = 101
+        elif message_type == "websocket.close" and self.status == 0:
+            self.status = 403  # closed before accepting: the server answers 403
+        elif message_type == "websocket.http.response.start":
+            self.status = message["status"]
+        await self._send(message)
 
 
 class ObservabilityMiddleware:
@@ -214,6 +166,10 @@ class ObservabilityMiddleware:
     runs, so log processors and :func:`aegis.obs.inject` see its trace id. Without the
     OpenTelemetry SDK no span is created; an incoming ``traceparent`` is still made current,
     so outgoing calls continue the caller's trace.
+
+    .. versionchanged:: 0.1
+        Without ``tracer_provider``, the global provider is looked up once, at the first
+        request: call :func:`aegis.obs.setup_tracing` before the server starts serving.
 
     Args:
         app: The ASGI app to wrap.
@@ -242,18 +198,23 @@ class ObservabilityMiddleware:
         tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.app = app
-        self._metrics = _HttpMetrics(registry, buckets, size_buckets) if metrics else None
+        self._metrics = http_metrics(registry, buckets, size_buckets) if metrics else None
         self._tracing = tracing
+        # Looking the global provider up costs a microsecond (an os.environ probe) on every
+        # request; it is done once, at the first request, when the application has set it up.
         self._tracer_provider = tracer_provider
+        self._tracer: trace.Tracer | None = None
+        self._tracer_resolved = False
         patterns = list(exclude_paths)
         self._excluded_exact = frozenset(p for p in patterns if not p.endswith("*"))
         self._excluded_prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
 
-    def _tracer(self) -> trace.Tracer | None:
+    def _resolve_tracer(self) -> trace.Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
-        if isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider):
-            return None
-        return provider.get_tracer(_TRACER_NAME)
+        if not isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider):
+            self._tracer = provider.get_tracer(_TRACER_NAME)
+        self._tracer_resolved = True
+        return self._tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one connection through the wrapped app, measuring it."""
@@ -272,94 +233,78 @@ class ObservabilityMiddleware:
         else:
             method = _WEBSOCKET_METHOD
         started = time.perf_counter()
-        span, token = self._start_span(scope, method) if self._tracing else (None, None)
-        exchange = _Exchange(method, self._metrics, span)
-        status = 0
-        size = 0
-        failure: BaseException | None = None
-
-        async def send_measured(message: Message) -> None:
-            nonlocal status, size
-            message_type = message["type"]
-            if message_type == "http.response.body":
-                size += len(message.get("body", b""))
-            elif message_type == "http.response.start":
-                status = message["status"]
-            elif message_type == "websocket.accept":
-                status = 101
-            elif message_type == "websocket.close" and status == 0:
-                status = 403  # closed before accepting: the server answers 403
-            elif message_type == "websocket.http.response.start":
-                status = message["status"]
-            await send(message)
-
+        span = token = None
+        if self._tracing:
+            tracer = self._tracer if self._tracer_resolved else self._resolve_tracer()
+            span, token = _start_span(tracer, scope, method)
+        exchange = _Exchange(scope, send, method, self._metrics, span)
         try:
-            await self.app(_WatchedScope(scope, exchange), receive, send_measured)
+            await self.app(exchange, receive, exchange.send)
         except BaseException as exc:
-            failure = exc
+            self._finish(exchange, started, exc)
             raise
+        else:
+            self._finish(exchange, started, None)
         finally:
-            self._finish(exchange, status, size, started, failure)
             if token is not None:
                 otel_context.detach(token)
 
-    def _start_span(self, scope: Scope, method: str) -> tuple[Span | None, Token[Context] | None]:
-        tracer = self._tracer()
-        headers = scope["headers"]
-        if tracer is None:
-            # No SDK: no span to record, but keep the caller's trace current for propagation.
-            for name, _ in headers:
-                if name == b"traceparent":
-                    return None, otel_context.attach(propagate.extract(headers, getter=_GETTER))
-            return None, None
-        parent = propagate.extract(headers, getter=_GETTER)
-        attributes: dict[str, str | int] = {
-            "http.request.method": method if method != _WEBSOCKET_METHOD else "GET",
-            "url.path": scope["path"],
-            "url.scheme": scope.get("scheme", "http"),
-            "network.protocol.version": scope.get("http_version", "1.1"),
-        }
-        client = scope.get("client")
-        if client:
-            attributes["client.address"] = client[0]
-        span = tracer.start_span(
-            method, context=parent, kind=SpanKind.SERVER, attributes=attributes
-        )
-        return span, otel_context.attach(trace.set_span_in_context(span, parent))
-
-    def _finish(
-        self,
-        exchange: _Exchange,
-        status: int,
-        size: int,
-        started: float,
-        failure: BaseException | None,
-    ) -> None:
+    def _finish(self, exchange: _Exchange, started: float, failure: BaseException | None) -> None:
         # No response started: the server answers 500 (after an exception or an app that
         # returned without responding).
-        status = status or 500
+        status = exchange.status or 500
         metrics = self._metrics
         if metrics is not None:
             children = exchange.children
+            left = children is not None
             if children is None:
-                children = metrics.children(exchange.method, exchange.route)
-            else:
-                children.in_progress.dec()
-            children.duration.observe(time.perf_counter() - started)
-            if exchange.method != _WEBSOCKET_METHOD:
-                children.size.observe(size)
-            metrics.count(children, exchange.method, exchange.route, status)
+                children = metrics.route(exchange.method, exchange.route)
+            size = exchange.size if exchange.method != _WEBSOCKET_METHOD else None
+            children.finish(left, time.perf_counter() - started, size, status)
         span = exchange.span
         if span is not None:
-            span.set_attribute("http.response.status_code", status)
-            if failure is not None:
-                span.record_exception(failure)
-                span.set_attribute("error.type", type(failure).__qualname__)
-                span.set_status(StatusCode.ERROR, f"{type(failure).__qualname__}: {failure}")
-            elif status >= 500:  # noqa: PLR2004 (semantic conventions: only 5xx fail a server span)
-                span.set_attribute("error.type", str(status))
-                span.set_status(StatusCode.ERROR)
-            span.end()
+            _end_span(span, exchange, status, failure)
+
+
+def _start_span(
+    tracer: trace.Tracer | None, scope: Scope, method: str
+) -> tuple[Span | None, Token[Context] | None]:
+    headers = scope["headers"]
+    if tracer is None:
+        # No SDK: no span to record, but keep the caller's trace current for propagation.
+        for name, _ in headers:
+            if name == b"traceparent":
+                return None, otel_context.attach(propagate.extract(headers, getter=_GETTER))
+        return None, None
+    parent = propagate.extract(headers, getter=_GETTER)
+    attributes: dict[str, str | int] = {
+        "http.request.method": method if method != _WEBSOCKET_METHOD else "GET",
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+    span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _end_span(span: Span, exchange: _Exchange, status: int, failure: BaseException | None) -> None:
+    # Name and route are set once, at the end: each SDK call takes the span's lock.
+    attributes: dict[str, str | int] = {"http.response.status_code": status}
+    if exchange.selected is not None:
+        span.update_name(f"{exchange.method} {exchange.route}")
+        attributes["http.route"] = exchange.route
+    if failure is not None:
+        span.record_exception(failure)
+        attributes["error.type"] = type(failure).__qualname__
+        span.set_status(StatusCode.ERROR, f"{type(failure).__qualname__}: {failure}")
+    elif status >= 500:  # noqa: PLR2004 (semantic conventions: only 5xx fail a server span)
+        attributes["error.type"] = str(status)
+        span.set_status(StatusCode.ERROR)
+    span.set_attributes(attributes)
+    span.end()
 
 
 __all__ = [
