@@ -11,8 +11,8 @@ from aegis.testing import modules_loaded_by
 
 
 def test_reports_the_modules_the_statements_add() -> None:
-    loaded = modules_loaded_by("import fractions")
-    assert {"fractions", "decimal"} <= loaded
+    loaded = modules_loaded_by("import colorsys, fractions")
+    assert {"colorsys", "fractions"} <= loaded
     assert "json" not in loaded  # loaded by the harness before the statements ran
 
 
