@@ -37,6 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]  # no type information shipped
 from _results import Results, add_json_argument
 
+from aegis.schema import MigrationCoordinator, SchemaRegistry
+
 ADMIN = {"email": "admin@example.com", "password": "Admin-Passw0rd-Demo"}
 
 
@@ -140,10 +142,25 @@ async def drive(port: int, connections: int, seconds: float) -> dict[str, list[f
     return results
 
 
+SCHEMAS = Path(__file__).resolve().parents[1] / "examples" / "schemas"
+
+
+def create_tables(users_url: str, folder: Path) -> None:
+    """Create user-service's tables as the demo does: examples/schemas, aegis-schema's coordinator.
+
+    The registry also holds policy-service's tables (they refer to users'); they go to a scratch
+    SQLite file here.
+    """
+    urls = {"users": users_url, "policies": f"sqlite:///{folder / 'policies.db'}"}
+    history = f"sqlite:///{folder / 'schema-history.db'}"
+    with MigrationCoordinator(SchemaRegistry.load(SCHEMAS), urls, history=history) as schemas:
+        schemas.bootstrap()
+
+
 def run_service(
     environment: dict[str, str], connections: int, seconds: float
 ) -> dict[str, list[float]]:
-    """Start user-service with ``environment``, load it, stop it."""
+    """Start user-service with ``environment`` (its tables created already), load it, stop it."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "user_service"],
@@ -223,7 +240,10 @@ def main() -> None:
             }
         print(f"{args.connections} keep-alive connections, {args.seconds:g} s per endpoint")
         print(f"{'backend':<24}{'endpoint':<28}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
-        for backend, environment in backends.items():
+        for number, (backend, environment) in enumerate(backends.items()):
+            scratch = Path(folder) / str(number)
+            scratch.mkdir()
+            create_tables(environment["USERS_DATABASE__URL"], scratch)
             measured = run_service(environment, args.connections, args.seconds)
             for endpoint, latencies in measured.items():
                 rate = len(latencies) / args.seconds
