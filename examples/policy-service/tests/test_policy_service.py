@@ -5,7 +5,7 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from policy_service.models import UserCreated, UserData
+from user_events import UserCreated, UserData
 
 from aegis.msg import EventPublisher, EventRegistry, InMemoryTransport
 

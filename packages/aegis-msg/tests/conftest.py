@@ -21,6 +21,7 @@ from aegis.msg import (
     KafkaTransport,
     RetryPolicy,
     Transport,
+    make_transport,
 )
 from aegis.msg._transport import ReceivedMessage
 
@@ -71,12 +72,17 @@ def transport_kind(request: pytest.FixtureRequest) -> str:
 async def transport(
     transport_kind: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[Transport]:
-    if transport_kind == "memory":
-        yield InMemoryTransport()
-        return
-    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-    async with KafkaTransport(kafka_settings(bootstrap)) as kafka:
-        yield kafka
+    # Through make_transport and the protocol's start/close, as a service built on settings does.
+    settings = None
+    if transport_kind == "kafka":
+        settings = kafka_settings(request.getfixturevalue("kafka_bootstrap"))
+    transport = make_transport(settings)
+    assert isinstance(transport, InMemoryTransport if settings is None else KafkaTransport)
+    await transport.start()
+    try:
+        yield transport
+    finally:
+        await transport.close()
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ def test_public_names_are_exactly_these() -> None:
         "default_registry",
         "event_json_schema",
         "idempotent",
+        "make_transport",
         "new_event_id",
     ]
     assert all(getattr(aegis.msg, name) is not None for name in aegis.msg.__all__)

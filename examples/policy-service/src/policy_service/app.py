@@ -10,6 +10,7 @@ import httpx
 from fastapi import Depends, FastAPI, Query, Response, status
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from user_events import UserCreated, UserData, UserDeleted, UserUpdated
 
 from aegis.auth import (
     AuthMiddleware,
@@ -30,10 +31,10 @@ from aegis.log import RequestLoggingMiddleware, get_logger
 from aegis.msg import (
     EventRegistry,
     EventSubscriber,
-    InMemoryTransport,
-    KafkaTransport,
     SqlIdempotencyStore,
+    Transport,
     idempotent,
+    make_transport,
 )
 from aegis.obs import (
     HealthCheckError,
@@ -52,10 +53,6 @@ from policy_service.models import (
     PolicyOut,
     PolicyPatch,
     PolicyRepository,
-    UserCreated,
-    UserData,
-    UserDeleted,
-    UserUpdated,
 )
 from policy_service.settings import Settings
 
@@ -76,8 +73,6 @@ ROLES = RolePolicy.from_dict(
 )
 """The same roles as user-service (whose tokens carry role names, not permissions)."""
 
-Transport = InMemoryTransport | KafkaTransport
-
 
 class HolderUnknownError(AegisError):
     """The policy holder is not a user of user-service (422 ``POLICY_HOLDER_UNKNOWN``)."""
@@ -91,19 +86,12 @@ class HolderDeletedError(AegisError):
     default_code = "POLICY_HOLDER_DELETED"
 
 
-def make_transport(settings: Settings) -> Transport:
-    """Kafka when ``settings.kafka`` is set, else the in-memory transport."""
-    if settings.kafka is None:
-        return InMemoryTransport()
-    return KafkaTransport(settings.kafka)
-
-
 def create_app(  # noqa: PLR0915  # one readable wiring function: the point of the example
     settings: Settings, *, transport: Transport | None = None
 ) -> FastAPI:
     """Build the application; ``transport`` shares an event transport (the one-process demo)."""
     db = DatabaseManager(settings.database)
-    events = transport or make_transport(settings)
+    events = transport or make_transport(settings.kafka)
     plain = httpx.AsyncClient(timeout=5.0)  # JWKS and token requests; closed at shutdown
     verifier = TokenService(
         KeySet(),

@@ -16,7 +16,6 @@ from aegis.db import (
     UUIDPrimaryKeyMixin,
     VersionMixin,
 )
-from aegis.msg import Event
 
 Status = Literal["draft", "active", "lapsed", "cancelled"]
 
@@ -91,37 +90,3 @@ class PolicyOut(BaseModel):
     starts_on: date
     version: int
     created_at: datetime
-
-
-class UserData(BaseModel):
-    """Payload of user-service's user events."""
-
-    user_id: str
-    email: str
-    name: str
-    role: str
-    version: int
-
-
-class UserCreated(Event[UserData]):
-    """A user registered (published by user-service)."""
-
-    type = "user.created"
-    topic = "users"
-    key_field = "user_id"
-
-
-class UserUpdated(Event[UserData]):
-    """A user's name or role changed."""
-
-    type = "user.updated"
-    topic = "users"
-    key_field = "user_id"
-
-
-class UserDeleted(Event[UserData]):
-    """A user was deleted."""
-
-    type = "user.deleted"
-    topic = "users"
-    key_field = "user_id"

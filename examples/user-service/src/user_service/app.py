@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Response, status
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
+from user_events import UserCreated, UserDeleted, UserUpdated
 
 from aegis.auth import (
     JWKS_PATH,
@@ -37,7 +38,7 @@ from aegis.core.utils.validation import PasswordPolicy, require_strong_password
 from aegis.core.web import install_error_handlers
 from aegis.db import DatabaseManager, Filter, session_dependency
 from aegis.log import RequestLoggingMiddleware, get_logger
-from aegis.msg import InMemoryTransport, KafkaTransport, OutboxRelay
+from aegis.msg import OutboxRelay, Transport, make_transport
 from aegis.obs import (
     HealthRegistry,
     ObservabilityMiddleware,
@@ -48,13 +49,10 @@ from aegis.obs import (
 from user_service.models import (
     Login,
     Refresh,
-    UserCreated,
-    UserDeleted,
     UserIn,
     UserOut,
     UserPatch,
     UserRepository,
-    UserUpdated,
     outbox,
     user_data,
 )
@@ -85,15 +83,6 @@ PUBLIC_PATHS = [
     "/health*",
 ]
 
-Transport = InMemoryTransport | KafkaTransport
-
-
-def make_transport(settings: Settings) -> Transport:
-    """Kafka when ``settings.kafka`` is set, else the in-memory transport."""
-    if settings.kafka is None:
-        return InMemoryTransport()
-    return KafkaTransport(settings.kafka)
-
 
 def create_app(  # noqa: PLR0915  # one readable wiring function: the point of the example
     settings: Settings, *, transport: Transport | None = None
@@ -101,7 +90,7 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
     """Build the application; ``transport`` shares an event transport (the one-process demo)."""
     db = DatabaseManager(settings.database)
     cache = Cache(settings.cache)
-    events = transport or make_transport(settings)
+    events = transport or make_transport(settings.kafka)
     redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
     store: TokenStore = RedisTokenStore(redis, prefix="users:") if redis else MemoryTokenStore()
     keys = KeySet([JWTKey.generate(f"users-{uuid.uuid4().hex[:8]}", "EdDSA")])

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from user_events import UserData
 
 from aegis.db import (
     BaseRepository,
@@ -15,7 +16,7 @@ from aegis.db import (
     UUIDPrimaryKeyMixin,
     VersionMixin,
 )
-from aegis.msg import Event, Outbox
+from aegis.msg import Outbox
 
 Role = Literal["admin", "user", "viewer", "service"]
 
@@ -87,40 +88,6 @@ class Refresh(BaseModel):
     """``POST /auth/refresh``."""
 
     refresh_token: str
-
-
-class UserData(BaseModel):
-    """Payload of the user events."""
-
-    user_id: str
-    email: str
-    name: str
-    role: str
-    version: int
-
-
-class UserCreated(Event[UserData]):
-    """A user registered."""
-
-    type = "user.created"
-    topic = "users"
-    key_field = "user_id"
-
-
-class UserUpdated(Event[UserData]):
-    """A user's name or role changed."""
-
-    type = "user.updated"
-    topic = "users"
-    key_field = "user_id"
-
-
-class UserDeleted(Event[UserData]):
-    """A user was (soft-)deleted."""
-
-    type = "user.deleted"
-    topic = "users"
-    key_field = "user_id"
 
 
 def user_data(user: User) -> UserData:

@@ -26,6 +26,7 @@ from aegis.msg._errors import (
     UnsupportedVersionError,
 )
 from aegis.msg._event import SPEC_VERSION, Event, new_event_id
+from aegis.msg._factory import make_transport
 from aegis.msg._idempotency import (
     Claim,
     IdempotencyStore,
@@ -98,5 +99,6 @@ __all__ = [
     "default_registry",
     "event_json_schema",
     "idempotent",
+    "make_transport",
     "new_event_id",
 ]

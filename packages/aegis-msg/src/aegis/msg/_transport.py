@@ -205,6 +205,12 @@ class Transport(Protocol):
     def protocol(self) -> str:
         """The protocol name for documents and spans (``kafka``)."""
 
+    async def start(self) -> None:
+        """Get ready to send (the owner of the transport calls it once)."""
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Deliver what is queued (up to ``timeout`` seconds), then release the connection."""
+
     async def send_batch(self, records: Iterable[OutgoingRecord]) -> BatchResult:
         """Send ``records`` and wait for every delivery report; one result per record, in order.
 

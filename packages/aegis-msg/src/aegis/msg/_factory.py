@@ -1,0 +1,16 @@
+"""The transport a service's settings ask for: Kafka when configured, else in memory."""
+
+from __future__ import annotations
+
+from aegis.msg._kafka import KafkaSettings, KafkaTransport
+from aegis.msg._memory import InMemoryTransport
+from aegis.msg._transport import Transport
+
+
+def make_transport(kafka: KafkaSettings | None) -> Transport:
+    """Return a :class:`KafkaTransport` for ``kafka``; for ``None``, an :class:`InMemoryTransport`.
+
+    So one settings field (``kafka: KafkaSettings | None = None``) lets a service run on the
+    embedded default in development and tests and on Kafka in production.
+    """
+    return InMemoryTransport() if kafka is None else KafkaTransport(kafka)
