@@ -9,6 +9,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from aegis.core.utils.weak import OncePerObject
+
 VerificationSource = Literal["cache", "full"]
 """How a verification was answered: from the cache of verified tokens, or by a full check."""
 
@@ -114,11 +116,7 @@ class AuthMetrics:
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> AuthMetrics:
         """Return the metrics registered in ``registry`` (the default one when ``None``)."""
-        target = registry if registry is not None else REGISTRY
-        metrics = _by_registry.get(id(target))
-        if metrics is None or metrics[0] is not target:
-            metrics = _by_registry[id(target)] = (target, cls(target))
-        return metrics[1]
+        return _by_registry(registry if registry is not None else REGISTRY)
 
 
-_by_registry: dict[int, tuple[CollectorRegistry, AuthMetrics]] = {}
+_by_registry: OncePerObject[CollectorRegistry, AuthMetrics] = OncePerObject(AuthMetrics)

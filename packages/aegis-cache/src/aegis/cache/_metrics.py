@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from aegis.core.utils.weak import OncePerObject
+
 # Most cache calls take 0.1-2 ms; the slow tail up to the 250 ms default timeout matters too.
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -21,20 +23,17 @@ class CacheMetrics:
     circuit_open: Gauge
 
 
-_BY_REGISTRY: dict[int, tuple[CollectorRegistry, CacheMetrics]] = {}
-
-
 def metrics_for(registry: CollectorRegistry | None) -> CacheMetrics:
     """Return the metric families in ``registry`` (the default one when None), creating them once.
 
     Every :class:`~aegis.cache.Cache` on a registry shares them; the ``namespace`` label tells
     caches apart.
     """
-    target = REGISTRY if registry is None else registry
-    known = _BY_REGISTRY.get(id(target))
-    if known is not None and known[0] is target:
-        return known[1]
-    metrics = CacheMetrics(
+    return _by_registry(REGISTRY if registry is None else registry)
+
+
+def _declare(target: CollectorRegistry) -> CacheMetrics:
+    return CacheMetrics(
         hits=Counter(
             "aegis_cache_hits_total",
             "Cache reads that found a value; layer is near (in process) or remote (Redis).",
@@ -67,5 +66,6 @@ def metrics_for(registry: CollectorRegistry | None) -> CacheMetrics:
             registry=target,
         ),
     )
-    _BY_REGISTRY[id(target)] = (target, metrics)
-    return metrics
+
+
+_by_registry: OncePerObject[CollectorRegistry, CacheMetrics] = OncePerObject(_declare)

@@ -6,6 +6,8 @@ from typing import Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from aegis.core.utils.weak import OncePerObject
+
 HANDLER_BUCKETS: Final = (
     0.0005,
     0.001,
@@ -85,11 +87,7 @@ class MsgMetrics:
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> MsgMetrics:
         """Return the metrics registered in ``registry`` (the default one when ``None``)."""
-        target = registry if registry is not None else REGISTRY
-        metrics = _by_registry.get(id(target))
-        if metrics is None or metrics[0] is not target:
-            metrics = _by_registry[id(target)] = (target, cls(target))
-        return metrics[1]
+        return _by_registry(registry if registry is not None else REGISTRY)
 
 
-_by_registry: dict[int, tuple[CollectorRegistry, MsgMetrics]] = {}
+_by_registry: OncePerObject[CollectorRegistry, MsgMetrics] = OncePerObject(MsgMetrics)
