@@ -159,9 +159,10 @@ class EventCodec:
     ) -> Iterator[OutgoingRecord]:
         """Encode ``events`` one by one as records (a generator: nothing is kept).
 
-        Context values (correlation, cause, trace) are read once. A topic belongs to an event
-        class, so ``topic_of`` is asked once per run of events of one class. ``tally`` counts
-        the records per ``(topic, event class)``.
+        Context values (correlation, cause, trace) are read once. In binary mode a topic is taken
+        as belonging to an event class, so ``topic_of`` is asked once per run of events of one
+        class (per event in structured mode). ``tally`` counts the records per
+        ``(topic, event class)``.
         """
         if tally is None:
             tally = {}
