@@ -22,7 +22,7 @@ from aegis.msg import (
     event_json_schema,
     new_event_id,
 )
-from aegis.msg._wire import format_time
+from aegis.msg._wire import Run, format_time
 
 
 class AccountData(BaseModel):
@@ -209,8 +209,8 @@ def test_a_mixed_batch_keeps_each_events_topic_time_source_and_type() -> None:
         opened().model_copy(update={"time": datetime(2026, 1, 2, 3, 4, 5)}),  # unvalidated
         opened(time=second),
     ]
-    tally: dict[tuple[str, type[Event[Any]]], int] = {}
-    records = list(codec.records(events, lambda e: e.topic or "counts", tally=tally))
+    runs: list[Run] = []
+    records = list(codec.records(events, lambda e: e.topic or "counts", runs=runs))
     assert [record.topic for record in records] == ["accounts"] * 2 + ["counts"] + ["accounts"] * 4
     headers = [dict(record.headers) for record in records]
     assert [h["ce_time"] for h in headers] == [
@@ -227,6 +227,10 @@ def test_a_mixed_batch_keeps_each_events_topic_time_source_and_type() -> None:
     ] * 5
     assert [h["ce_type"] for h in headers][1:3] == [b"test.account.opened", b"test.counted"]
     assert [h["ce_correlationid"] for h in headers] == [event.id.encode() for event in events]
-    assert tally == {("accounts", AccountOpened): 6, ("counts", Counted): 1}
+    assert runs == [
+        (0, "accounts", AccountOpened),
+        (2, "counts", Counted),
+        (3, "accounts", AccountOpened),
+    ]
     decoded = codec.decode(message(records[1].headers, records[1].value))
     assert decoded == events[1].model_copy(update={"correlationid": events[1].id})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -63,7 +65,9 @@ class RefusingTransport(InMemoryTransport):
         if self.attempts > self.times:
             return await super().send_batch(records)
         error = PublishError("broker unreachable", retriable=self.retriable)
-        return BatchResult.of(DeliveryResult(r.topic, -1, -1, error, r.event_id) for r in records)
+        return BatchResult.of(
+            DeliveryResult(r.topic, -1, -1, error, r.event_id, r) for r in records
+        )
 
 
 @pytest.fixture
@@ -219,3 +223,36 @@ async def test_a_failed_commit_between_fetches_is_logged(caplog: pytest.LogCaptu
     (record,) = caplog.records
     assert record.levelname == "WARNING"
     assert "REBALANCE_IN_PROGRESS" in record.getMessage()
+
+
+async def test_a_generated_batch_is_sent_as_it_comes_without_keeping_the_events() -> None:
+    transport = InMemoryTransport()
+    publisher = EventPublisher(
+        transport, registry=EventRegistry(), metrics_registry=CollectorRegistry()
+    )
+    made: list[weakref.ref[NoteAdded]] = []
+
+    def notes() -> Iterator[NoteAdded]:
+        for number in range(50):
+            if len(made) > 2:  # events made before the last one are sent and dropped
+                assert made[-2]() is None
+            event = NoteAdded(data=NoteData(text=f"note {number}"))
+            made.append(weakref.ref(event))
+            yield event
+
+    results = await publisher.publish_batch(notes())
+    assert len(results) == 50
+    assert all(result.ok for result in results)
+    assert [json.loads(m.value())["text"] for m in transport.messages("notes")] == [
+        f"note {number}" for number in range(50)
+    ]
+
+
+async def test_a_retried_event_is_sent_again_as_the_same_record() -> None:
+    flaky = RefusingTransport(1, retriable=True)
+    publisher = EventPublisher(flaky, retry_backoff=0.001, metrics_registry=CollectorRegistry())
+    event = NoteAdded(data=NoteData(text="hi"))
+    await publisher.publish(event)
+    (stored,) = flaky.messages("notes")
+    assert dict(stored.headers())["ce_id"] == event.id.encode()
+    assert json.loads(stored.value()) == {"text": "hi"}

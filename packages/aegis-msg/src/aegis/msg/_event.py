@@ -17,22 +17,25 @@ SPEC_VERSION = "1.0"
 
 
 _sequence = itertools.count()
+_millisecond: list[Any] = [-1, ""]  # the last millisecond seen and its id prefix
 
 
 def new_event_id() -> str:
     """Return a new event id: a UUIDv7 string (RFC 9562), so ids sort by creation time.
 
     Made for speed (about 1 µs; ``str(aegis.core.models.uuid7())`` takes about 3): the 48-bit
-    millisecond time, a 12-bit wrapping sequence in ``rand_a`` and 62 random bits from
-    :mod:`random` (reseeded in forked children). Ids of one process sort by millisecond; within
-    one millisecond the order is not guaranteed. Event ids are identifiers, never secrets.
+    millisecond time (its text made once per millisecond), a 12-bit wrapping sequence in
+    ``rand_a`` and 62 random bits from :mod:`random` (reseeded in forked children). Ids of one
+    process sort by millisecond; within one millisecond the order is not guaranteed. Event ids
+    are identifiers, never secrets.
     """
     millis = time.time_ns() // 1_000_000
+    if millis != _millisecond[0]:
+        _millisecond[:] = millis, "%08x-%04x-7" % (millis >> 16, millis & 0xFFFF)  # noqa: UP031
     rand = random.getrandbits(62) | 0x8000_0000_0000_0000
-    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031 - the fastest spelling
-        millis >> 16,
-        millis & 0xFFFF,
-        0x7000 | (next(_sequence) & 0xFFF),
+    return "%s%03x-%04x-%012x" % (  # noqa: UP031 - the fastest spelling
+        _millisecond[1],
+        next(_sequence) & 0xFFF,
         rand >> 48,
         rand & 0xFFFF_FFFF_FFFF,
     )

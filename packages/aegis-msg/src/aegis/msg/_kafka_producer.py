@@ -59,6 +59,7 @@ class _Batch:
         "errors",
         "event_ids",
         "failed_now",
+        "failed_records",
         "finished",
         "future",
         "lock",
@@ -76,6 +77,7 @@ class _Batch:
         self.partitions = array("i")
         self.offsets = array("q")
         self.errors: dict[int, KafkaError | PublishError] = {}
+        self.failed_records: dict[int, OutgoingRecord] = {}
         self.produced = 0  # written by the event loop only
         self.failed_now = 0  # written by the event loop only: refused by produce() itself
         self.reported = 0  # written by whichever thread serves reports, under the lock
@@ -84,12 +86,23 @@ class _Batch:
         self.loop = loop
         self.future: asyncio.Future[None] = loop.create_future()
 
-    def report(self, index: int, error: KafkaError | None, message: Message) -> None:
+    def report(  # noqa: PLR0917 - a partial's arguments, then confluent's two
+        self,
+        index: int,
+        value: bytes,
+        key: bytes | None,
+        headers: tuple[tuple[str, bytes], ...],
+        error: KafkaError | None,
+        message: Message,
+    ) -> None:
         if error is None:
             self.partitions[index] = message.partition() or 0
             self.offsets[index] = message.offset() or 0
         else:
             self.errors[index] = error
+            self.failed_records[index] = OutgoingRecord(
+                self.topics[index], value, key, list(headers), self.event_ids[index]
+            )
         with self.lock:
             self.reported += 1
             last = self.finished and self.reported + self.failed_now == self.produced
@@ -105,7 +118,14 @@ class _Batch:
             else _error(topics[index], event_ids[index], error)
             for index, error in self.errors.items()
         }
-        return BatchResult(topics, event_ids, self.partitions, self.offsets, errors)
+        return BatchResult(
+            topics,
+            event_ids,
+            self.partitions,
+            self.offsets,
+            errors,
+            failed_records=self.failed_records,
+        )
 
     def complete(self) -> bool:
         with self.lock:
@@ -200,7 +220,8 @@ class KafkaProducer:
         capacity = 0
         self._pause_polling()
         try:
-            for index, (topic, value, key, headers, event_id) in enumerate(records):
+            for index, record in enumerate(records):
+                topic, value, key, headers, event_id = record
                 add_topic(topic)
                 add_event_id(event_id)
                 if index == capacity:
@@ -212,13 +233,21 @@ class KafkaProducer:
                 batch.produced = index + 1
                 while True:
                     try:
+                        # Positional (topic, value, key, partition, callback, on_delivery,
+                        # timestamp, headers): cheaper to parse than keywords, per message.
+                        # The record's parts ride with its report, so a failed one can be sent
+                        # again: only immutable ones, which the garbage collector stops
+                        # tracking, since reports may take a while and 100,000 tracked
+                        # objects in flight cost full collections.
                         produce(
                             topic,
                             value,
                             key,
-                            # list is invariant; confluent only reads the (str, bytes) pairs
-                            headers=headers,  # type: ignore[arg-type]
-                            on_delivery=partial(report, index),
+                            -1,
+                            partial(report, index, value, key, tuple(headers)),
+                            None,
+                            0,
+                            headers,  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
                         )
                         break
                     except BufferError:
@@ -228,6 +257,7 @@ class KafkaProducer:
                         self._pause_polling()
                     except KafkaException as exc:
                         batch.errors[index] = exc.args[0]
+                        batch.failed_records[index] = record
                         batch.failed_now += 1
                         break
         finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from typing import Any
 
 from opentelemetry import trace
@@ -17,7 +19,7 @@ from aegis.msg._metrics import MsgMetrics
 from aegis.msg._registry import EventRegistry, default_registry
 from aegis.msg._tracing import traceparent_of, tracer, tracing_enabled
 from aegis.msg._transport import BatchResult, DeliveryResult, Transport
-from aegis.msg._wire import EventCodec, WireMode
+from aegis.msg._wire import EventCodec, Run, WireMode
 
 logger = logging.getLogger("aegis.msg")
 
@@ -105,23 +107,27 @@ class EventPublisher:
     ) -> Sequence[DeliveryResult]:
         """Publish ``events`` together (one flush) and return one result per event, in order.
 
+        ``events`` may be a generator: each event is encoded and sent as it comes and is not
+        kept, so a large batch built on the fly never holds every event in memory at once.
         A failure is reported in that event's result (``result.error``), never raised, so the
         caller sees exactly which events the broker has; failures the broker calls retriable
-        are sent again first (``retries``, with backoff).
+        are sent again first (``retries``, with backoff), as the records they were.
 
         Raises:
             ConfigurationError: no topic is known for one of the events.
         """
-        batch = list(events)
-        if not batch:
+        iterator = iter(events)
+        first = next(iterator, None)
+        if first is None:
             return []
+        batch = chain((first,), iterator)
 
         def topic_of(event: Event[Any]) -> str:  # asked once per run of one event class
             return self.topic_for(event, topic)
 
-        tally: dict[tuple[str, type[Event[Any]]], int] = {}
+        runs: list[Run] = []
         if tracing_enabled():
-            first_topic = topic_of(batch[0])
+            first_topic = topic_of(first)
             with tracer().start_as_current_span(
                 f"{first_topic} publish",
                 kind=trace.SpanKind.PRODUCER,
@@ -129,76 +135,75 @@ class EventPublisher:
                     "messaging.system": self.transport.protocol,
                     "messaging.destination.name": first_topic,
                     "messaging.operation.type": "send",
-                    "messaging.batch.message_count": len(batch),
                 },
             ) as span:
                 parent = traceparent_of(span)
-                results = await self._send(batch, topic_of, parent, tally)
+                results = await self._send(batch, topic_of, parent, runs)
+                span.set_attribute("messaging.batch.message_count", len(results))
                 failed = len(_failures(results))
                 if failed:
                     span.set_status(trace.StatusCode.ERROR, f"{failed} events not delivered")
         else:
-            results = await self._send(batch, topic_of, None, tally)
-        self._account(batch, results, tally)
+            results = await self._send(batch, topic_of, None, runs)
+        self._account(results, runs)
         return results
 
     async def _send(
         self,
-        batch: list[Event[Any]],
+        batch: Iterable[Event[Any]],
         topic_of: Callable[[Event[Any]], str],
         traceparent: str | None,
-        tally: dict[tuple[str, type[Event[Any]]], int],
+        runs: list[Run],
     ) -> Sequence[DeliveryResult]:
         send = self.transport.send_batch
         results: Sequence[DeliveryResult] = await send(
-            self.codec.records(batch, topic_of, traceparent=traceparent, tally=tally)
+            self.codec.records(batch, topic_of, traceparent=traceparent, runs=runs)
         )
         delay = self.retry_backoff
         for _ in range(self.retries):
             again = [
-                index
+                (index, result.record)
                 for index, result in _failures(results)
-                if result.error is not None and result.error.retriable
+                if result.error is not None and result.error.retriable and result.record
             ]
             if not again:
                 break
             await asyncio.sleep(delay)
             delay *= 2
-            resent = await send(
-                self.codec.records([batch[i] for i in again], topic_of, traceparent=traceparent)
-            )
+            resent = await send([record for _, record in again])
             merged = list(results)
-            for index, result in zip(again, resent, strict=True):
+            for (index, _), result in zip(again, resent, strict=True):
                 merged[index] = result
             results = merged
         return results
 
-    def _account(
-        self,
-        events: list[Event[Any]],
-        results: Sequence[DeliveryResult],
-        tally: dict[tuple[str, type[Event[Any]]], int],
-    ) -> None:
+    def _account(self, results: Sequence[DeliveryResult], runs: list[Run]) -> None:
+        sent: dict[tuple[str, type[Event[Any]]], int] = {}
+        for run, end in zip(runs, [*(run.start for run in runs[1:]), len(results)], strict=True):
+            key = (run.topic, run.event_type)
+            sent[key] = sent.get(key, 0) + end - run.start
         failed: dict[tuple[str, type[Event[Any]]], int] = {}
+        starts = [run.start for run in runs]
         for index, result in _failures(results):
-            event = events[index]
-            key = (result.topic, event.__class__)
+            run = runs[bisect_right(starts, index) - 1]
+            key = (run.topic, run.event_type)
             failed[key] = failed.get(key, 0) + 1
+            event_type = run.event_type.type
             logger.error(
                 "event %s (%s) was not published: %s",
-                event.id,
-                event.type,
+                result.event_id,
+                event_type,
                 result.error.message if result.error else "",
-                extra={"event_id": event.id, "event_type": event.type},
+                extra={"event_id": result.event_id, "event_type": event_type},
             )
-        for (topic_name, event_type), count in tally.items():
-            errors = failed.get((topic_name, event_type), 0)
-            published = self._metrics.published
+        published = self._metrics.published
+        for (topic_name, event_class), count in sent.items():
+            errors = failed.get((topic_name, event_class), 0)
             if count > errors:
-                published.labels(topic_name, event_type.type, "ok").inc(count - errors)
+                published.labels(topic_name, event_class.type, "ok").inc(count - errors)
             if errors:
-                published.labels(topic_name, event_type.type, "error").inc(errors)
-            self.published_types.add((topic_name, event_type))
+                published.labels(topic_name, event_class.type, "error").inc(errors)
+            self.published_types.add((topic_name, event_class))
 
 
 def _failures(results: Sequence[DeliveryResult]) -> list[tuple[int, DeliveryResult]]:

@@ -35,6 +35,8 @@ class DeliveryResult:
     offset: int
     error: PublishError | None = None
     event_id: str | None = None
+    record: OutgoingRecord | None = None
+    """The record itself when it was not delivered, so it can be sent again as it was."""
 
     @property
     def ok(self) -> bool:
@@ -47,9 +49,10 @@ class BatchResult(Sequence[DeliveryResult]):
 
     A batch of 100,000 events keeps two integer arrays and the failures here, not 100,000
     objects: every object kept alive makes Python's garbage collector slower for everyone.
+    A failure keeps its record (``failed_records``), so it can be sent again as it was.
     """
 
-    __slots__ = ("_errors", "_event_ids", "_offsets", "_partitions", "_topics")
+    __slots__ = ("_errors", "_event_ids", "_failed_records", "_offsets", "_partitions", "_topics")
 
     def __init__(
         self,
@@ -58,12 +61,15 @@ class BatchResult(Sequence[DeliveryResult]):
         partitions: array[int],
         offsets: array[int],
         errors: dict[int, PublishError],
+        *,
+        failed_records: dict[int, OutgoingRecord] | None = None,
     ) -> None:
         self._topics = topics
         self._event_ids = event_ids
         self._partitions = partitions
         self._offsets = offsets
         self._errors = errors
+        self._failed_records = failed_records or {}
 
     @classmethod
     def of(cls, results: Iterable[DeliveryResult]) -> BatchResult:
@@ -76,6 +82,8 @@ class BatchResult(Sequence[DeliveryResult]):
             batch._offsets.append(result.offset)
             if result.error is not None:
                 batch._errors[index] = result.error
+            if result.record is not None:
+                batch._failed_records[index] = result.record
         return batch
 
     def __len__(self) -> int:
@@ -99,6 +107,7 @@ class BatchResult(Sequence[DeliveryResult]):
             -1 if error is not None else self._offsets[index],
             error,
             self._event_ids[index],
+            self._failed_records.get(index) if error is not None else None,
         )
 
     def __iter__(self) -> Iterator[DeliveryResult]:

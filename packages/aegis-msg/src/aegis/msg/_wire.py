@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -61,6 +61,14 @@ def format_time(value: datetime) -> str:
         value.second,
         value.microsecond,
     )
+
+
+class Run(NamedTuple):
+    """Where a run of records of one topic and event class starts in an encoded batch."""
+
+    start: int
+    topic: str
+    event_type: type[Event[Any]]
 
 
 _new_record: Final = partial(tuple.__new__, OutgoingRecord)
@@ -155,32 +163,34 @@ class EventCodec:
         topic_of: Callable[[Event[Any]], str],
         *,
         traceparent: str | None = None,
-        tally: dict[tuple[str, type[Event[Any]]], int] | None = None,
+        runs: list[Run] | None = None,
     ) -> Iterator[OutgoingRecord]:
         """Encode ``events`` one by one as records (a generator: nothing is kept).
 
         Context values (correlation, cause, trace) are read once. In binary mode a topic is taken
         as belonging to an event class, so ``topic_of`` is asked once per run of events of one
-        class (per event in structured mode). ``tally`` counts the records per
-        ``(topic, event class)``.
+        class (per event in structured mode). ``runs`` receives a :data:`Run` where each run of
+        records of one topic and event class starts.
         """
-        if tally is None:
-            tally = {}
+        if runs is None:
+            runs = []
         if self.mode == "structured":
-            return self._structured_records(events, topic_of, traceparent, tally)
-        return self._binary_records(events, topic_of, traceparent, tally)
+            return self._structured_records(events, topic_of, traceparent, runs)
+        return self._binary_records(events, topic_of, traceparent, runs)
 
     def _structured_records(
         self,
         events: Iterable[Event[Any]],
         topic_of: Callable[[Event[Any]], str],
         traceparent: str | None,
-        tally: dict[tuple[str, type[Event[Any]]], int],
+        runs: list[Run],
     ) -> Iterator[OutgoingRecord]:
-        for event in events:
+        last: tuple[str, type[Event[Any]]] | None = None
+        for index, event in enumerate(events):
             record = self._structured(event, topic_of(event), traceparent=traceparent)
-            counted = (record.topic, event.__class__)
-            tally[counted] = tally.get(counted, 0) + 1
+            if last != (record.topic, event.__class__):
+                last = (record.topic, event.__class__)
+                runs.append(Run(index, *last))
             yield record
 
     def _binary_records(  # noqa: PLR0915 - the per-event hot loop, kept flat
@@ -188,7 +198,7 @@ class EventCodec:
         events: Iterable[Event[Any]],
         topic_of: Callable[[Event[Any]], str],
         traceparent: str | None,
-        tally: dict[tuple[str, type[Event[Any]]], int],
+        runs: list[Run],
     ) -> Iterator[OutgoingRecord]:
         # Per event, only the id and the time are new; everything else is built once per run of
         # events of one class (header prefix, topic, key attribute) or once per batch (context
@@ -214,7 +224,7 @@ class EventCodec:
         second_text = b""
         run_type: type[Event[Any]] | None = None
         run_topic = ""
-        run = 0
+        run_start = run = 0
         prefix: Headers = []
         head: Headers = []
         key_field: str | None = None
@@ -222,11 +232,10 @@ class EventCodec:
         for event in events:
             event_type = event.__class__
             if event_type is not run_type:
-                if run:
-                    counted = (run_topic, run_type or event_type)
-                    tally[counted] = tally.get(counted, 0) + run
                 template = templates.get(event_type) or self._template(event_type)
+                run_start += run
                 run_type, run_topic, run = event_type, topic_of(event), 0
+                runs.append(Run(run_start, run_topic, event_type))
                 prefix = template.headers
                 head = [*prefix, ("ce_source", default_source)]
                 key_field, serialize = template.key_field, template.serialize
@@ -276,9 +285,6 @@ class EventCodec:
                     event_id,
                 )
             )
-        if run:
-            counted = (run_topic, run_type or Event)
-            tally[counted] = tally.get(counted, 0) + run
 
     def _own_headers(
         self,
