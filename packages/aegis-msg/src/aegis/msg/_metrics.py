@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final
+import os
+from typing import Any, Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from aegis.core.utils.weak import OncePerObject
+from aegis.msg._plain_metrics import PlainCounter, PlainHistogram
 
 HANDLER_BUCKETS: Final = (
     0.0005,
@@ -37,16 +39,23 @@ class MsgMetrics:
       ``unsupported_version``, ``not_retryable``.
     - ``aegis_msg_handler_duration_seconds{topic,type}``: handler time per message.
     - ``aegis_msg_consumer_lag_messages{group,topic,partition}``: messages behind the end.
+
+    The two recorded per consumed message (consumed, handler duration) are plain numbers
+    rendered on scrape (:mod:`aegis.msg._plain_metrics`), except in prometheus_client's
+    multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which only its own metrics support.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        plain = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        counter: Any = PlainCounter if plain else Counter
+        histogram: Any = PlainHistogram if plain else Histogram
         self.published = Counter(
             "aegis_msg_published_total",
             "Events sent to the broker, by outcome.",
             ["topic", "type", "outcome"],
             registry=registry,
         )
-        self.consumed = Counter(
+        self.consumed = counter(
             "aegis_msg_consumed_total",
             "Messages a subscriber finished, by outcome.",
             ["topic", "type", "outcome"],
@@ -70,7 +79,7 @@ class MsgMetrics:
             ["topic", "type", "reason"],
             registry=registry,
         )
-        self.handler_duration = Histogram(
+        self.handler_duration = histogram(
             "aegis_msg_handler_duration_seconds",
             "Time a handler took per message.",
             ["topic", "type"],

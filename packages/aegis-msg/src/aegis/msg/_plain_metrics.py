@@ -1,0 +1,138 @@
+"""A counter and a histogram kept as plain numbers, turned into metric families on scrape.
+
+A consumed message records one handler duration and one count. prometheus_client's
+``Histogram.observe`` walks the buckets in Python and takes two locks, and ``Counter.inc`` one
+more; here each takes one lock and a C bisect. Children keep prometheus_client's
+``labels(...).inc()`` / ``.observe()`` calls, so code reads the same either way. With
+``PROMETHEUS_MULTIPROC_DIR`` set, workers must write their samples to that directory, which
+only prometheus_client's own metrics do, so :class:`~aegis.msg._metrics.MsgMetrics` uses those
+there.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, cast
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+_bound_label: Final = cast("Callable[[float], str]", floatToGoString)
+"""The ``le`` label text prometheus_client itself writes (``0.005``, ``+Inf``)."""
+
+
+class CountedChild:
+    """One label set of a :class:`PlainCounter`."""
+
+    __slots__ = ("_lock", "value")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        """Add ``amount`` (default 1)."""
+        with self._lock:
+            self.value += amount
+
+
+class ObservedChild:
+    """One label set of a :class:`PlainHistogram`: a count per bucket and the sum."""
+
+    __slots__ = ("_bounds", "_lock", "counts", "sum")
+
+    def __init__(self, lock: threading.Lock, bounds: tuple[float, ...]) -> None:
+        self._lock = lock
+        self._bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        """Record one value."""
+        index = bisect_left(self._bounds, amount)
+        with self._lock:
+            self.counts[index] += 1
+            self.sum += amount
+
+
+class _PlainMetric(Collector):
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.lock = threading.Lock()
+        registry.register(self)
+
+    def describe(self) -> Iterable[Metric]:
+        return self.collect()  # the family's name and type: what registering checks
+
+
+class PlainCounter(_PlainMetric):
+    """A labelled counter: ``labels(*values).inc()``; the ``_total`` suffix is added."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
+    ) -> None:
+        self._children: dict[tuple[str, ...], CountedChild] = {}
+        super().__init__(name.removesuffix("_total"), documentation, labelnames, registry)
+
+    def labels(self, *values: str) -> CountedChild:
+        """The child of ``values`` (created on first use)."""
+        child = self._children.get(values)
+        if child is None:
+            with self.lock:
+                child = self._children.setdefault(values, CountedChild(self.lock))
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            values = [(labels, child.value) for labels, child in self._children.items()]
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in values:
+            family.add_metric(labels, value)
+        yield family
+
+
+class PlainHistogram(_PlainMetric):
+    """A labelled histogram: ``labels(*values).observe(seconds)``."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+        *,
+        buckets: Sequence[float],
+    ) -> None:
+        bounds = sorted(float(bound) for bound in buckets)
+        self.bounds = (*bounds, float("inf")) if bounds[-1] != float("inf") else tuple(bounds)
+        self._children: dict[tuple[str, ...], ObservedChild] = {}
+        super().__init__(name, documentation, labelnames, registry)
+
+    def labels(self, *values: str) -> ObservedChild:
+        """The child of ``values`` (created on first use)."""
+        child = self._children.get(values)
+        if child is None:
+            with self.lock:
+                child = self._children.setdefault(values, ObservedChild(self.lock, self.bounds))
+        return child
+
+    def collect(self) -> Iterator[Metric]:
+        with self.lock:
+            figures = [(labels, [*c.counts], c.sum) for labels, c in self._children.items()]
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, counts, total in figures:
+            running = 0
+            buckets = []
+            for bound, count in zip(self.bounds, counts, strict=True):
+                running += count
+                buckets.append((_bound_label(bound), running))
+            family.add_metric(labels, buckets, total)
+        yield family

@@ -1,0 +1,45 @@
+"""The plain-number counter and histogram expose exactly what prometheus_client's would."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from aegis.msg._metrics import HANDLER_BUCKETS, MsgMetrics
+from aegis.msg._plain_metrics import PlainCounter, PlainHistogram
+
+VALUES = [0.0, 0.0005, 0.0007, 0.001, 0.3, 2.5, 7.0, 1e9]
+
+
+def test_the_same_records_give_the_same_exposition_as_prometheus_client() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    counters = [
+        PlainCounter("jobs_total", "Jobs.", ["queue"], ours),
+        Counter("jobs_total", "Jobs.", ["queue"], registry=theirs),
+    ]
+    histograms = [
+        PlainHistogram("job_seconds", "Job time.", ["queue"], ours, buckets=HANDLER_BUCKETS),
+        Histogram("job_seconds", "Job time.", ["queue"], buckets=HANDLER_BUCKETS, registry=theirs),
+    ]
+    for counter, histogram in zip(counters, histograms, strict=True):
+        for queue in ("a", "b"):
+            counter.labels(queue).inc()
+            counter.labels(queue).inc(2.5)
+            for value in VALUES if queue == "a" else VALUES[:2]:
+                histogram.labels(queue).observe(value)
+    ours_text = generate_latest(ours).decode()
+    theirs_text = generate_latest(theirs).decode()
+    # prometheus_client also writes a _created sample per child: the one difference.
+    assert ours_text == "".join(
+        line for line in theirs_text.splitlines(keepends=True) if "_created" not in line
+    )
+
+
+def test_multiprocess_mode_keeps_prometheus_client_metrics(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    assert isinstance(MsgMetrics(CollectorRegistry()).consumed, PlainCounter)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics = MsgMetrics(CollectorRegistry())
+    assert isinstance(metrics.consumed, Counter)
+    assert isinstance(metrics.handler_duration, Histogram)
