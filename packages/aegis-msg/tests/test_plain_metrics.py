@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
@@ -13,11 +15,11 @@ VALUES = [0.0, 0.0005, 0.0007, 0.001, 0.3, 2.5, 7.0, 1e9]
 
 def test_the_same_records_give_the_same_exposition_as_prometheus_client() -> None:
     ours, theirs = CollectorRegistry(), CollectorRegistry()
-    counters = [
+    counters: list[Any] = [
         PlainCounter("jobs_total", "Jobs.", ["queue"], ours),
         Counter("jobs_total", "Jobs.", ["queue"], registry=theirs),
     ]
-    histograms = [
+    histograms: list[Any] = [
         PlainHistogram("job_seconds", "Job time.", ["queue"], ours, buckets=HANDLER_BUCKETS),
         Histogram("job_seconds", "Job time.", ["queue"], buckets=HANDLER_BUCKETS, registry=theirs),
     ]

@@ -1,4 +1,5 @@
-"""The outbox relay keeps running through a broker outage and delivers everything, in order."""
+"""Broker outages: the outbox relay runs through one and delivers everything in order, and
+events the broker could not take come back with their records, ready to be sent again."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from aegis.msg import Event, EventRegistry, KafkaSettings, KafkaTransport, Outbox, OutboxRelay
+from aegis.msg import (
+    Event,
+    EventPublisher,
+    EventRegistry,
+    KafkaSettings,
+    KafkaTransport,
+    Outbox,
+    OutboxRelay,
+)
+from aegis.msg._transport import ReceivedMessage
+from aegis.msg._wire import EventCodec
 from aegis.testing import RestartableServer
 
 pytestmark = pytest.mark.anyio
@@ -28,6 +39,17 @@ class AccountStep(Event[StepData]):
     type = "test.account.step"
     topic = "accounts"
     key_field = "account"
+
+
+class NoteData(BaseModel):
+    author: str
+    text: str
+
+
+class NoteAdded(Event[NoteData]):
+    type = "test.note.added"
+    topic = "notes"
+    key_field = "author"
 
 
 @pytest.fixture
@@ -47,22 +69,24 @@ async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def read(bootstrap: str, topic: str, count: int) -> list[int]:
-    """The steps of the first ``count`` messages of ``topic``, partition by partition."""
+def read(bootstrap: str, topic: str, count: int) -> list[ReceivedMessage]:
+    """The first ``count`` messages of ``topic``, partition by partition."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reader"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found: list[int] = []
+        found: list[ReceivedMessage] = []
         for _ in range(150):
-            for message in consumer.consume(count, 0.2):
-                if message.error() is None:
-                    found.append(json.loads(message.value() or b"")["step"])
+            found += [m for m in consumer.consume(count, 0.2) if m.error() is None]
             if len(found) >= count:
                 return found
-        raise AssertionError(f"only {found} of {count} messages arrived")
+        raise AssertionError(f"only {len(found)} of {count} messages arrived")
     finally:
         consumer.close()
+
+
+def steps(messages: list[ReceivedMessage]) -> list[int]:
+    return [json.loads(message.value() or b"")["step"] for message in messages]
 
 
 async def test_relay_running_through_a_broker_outage_delivers_every_event_in_order(
@@ -96,7 +120,7 @@ async def test_relay_running_through_a_broker_outage_delivers_every_event_in_ord
             await add(0, 1)
             while relay.status.published < 2:
                 await relay.next_attempt()
-            assert await asyncio.to_thread(read, broker.url, "accounts", 2) == [0, 1]
+            assert steps(await asyncio.to_thread(read, broker.url, "accounts", 2)) == [0, 1]
 
             broker.stop()
             await add(2, 3, 4)
@@ -113,6 +137,51 @@ async def test_relay_running_through_a_broker_outage_delivers_every_event_in_ord
             )  # same address; its in-memory storage starts empty
             while relay.status.published < 5:
                 await relay.next_attempt()
-            assert await asyncio.to_thread(read, broker.url, "accounts", 3) == [2, 3, 4]
+            assert steps(await asyncio.to_thread(read, broker.url, "accounts", 3)) == [2, 3, 4]
         async with engine.connect() as connection:
             assert (await connection.execute(pending)).scalar_one() == 0
+
+
+async def test_undelivered_events_carry_their_records_and_resending_them_delivers_the_events(
+    broker: RestartableServer,
+) -> None:
+    await asyncio.to_thread(broker.start)
+    settings = KafkaSettings(
+        bootstrap_servers=broker.url,
+        delivery_timeout=1.5,
+        producer={"reconnect.backoff.max.ms": 200},
+    )
+    registry = EventRegistry()
+    events = [NoteAdded(data=NoteData(author=f"a{i}", text=f"note {i}")) for i in range(3)]
+    async with KafkaTransport(settings) as kafka:
+        publisher = EventPublisher(
+            kafka,
+            source="notes",
+            registry=registry,
+            retries=0,
+            metrics_registry=CollectorRegistry(),
+        )
+        assert (await publisher.publish(events[0])).ok
+        broker.stop()
+        results = await publisher.publish_batch(event for event in events[1:])
+        assert [result.event_id for result in results] == [event.id for event in events[1:]]
+        assert all(result.error is not None and result.error.retriable for result in results)
+        records = [result.record for result in results]
+        assert all(record is not None and record.event_id == result.event_id
+                   for record, result in zip(records, results, strict=True))  # fmt: skip
+
+        await asyncio.to_thread(broker.start)  # same address, empty storage
+        # The broker forgot the idempotent producer: its first send fails (retriable) and
+        # brings up a fresh client, as a publisher's own retries would.
+        for _ in range(3):
+            resent = await kafka.send_batch(record for record in records if record is not None)
+            records = [result.record for result in resent.failed]
+            if not records:
+                break
+        assert not records
+    messages = await asyncio.to_thread(read, broker.url, "notes", 2)
+    codec = EventCodec(registry, source="reader")
+    decoded = [codec.decode(message) for message in messages]
+    assert {(e.id, e.source, e.data.text) for e in decoded if e is not None} == {
+        (e.id, "notes", e.data.text) for e in events[1:]
+    }
