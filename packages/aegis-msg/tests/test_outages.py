@@ -1,11 +1,12 @@
-"""Broker outages: the outbox relay runs through one and delivers everything in order, and
-events the broker could not take come back with their records, ready to be sent again."""
+"""Outages and refusals: the outbox relay runs through an outage and delivers everything in
+order; events the broker could not take come back with their records, ready to be sent again;
+a record the client refuses fails alone."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -22,6 +23,7 @@ from aegis.msg import (
     KafkaTransport,
     Outbox,
     OutboxRelay,
+    OutgoingRecord,
 )
 from aegis.msg._transport import ReceivedMessage
 from aegis.msg._wire import EventCodec
@@ -185,3 +187,24 @@ async def test_undelivered_events_carry_their_records_and_resending_them_deliver
     assert {(e.id, e.source, e.data.text) for e in decoded if e is not None} == {
         (e.id, "notes", e.data.text) for e in events[1:]
     }
+
+
+async def test_a_record_the_client_refuses_fails_alone_and_the_producer_goes_on(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str]
+) -> None:
+    topic = kafka_topic_factory("refused")
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, producer={"message.max.bytes": 2000}
+    )
+    small = OutgoingRecord(topic, b"small", b"k", [], "e1")
+    huge = OutgoingRecord(topic, b"x" * 5000, b"k", [("h", b"v")], "e2")
+    async with KafkaTransport(settings) as kafka:
+        results = await kafka.send_batch([small, huge, small._replace(event_id="e3")])
+        assert [result.ok for result in results] == [True, False, True]
+        assert results[1].error is not None
+        assert "MSG_SIZE_TOO_LARGE" in results[1].error.message
+        assert results[1].record == huge
+        assert results[0].offset + 1 == results[2].offset
+        again = await kafka.send_batch([small] * 3)  # the refused message left nothing behind
+        assert again.all_ok
+        assert [result.offset for result in again] == [results[2].offset + n for n in (1, 2, 3)]

@@ -15,14 +15,14 @@ import asyncio
 import logging
 import threading
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from aegis.msg._errors import PublishError
-from aegis.msg._transport import BatchResult, OutgoingRecord
+from aegis.msg._transport import BatchResult, Headers, OutgoingRecord
 
 logger = logging.getLogger("aegis.msg")
 
@@ -138,6 +138,53 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+class _ReportSlots:
+    """Delivery callbacks made once and reused: one per message in flight, not per message.
+
+    A fresh ``partial`` per message, alive until its report, cost about 3 µs more per message
+    than one callback made once (the allocations, and the garbage collector walking them while
+    they wait). A slot holds its message's batch and index, and the record's immutable parts
+    (a failed record can be sent again), until the report frees it for the next message.
+    """
+
+    __slots__ = ("_batches", "_callbacks", "_free", "_parts")
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[KafkaError | None, Message], None]] = []
+        self._free: list[int] = []
+        self._batches: list[_Batch | None] = []
+        self._parts: list[
+            tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]] | None
+        ] = []
+
+    def take(
+        self, batch: _Batch, index: int, value: bytes, key: bytes | None, headers: Headers
+    ) -> tuple[int, Callable[[KafkaError | None, Message], None]]:
+        """A free slot for one message, and the callback that reports it."""
+        slot = self._free.pop() if self._free else self._grow()
+        self._batches[slot] = batch
+        self._parts[slot] = (index, value, key, tuple(headers))
+        return slot, self._callbacks[slot]
+
+    def give_back(self, slot: int) -> None:
+        """Free ``slot`` of a message that produce() refused (no report will come)."""
+        self._batches[slot] = self._parts[slot] = None
+        self._free.append(slot)
+
+    def _grow(self) -> int:
+        slot = len(self._callbacks)
+        self._callbacks.append(partial(self._deliver, slot))
+        self._batches.append(None)
+        self._parts.append(None)
+        return slot
+
+    def _deliver(self, slot: int, error: KafkaError | None, message: Message) -> None:
+        batch, parts = self._batches[slot], self._parts[slot]
+        self.give_back(slot)
+        if batch is not None and parts is not None:
+            batch.report(*parts, error, message)
+
+
 class KafkaProducer:
     """Asynchronous, header-capable Kafka producer: idempotent, acks=all, ordered per partition.
 
@@ -159,6 +206,7 @@ class KafkaProducer:
         self._thread: threading.Thread | None = None
         self._fatal = False
         self._batches: set[_Batch] = set()
+        self._slots = _ReportSlots()
         self._producing = 0  # batches in their produce loop; the poll thread waits meanwhile
         self._may_poll = threading.Event()
         self._may_poll.set()
@@ -212,7 +260,7 @@ class KafkaProducer:
         """
         producer = await self._client()
         batch = _Batch(asyncio.get_running_loop())
-        report = batch.report
+        take_slot = self._slots.take
         produce = producer.produce
         topics, event_ids = batch.topics, batch.event_ids
         add_topic, add_event_id = topics.append, event_ids.append
@@ -231,20 +279,17 @@ class KafkaProducer:
                     capacity += _INLINE_POLL_EVERY
                     producer.poll(0)
                 batch.produced = index + 1
+                slot, callback = take_slot(batch, index, value, key, headers)
                 while True:
                     try:
                         # Positional (topic, value, key, partition, callback, on_delivery,
                         # timestamp, headers): cheaper to parse than keywords, per message.
-                        # The record's parts ride with its report, so a failed one can be sent
-                        # again: only immutable ones, which the garbage collector stops
-                        # tracking, since reports may take a while and 100,000 tracked
-                        # objects in flight cost full collections.
                         produce(
                             topic,
                             value,
                             key,
                             -1,
-                            partial(report, index, value, key, tuple(headers)),
+                            callback,
                             None,
                             0,
                             headers,  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
@@ -256,6 +301,7 @@ class KafkaProducer:
                         await asyncio.sleep(_BUFFER_FULL_WAIT)
                         self._pause_polling()
                     except KafkaException as exc:
+                        self._slots.give_back(slot)
                         batch.errors[index] = exc.args[0]
                         batch.failed_records[index] = record
                         batch.failed_now += 1
