@@ -144,7 +144,9 @@ class _ReportSlots:
     A fresh ``partial`` per message, alive until its report, cost about 3 µs more per message
     than one callback made once (the allocations, and the garbage collector walking them while
     they wait). A slot holds its message's batch and index, and the record's immutable parts
-    (a failed record can be sent again), until the report frees it for the next message.
+    (a failed record can be sent again), until the report frees it for the next message. There
+    are as many slots as messages were ever in flight at once, which librdkafka bounds
+    (``queue.buffering.max.messages``).
     """
 
     __slots__ = ("_batches", "_callbacks", "_free", "_parts")
@@ -260,55 +262,12 @@ class KafkaProducer:
         """
         producer = await self._client()
         batch = _Batch(asyncio.get_running_loop())
-        take_slot = self._slots.take
-        produce = producer.produce
-        topics, event_ids = batch.topics, batch.event_ids
-        add_topic, add_event_id = topics.append, event_ids.append
-        partitions, offsets = batch.partitions, batch.offsets
-        capacity = 0
         self._pause_polling()
         try:
-            for index, record in enumerate(records):
-                topic, value, key, headers, event_id = record
-                add_topic(topic)
-                add_event_id(event_id)
-                if index == capacity:
-                    # Room for the next reports, made in blocks rather than one append each.
-                    partitions.extend(_UNREPORTED_INTS)
-                    offsets.extend(_UNREPORTED_LONGS)
-                    capacity += _INLINE_POLL_EVERY
-                    producer.poll(0)
-                batch.produced = index + 1
-                slot, callback = take_slot(batch, index, value, key, headers)
-                while True:
-                    try:
-                        # Positional (topic, value, key, partition, callback, on_delivery,
-                        # timestamp, headers): cheaper to parse than keywords, per message.
-                        produce(
-                            topic,
-                            value,
-                            key,
-                            -1,
-                            callback,
-                            None,
-                            0,
-                            headers,  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
-                        )
-                        break
-                    except BufferError:
-                        # The local queue is full: let the poll thread drain reports meanwhile.
-                        self._resume_polling()
-                        await asyncio.sleep(_BUFFER_FULL_WAIT)
-                        self._pause_polling()
-                    except KafkaException as exc:
-                        self._slots.give_back(slot)
-                        batch.errors[index] = exc.args[0]
-                        batch.failed_records[index] = record
-                        batch.failed_now += 1
-                        break
+            await self._produce(producer, batch, records)
         finally:
             self._resume_polling()
-        del partitions[batch.produced :], offsets[batch.produced :]
+        del batch.partitions[batch.produced :], batch.offsets[batch.produced :]
         if batch.complete():
             _resolve(batch.future)
         self._batches.add(batch)
@@ -319,6 +278,54 @@ class KafkaProducer:
         if len(batch.errors) < batch.produced:
             self.connected = True
         return batch.result()
+
+    async def _produce(
+        self, producer: Producer, batch: _Batch, records: Iterable[OutgoingRecord]
+    ) -> None:
+        """Hand every record to librdkafka, serving reports inline every 1,000 records."""
+        take_slot = self._slots.take
+        produce = producer.produce
+        add_topic, add_event_id = batch.topics.append, batch.event_ids.append
+        partitions, offsets = batch.partitions, batch.offsets
+        capacity = 0
+        for index, record in enumerate(records):
+            topic, value, key, headers, event_id = record
+            add_topic(topic)
+            add_event_id(event_id)
+            if index == capacity:
+                # Room for the next reports, made in blocks rather than one append each.
+                partitions.extend(_UNREPORTED_INTS)
+                offsets.extend(_UNREPORTED_LONGS)
+                capacity += _INLINE_POLL_EVERY
+                producer.poll(0)
+            batch.produced = index + 1
+            slot, callback = take_slot(batch, index, value, key, headers)
+            while True:
+                try:
+                    # Positional (topic, value, key, partition, callback, on_delivery,
+                    # timestamp, headers): cheaper to parse than keywords, per message.
+                    produce(
+                        topic,
+                        value,
+                        key,
+                        -1,
+                        callback,
+                        None,
+                        0,
+                        headers,  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
+                    )
+                    break
+                except BufferError:
+                    # The local queue is full: let the poll thread drain reports meanwhile.
+                    self._resume_polling()
+                    await asyncio.sleep(_BUFFER_FULL_WAIT)
+                    self._pause_polling()
+                except KafkaException as exc:
+                    self._slots.give_back(slot)
+                    batch.errors[index] = exc.args[0]
+                    batch.failed_records[index] = record
+                    batch.failed_now += 1
+                    break
 
     async def _client(self) -> Producer:
         if self._fatal and self._producer is not None:
