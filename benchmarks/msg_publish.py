@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from _results import Results, add_json_argument, figure
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Message, Producer
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
@@ -406,37 +406,50 @@ async def consuming(bootstrap: str, count: int, rounds: int) -> dict[str, list[f
     return results
 
 
+def consume_all(
+    bootstrap: str, topic: str, count: int, handle_batch: Callable[[list[Message]], int]
+) -> float:
+    """Messages per second of a fresh group reading ``count`` messages in batches of 500.
+
+    ``handle_batch`` does the per-message work and returns how many messages it took; the
+    clock starts at the first message, so the group join is not counted.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            **JOIN,
+        }
+    )
+    consumer.subscribe([topic])
+    seen = 0
+    started = 0.0
+    while seen < count:
+        batch = consumer.consume(500, 1.0)
+        if batch and not started:
+            started = time.perf_counter()
+        seen += handle_batch(batch)
+    elapsed = time.perf_counter() - started
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    return count / elapsed
+
+
 async def _raw_consume(
     kafka: KafkaTransport, bootstrap: str, topic: str, count: int
 ) -> tuple[str, float]:
-    def run() -> float:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-raw-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                **JOIN,
-            }
-        )
-        consumer.subscribe([topic])
-        seen = 0
-        started = 0.0
-        size = 0
-        while seen < count:
-            batch = consumer.consume(500, 1.0)
-            if batch and not started:
-                started = time.perf_counter()
-            for message in batch:
-                if message.error() is None:
-                    size += len(message.value() or b"")
-                    seen += 1
-        elapsed = time.perf_counter() - started
-        consumer.commit(asynchronous=False)
-        consumer.close()
-        return count / elapsed
+    def touch(batch: list[Message]) -> int:
+        seen = size = 0
+        for message in batch:
+            if message.error() is None:
+                size += len(message.value() or b"")
+                seen += 1
+        return seen
 
-    return "raw consume() batches of 500", await asyncio.to_thread(run)
+    rate = await asyncio.to_thread(consume_all, bootstrap, topic, count, touch)
+    return "raw consume() batches of 500", rate
 
 
 async def _hand_typed_consume(
@@ -450,42 +463,25 @@ async def _hand_typed_consume(
     validate_data = UserData.__pydantic_validator__.validate_json
     validate_event = UserCreated.__pydantic_validator__.validate_python
 
-    def run() -> float:
-        consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": f"bench-typed-{uuid.uuid4().hex[:8]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                **JOIN,
-            }
-        )
-        consumer.subscribe([topic])
+    def validate(batch: list[Message]) -> int:
         seen = 0
-        started = 0.0
-        while seen < count:
-            batch = consumer.consume(500, 1.0)
-            if batch and not started:
-                started = time.perf_counter()
-            for message in batch:
-                if message.error() is None:
-                    headers = dict(message.headers() or [])
-                    validate_event(
-                        {
-                            "id": headers["ce_id"],
-                            "source": headers["ce_source"],
-                            "time": headers["ce_time"],
-                            "correlationid": headers.get("ce_correlationid"),
-                            "data": validate_data(message.value() or b""),
-                        }
-                    )
-                    seen += 1
-        elapsed = time.perf_counter() - started
-        consumer.commit(asynchronous=False)
-        consumer.close()
-        return count / elapsed
+        for message in batch:
+            if message.error() is None:
+                headers = dict(message.headers() or [])
+                validate_event(
+                    {
+                        "id": headers["ce_id"],
+                        "source": headers["ce_source"],
+                        "time": headers["ce_time"],
+                        "correlationid": headers.get("ce_correlationid"),
+                        "data": validate_data(message.value() or b""),
+                    }
+                )
+                seen += 1
+        return seen
 
-    return "hand-written typed consume() (pydantic)", await asyncio.to_thread(run)
+    rate = await asyncio.to_thread(consume_all, bootstrap, topic, count, validate)
+    return "hand-written typed consume() (pydantic)", rate
 
 
 async def _aegis_consume(

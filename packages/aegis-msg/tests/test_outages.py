@@ -43,17 +43,6 @@ class AccountStep(Event[StepData]):
     key_field = "account"
 
 
-class NoteData(BaseModel):
-    author: str
-    text: str
-
-
-class NoteAdded(Event[NoteData]):
-    type = "test.note.added"
-    topic = "notes"
-    key_field = "author"
-
-
 @pytest.fixture
 def broker() -> Iterator[RestartableServer]:
     """A Kafka broker that can stop and start again at the same address."""
@@ -154,11 +143,11 @@ async def test_undelivered_events_carry_their_records_and_resending_them_deliver
         producer={"reconnect.backoff.max.ms": 200},
     )
     registry = EventRegistry()
-    events = [NoteAdded(data=NoteData(author=f"a{i}", text=f"note {i}")) for i in range(3)]
+    events = [AccountStep(data=StepData(account=f"acc-{i}", step=i)) for i in range(3)]
     async with KafkaTransport(settings) as kafka:
         publisher = EventPublisher(
             kafka,
-            source="notes",
+            source="accounts",
             registry=registry,
             retries=0,
             metrics_registry=CollectorRegistry(),
@@ -181,11 +170,11 @@ async def test_undelivered_events_carry_their_records_and_resending_them_deliver
             if not records:
                 break
         assert not records
-    messages = await asyncio.to_thread(read, broker.url, "notes", 2)
+    messages = await asyncio.to_thread(read, broker.url, "accounts", 2)
     codec = EventCodec(registry, source="reader")
     decoded = [codec.decode(message) for message in messages]
-    assert {(e.id, e.source, e.data.text) for e in decoded if e is not None} == {
-        (e.id, "notes", e.data.text) for e in events[1:]
+    assert {(e.id, e.source, e.data.step) for e in decoded if e is not None} == {
+        (e.id, "accounts", e.data.step) for e in events[1:]
     }
 
 
