@@ -14,6 +14,7 @@ EXTRA_MODULES = {
     "aegis.core.utils.security": "crypto",
     "aegis.core.utils.files": "files",
     "aegis.core.utils.validation": "validation",
+    "aegis.core.metrics": "metrics",
 }
 PYDANTIC = {
     "pydantic",

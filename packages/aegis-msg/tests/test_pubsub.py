@@ -248,11 +248,55 @@ async def test_a_generated_batch_is_sent_as_it_comes_without_keeping_the_events(
     ]
 
 
-async def test_a_retried_event_is_sent_again_as_the_same_record() -> None:
+async def test_a_generated_batch_that_failed_retriably_is_sent_again_in_full() -> None:
     flaky = RefusingTransport(1, retriable=True)
     publisher = EventPublisher(flaky, retry_backoff=0.001, metrics_registry=CollectorRegistry())
-    event = NoteAdded(data=NoteData(text="hi"))
-    await publisher.publish(event)
-    (stored,) = flaky.messages("notes")
-    assert dict(stored.headers())["ce_id"] == event.id.encode()
-    assert json.loads(stored.value()) == {"text": "hi"}
+    events = [NoteAdded(data=NoteData(text=f"note {number}")) for number in range(5)]
+    # The generator is spent by the first send: the retry can only resend the records.
+    results = await publisher.publish_batch(event for event in events)
+    assert flaky.attempts == 2
+    assert [result.ok for result in results] == [True] * 5
+    stored = flaky.messages("notes")
+    assert [dict(m.headers())["ce_id"] for m in stored] == [e.id.encode() for e in events]
+
+
+class NoteRemoved(Event[NoteData]):
+    type = "test.note.removed"
+    topic = "notes"
+
+
+class RefusingSome(InMemoryTransport):
+    """Refuses, for good, the records of the chosen event ids."""
+
+    def __init__(self, refused: set[str]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def send_batch(self, records: Iterable[OutgoingRecord]) -> BatchResult:
+        error = PublishError("refused", retriable=False)
+        results = []
+        for record in records:
+            if record.event_id in self.refused:
+                results.append(DeliveryResult(record.topic, -1, -1, error, record.event_id, record))
+            else:
+                results += await super().send_batch([record])
+        return BatchResult.of(results)
+
+
+async def test_failures_of_a_mixed_batch_are_counted_against_their_own_event_type() -> None:
+    added = [NoteAdded(data=NoteData(text=f"a{number}")) for number in range(3)]
+    removed = [NoteRemoved(data=NoteData(text=f"r{number}")) for number in range(2)]
+    metrics = CollectorRegistry()
+    publisher = EventPublisher(RefusingSome({removed[1].id}), metrics_registry=metrics)
+    batch = [added[0], removed[0], added[1], removed[1], added[2]]
+    results = await publisher.publish_batch(batch)
+    assert [result.ok for result in results] == [True, True, True, False, True]
+
+    def published(event_type: str, outcome: str) -> float | None:
+        labels = {"topic": "notes", "type": event_type, "outcome": outcome}
+        return metrics.get_sample_value("aegis_msg_published_total", labels)
+
+    assert published("test.note.added", "ok") == 3
+    assert published("test.note.added", "error") is None
+    assert published("test.note.removed", "ok") == 1
+    assert published("test.note.removed", "error") == 1

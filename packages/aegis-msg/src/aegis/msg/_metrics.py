@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from aegis.core.metrics import PlainCounter, PlainHistogram, multiprocess_mode
 from aegis.core.utils.weak import OncePerObject
-from aegis.msg._plain_metrics import PlainCounter, PlainHistogram
 
 HANDLER_BUCKETS: Final = (
     0.0005,
@@ -41,14 +40,13 @@ class MsgMetrics:
     - ``aegis_msg_consumer_lag_messages{group,topic,partition}``: messages behind the end.
 
     The two recorded per consumed message (consumed, handler duration) are plain numbers
-    rendered on scrape (:mod:`aegis.msg._plain_metrics`), except in prometheus_client's
+    rendered on scrape (:mod:`aegis.core.metrics`), except in prometheus_client's
     multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which only its own metrics support.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        plain = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        counter: Any = PlainCounter if plain else Counter
-        histogram: Any = PlainHistogram if plain else Histogram
+        counter: Any = Counter if multiprocess_mode() else PlainCounter
+        histogram: Any = Histogram if multiprocess_mode() else PlainHistogram
         self.published = Counter(
             "aegis_msg_published_total",
             "Events sent to the broker, by outcome.",

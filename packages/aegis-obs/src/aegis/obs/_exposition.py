@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from typing import Final
-
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -12,12 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-MULTIPROCESS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
-"""The environment variable that turns on prometheus_client's multiprocess mode."""
+from aegis.core.metrics import MULTIPROCESS_DIR_VARIABLE, multiprocess_mode
 
 
 def _render(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
-    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+    if multiprocess_mode():
         # Each worker writes its samples to files in that directory; a scrape reaches one
         # worker, which must sum every worker's files (prometheus_client's documented recipe:
         # a fresh registry per scrape, never the default one).

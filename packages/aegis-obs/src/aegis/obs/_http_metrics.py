@@ -10,12 +10,11 @@ only prometheus_client's own metrics do, so they are used there.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Final, Protocol, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, Final, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics_core import (
@@ -25,10 +24,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from aegis.core.errors import ConfigurationError
-from aegis.obs._exposition import MULTIPROCESS_DIR_VARIABLE
+from aegis.core.metrics import bucket_bounds, cumulative_buckets, multiprocess_mode
 from aegis.obs._metrics import counter, gauge, histogram
 
 _REQUESTS: Final = "aegis_http_requests"
@@ -42,8 +40,6 @@ _HELP: Final = {
     _SIZE: "Bytes of response body sent.",
 }
 _LABELS: Final = ("method", "route")
-# The "le" label text prometheus_client itself writes ("0.005", "1.0", "+Inf").
-_bound_label = cast("Callable[[float], str]", floatToGoString)
 _Families = tuple[
     CounterMetricFamily, HistogramMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 ]
@@ -67,11 +63,6 @@ class HttpMetrics(Protocol):
 
     def route(self, method: str, route: str) -> RouteMetrics:
         """The recorder of ``(method, route)``, created on first use."""
-
-
-def _with_inf(bounds: Sequence[float]) -> tuple[float, ...]:
-    bounds = tuple(sorted(float(b) for b in bounds))
-    return bounds if bounds and bounds[-1] == float("inf") else (*bounds, float("inf"))
 
 
 class _RouteFigures:
@@ -123,8 +114,8 @@ class _Collector(Collector):
     """Single-process HTTP metrics: numbers under one lock, metric families on scrape."""
 
     def __init__(self, buckets: Sequence[float], size_buckets: Sequence[float]) -> None:
-        self.buckets = _with_inf(buckets)
-        self.size_buckets = _with_inf(size_buckets)
+        self.buckets = bucket_bounds(buckets)
+        self.size_buckets = bucket_bounds(size_buckets)
         self.lock = threading.Lock()
         self._routes: dict[tuple[str, str], _RouteFigures] = {}
 
@@ -150,9 +141,9 @@ class _Collector(Collector):
         for labels, active, durations, duration_sum, sizes, size_sum, statuses in figures:
             for status, count in sorted(statuses.items()):
                 requests.add_metric([*labels, str(status)], count)
-            duration.add_metric(labels, _cumulative(self.buckets, durations), duration_sum)
+            duration.add_metric(labels, cumulative_buckets(self.buckets, durations), duration_sum)
             in_progress.add_metric(labels, active)
-            size.add_metric(labels, _cumulative(self.size_buckets, sizes), size_sum)
+            size.add_metric(labels, cumulative_buckets(self.size_buckets, sizes), size_sum)
         yield from (requests, duration, in_progress, size)
 
     def _families(self) -> _Families:
@@ -162,15 +153,6 @@ class _Collector(Collector):
             GaugeMetricFamily(_IN_PROGRESS, _HELP[_IN_PROGRESS], labels=_LABELS),
             HistogramMetricFamily(_SIZE, _HELP[_SIZE], labels=_LABELS),
         )
-
-
-def _cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    total = 0
-    buckets = []
-    for bound, count in zip(bounds, counts, strict=True):
-        total += count
-        buckets.append((_bound_label(bound), float(total)))
-    return buckets
 
 
 class _RouteChildren:
@@ -251,7 +233,7 @@ def http_metrics(
     Raises:
         ConfigurationError: Another collector of the registry already uses one of the names.
     """
-    if os.environ.get(MULTIPROCESS_DIR_VARIABLE):
+    if multiprocess_mode():
         return _ClientMetrics(registry, buckets, size_buckets)
     registry = REGISTRY if registry is None else registry
     found = _collectors.get(registry)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from aegis.msg._metrics import HANDLER_BUCKETS, MsgMetrics
-from aegis.msg._plain_metrics import PlainCounter, PlainHistogram
+from aegis.core.metrics import PlainCounter, PlainHistogram
 
+BUCKETS = (0.0005, 0.001, 0.25, 1, 5)
 VALUES = [0.0, 0.0005, 0.0007, 0.001, 0.3, 2.5, 7.0, 1e9]
 
 
@@ -20,8 +20,8 @@ def test_the_same_records_give_the_same_exposition_as_prometheus_client() -> Non
         Counter("jobs_total", "Jobs.", ["queue"], registry=theirs),
     ]
     histograms: list[Any] = [
-        PlainHistogram("job_seconds", "Job time.", ["queue"], ours, buckets=HANDLER_BUCKETS),
-        Histogram("job_seconds", "Job time.", ["queue"], buckets=HANDLER_BUCKETS, registry=theirs),
+        PlainHistogram("job_seconds", "Job time.", ["queue"], ours, buckets=BUCKETS),
+        Histogram("job_seconds", "Job time.", ["queue"], buckets=BUCKETS, registry=theirs),
     ]
     for counter, histogram in zip(counters, histograms, strict=True):
         for queue in ("a", "b"):
@@ -37,11 +37,8 @@ def test_the_same_records_give_the_same_exposition_as_prometheus_client() -> Non
     )
 
 
-def test_multiprocess_mode_keeps_prometheus_client_metrics(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
-) -> None:
-    assert isinstance(MsgMetrics(CollectorRegistry()).consumed, PlainCounter)
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    metrics = MsgMetrics(CollectorRegistry())
-    assert isinstance(metrics.consumed, Counter)
-    assert isinstance(metrics.handler_duration, Histogram)
+def test_the_readme_example_runs() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Metrics on hot paths", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation

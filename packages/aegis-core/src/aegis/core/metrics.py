@@ -1,16 +1,25 @@
-"""A counter and a histogram kept as plain numbers, turned into metric families on scrape.
+"""Prometheus metrics kept as plain numbers and turned into metric families only on scrape.
 
-A consumed message records one handler duration and one count. prometheus_client's
-``Histogram.observe`` walks the buckets in Python and takes two locks, and ``Counter.inc`` one
-more; here each takes one lock and a C bisect. Children keep prometheus_client's
-``labels(...).inc()`` / ``.observe()`` calls, so code reads the same either way. With
-``PROMETHEUS_MULTIPROC_DIR`` set, workers must write their samples to that directory, which
-only prometheus_client's own metrics do, so :class:`~aegis.msg._metrics.MsgMetrics` uses those
-there.
+Needs the ``metrics`` extra (prometheus-client). prometheus_client's ``Histogram.observe`` walks
+the buckets in Python and takes two locks, and ``Counter.inc`` one more; a metric recorded on a
+hot path (per request, per message) costs less as a plain number under one lock, rendered when
+Prometheus scrapes. :class:`PlainCounter` and :class:`PlainHistogram` keep prometheus_client's
+``labels(...).inc()`` / ``.observe()`` calls, so a member can choose either by
+:func:`multiprocess_mode`: with ``PROMETHEUS_MULTIPROC_DIR`` set, every worker must write its
+samples to that directory, which only prometheus_client's own metrics do.
+
+Example:
+    >>> from prometheus_client import CollectorRegistry, generate_latest
+    >>> registry = CollectorRegistry()
+    >>> handled = PlainCounter("jobs_handled_total", "Jobs handled.", ["queue"], registry)
+    >>> handled.labels("mail").inc()
+    >>> b'jobs_handled_total{queue="mail"} 1.0' in generate_latest(registry)
+    True
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,8 +30,32 @@ from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricF
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+MULTIPROCESS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
+"""The environment variable that turns on prometheus_client's multiprocess mode."""
+
 _bound_label: Final = cast("Callable[[float], str]", floatToGoString)
 """The ``le`` label text prometheus_client itself writes (``0.005``, ``+Inf``)."""
+
+
+def multiprocess_mode() -> bool:
+    """Whether prometheus_client's multiprocess mode is on (``PROMETHEUS_MULTIPROC_DIR``)."""
+    return bool(os.environ.get(MULTIPROCESS_DIR_VARIABLE))
+
+
+def bucket_bounds(buckets: Iterable[float]) -> tuple[float, ...]:
+    """Histogram upper bounds, sorted, ending in ``+Inf``."""
+    bounds = tuple(sorted(float(bound) for bound in buckets))
+    return bounds if bounds and bounds[-1] == float("inf") else (*bounds, float("inf"))
+
+
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts as the cumulative ``(le, count)`` pairs a histogram family takes."""
+    total = 0
+    buckets = []
+    for bound, count in zip(bounds, counts, strict=True):
+        total += count
+        buckets.append((_bound_label(bound), float(total)))
+    return buckets
 
 
 class CountedChild:
@@ -74,7 +107,7 @@ class _PlainMetric(Collector):
 
 
 class PlainCounter(_PlainMetric):
-    """A labelled counter: ``labels(*values).inc()``; the ``_total`` suffix is added."""
+    """A labelled counter: ``labels(*values).inc()``; a ``_total`` suffix is written once."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry
@@ -91,6 +124,7 @@ class PlainCounter(_PlainMetric):
         return child
 
     def collect(self) -> Iterator[Metric]:
+        """The counts as one counter family."""
         with self.lock:
             values = [(labels, child.value) for labels, child in self._children.items()]
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -111,8 +145,7 @@ class PlainHistogram(_PlainMetric):
         *,
         buckets: Sequence[float],
     ) -> None:
-        bounds = sorted(float(bound) for bound in buckets)
-        self.bounds = (*bounds, float("inf")) if bounds[-1] != float("inf") else tuple(bounds)
+        self.bounds = bucket_bounds(buckets)
         self._children: dict[tuple[str, ...], ObservedChild] = {}
         super().__init__(name, documentation, labelnames, registry)
 
@@ -125,14 +158,10 @@ class PlainHistogram(_PlainMetric):
         return child
 
     def collect(self) -> Iterator[Metric]:
+        """The observations as one histogram family."""
         with self.lock:
             figures = [(labels, [*c.counts], c.sum) for labels, c in self._children.items()]
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for labels, counts, total in figures:
-            running = 0
-            buckets = []
-            for bound, count in zip(self.bounds, counts, strict=True):
-                running += count
-                buckets.append((_bound_label(bound), running))
-            family.add_metric(labels, buckets, total)
+            family.add_metric(labels, cumulative_buckets(self.bounds, counts), total)
         yield family
