@@ -104,3 +104,40 @@ async def test_outdated_hash_is_replaced_after_a_successful_login() -> None:
     assert upgraded.new_hash is not None
     assert upgraded.new_hash.startswith("$argon2id$")
     assert (await passwords.verify("wrong", weak)).new_hash is None
+
+
+class TestTextWithoutUTF8Form:
+    """A lone surrogate ("\\ud800") has no UTF-8 form: hash refuses it, verify never raises."""
+
+    @pytest.mark.parametrize("password", ["\ud800", "pass\udfffword", "x" * 10 + "\udc80"])
+    async def test_verify_answers_no_match_for_a_lone_surrogate(self, password: str) -> None:
+        """It fails like a wrong password, with the same argon2 work, known user or not."""
+        hasher = CountingHasher()
+        passwords = PasswordService(hasher)
+        stored = await passwords.hash("correct horse battery staple")
+        assert (await passwords.verify(password, stored)).valid is False
+        assert (await passwords.verify(SecretStr(password), None)).valid is False
+        assert hasher.verifications == 2
+
+    async def test_hash_refuses_a_lone_surrogate_naming_field_and_rule(self) -> None:
+        """An InvalidInputError (422) the caller can show, not a UnicodeEncodeError (500)."""
+        passwords = PasswordService(CountingHasher())
+        with pytest.raises(InvalidInputError) as raised:
+            await passwords.hash("Correct-Horse-\ud800")
+        assert (raised.value.field, raised.value.errors[0].type) == ("password", "unicode")
+
+    def test_the_core_hasher_refuses_and_never_matches_a_lone_surrogate(self) -> None:
+        """aegis.core's PasswordHasher, under the service, keeps the same promise."""
+        hasher = PasswordHasher(memory_cost=1024, time_cost=1)
+        with pytest.raises(InvalidInputError, match="Unicode"):
+            hasher.hash("\ud800")
+        bcrypt_hash = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+        for stored in (hasher.hash("secret"), bcrypt_hash):
+            assert hasher.verify("\ud800", stored) is False
+            assert hasher.verify("secret", stored) is True
+
+    async def test_nul_and_other_valid_text_hash_and_match_as_usual(self) -> None:
+        """Only text without a UTF-8 form is refused; NUL, RTL marks and emoji are passwords."""
+        passwords = PasswordService(CountingHasher())
+        for password in ("with\x00nul", "\u202eevil\u202c", "🔑" * 5):
+            assert (await passwords.verify(password, await passwords.hash(password))).valid

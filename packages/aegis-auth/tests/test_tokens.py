@@ -334,3 +334,141 @@ def test_base64url_segments_follow_pyjwt_rules() -> None:
     for segment in segments:
         ours = outcome(decode_segment, segment)
         assert ours == outcome(PyJWS._decode_base64url_segment, segment), segment
+
+
+class TestOneStringIsNotACollection:
+    """A str or bytes where a collection of names is expected raises TypeError, never iterates."""
+
+    @pytest.mark.parametrize("parameter", ["roles", "permissions", "scopes"])
+    @pytest.mark.parametrize("value", ["admin", b"admin", bytearray(b"admin")])
+    def test_issuing_refuses_a_string_for_a_collection(
+        self, parameter: str, value: str | bytes
+    ) -> None:
+        """``roles="admin"`` would otherwise issue the roles a, d, m, i, n."""
+        tokens = service(JWTKey.generate("k"))
+        with pytest.raises(TypeError, match=f"{parameter} must be a collection"):
+            tokens.issue_access_token("u", **{parameter: value})  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=f"{parameter} must be a collection"):
+            tokens.issue_pair("u", **{parameter: value})  # type: ignore[arg-type]
+
+    def test_service_tokens_and_service_configuration_refuse_a_string(self) -> None:
+        """Scopes of a service token, the accepted audiences and algorithms, likewise."""
+        keys = KeySet([JWTKey.generate("k")])
+        tokens = TokenService(keys, issuer="i", audience="a")
+        with pytest.raises(TypeError, match="scopes must be a collection"):
+            tokens.issue_service_token("svc", audience="a", scopes="user:read")
+        with pytest.raises(TypeError, match="audience must be a collection"):
+            TokenService(keys, issuer="i", audience=b"api")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="algorithms must be a collection"):
+            TokenService(keys, issuer="i", audience="a", algorithms="EdDSA")
+
+    async def test_collections_of_any_kind_still_work(self) -> None:
+        """Lists, sets, tuples and one-shot generators are all fine (each read once)."""
+        tokens = service(JWTKey.generate("k"))
+        pair = tokens.issue_pair(
+            "u", roles=(r for r in ["admin", "user"]), scopes={"a:read"}, permissions=("x:y",)
+        )
+        access = await tokens.verify(pair.access_token)
+        assert (set(access.roles), set(access.scopes)) == ({"admin", "user"}, {"a:read"})
+        refresh = await tokens.verify(pair.refresh_token, kind="refresh")
+        assert set(refresh.roles) == {"admin", "user"}  # the generator was not used up by the first
+
+
+class TestNumericDates:
+    """exp, nbf and iat must be JSON numbers (RFC 7519 section 2 NumericDate)."""
+
+    def token(self, key: JWTKey, **times: object) -> str:
+        now = int(time.time())
+        claims: dict[str, object] = {"iss": "iss", "aud": "aud", "sub": "u", "jti": "j"}
+        claims |= {"typ": "access", "iat": now, "nbf": now, "exp": now + 600} | times
+        material = key.signing_material()
+        return jwt.encode(claims, material, algorithm=key.algorithm, headers={"kid": key.kid})
+
+    @pytest.mark.parametrize(
+        "times",
+        [
+            {"exp": str(int(time.time()) + 86_400)},
+            {"exp": str(int(time.time()) - 86_400)},  # a string, before it is an expired one
+            {"nbf": str(int(time.time()))},
+            {"iat": str(int(time.time()))},
+            {"exp": True},
+            {"iat": False},
+            {"exp": float("nan")},
+            {"exp": float("inf")},
+            {"exp": 2**64},
+            {"nbf": [1]},
+        ],
+        ids=[
+            "exp-future-string",
+            "exp-past-string",
+            "nbf-string",
+            "iat-string",
+            "exp-true",
+            "iat-false",
+            "exp-nan",
+            "exp-infinity",
+            "exp-beyond-2**53",
+            "nbf-list",
+        ],
+    )
+    async def test_a_time_claim_that_is_not_a_number_is_a_malformed_claim(
+        self, times: dict[str, object]
+    ) -> None:
+        """A numeric string was accepted before: PyJWT reads the claims with int()."""
+        key = JWTKey.hmac("hs", b"x" * 64)
+        with pytest.raises(InvalidTokenError) as raised:
+            await service(key).verify(self.token(key, **times))
+        assert raised.value.reason == "claims"
+
+    async def test_integer_and_fractional_numeric_dates_are_checked_as_before(self) -> None:
+        """Numbers pass; an expired, not-yet-valid or future-issued one is refused."""
+        key = JWTKey.hmac("hs", b"x" * 64)
+        tokens = service(key)
+        now = time.time()
+        assert (await tokens.verify(self.token(key, exp=now + 600.5, iat=now - 0.5))).subject == "u"
+        with pytest.raises(TokenExpiredError):
+            await tokens.verify(self.token(key, exp=int(now) - 3600))
+        for claim in ("nbf", "iat"):
+            with pytest.raises(InvalidTokenError) as raised:
+                await tokens.verify(self.token(key, **{claim: int(now) + 3600}))
+            assert raised.value.reason == "not_yet_valid"
+        # within the leeway (30 s) on either side
+        assert await tokens.verify(self.token(key, exp=int(now) - 5, nbf=int(now) + 5))
+
+
+def test_checks_policies_and_service_accounts_refuse_a_string_for_a_collection() -> None:
+    """Everywhere aegis-auth takes names: the checks, the role policy, service accounts."""
+    from aegis.auth import (  # noqa: PLC0415 - only this test needs them
+        Principal,
+        RolePolicy,
+        ServiceAccount,
+        ServiceTokenAuth,
+        ensure_permissions,
+        ensure_roles,
+        ensure_scopes,
+        require_owner,
+    )
+
+    user = Principal(subject="u", roles=frozenset({"a"}))  # holds the role "a" of "admin"
+    for check, parameter in [
+        (ensure_roles, "roles"),
+        (ensure_permissions, "permissions"),
+        (ensure_scopes, "scopes"),
+    ]:
+        with pytest.raises(TypeError, match=f"{parameter} must be a collection"):
+            check(user, "admin")
+    with pytest.raises(TypeError, match="roles must be a collection"):
+        require_owner(user, "someone-else", roles="admin")
+    policy = RolePolicy.from_dict({"roles": {"admin": {"permissions": ["*:*"]}}})
+    with pytest.raises(TypeError, match="roles must be a collection"):
+        policy.permissions_for("admin")
+    with pytest.raises(TypeError, match="roles must be a collection"):
+        policy.expand_roles("admin")
+    with pytest.raises(TypeError, match="scopes must be a collection"):
+        ServiceAccount.create("svc", scopes="user:read")
+    with pytest.raises(TypeError, match="audiences must be a collection"):
+        ServiceAccount(name="svc", client_id="c", secret_hash="h", audiences="api")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="scopes must be a collection"):
+        ServiceTokenAuth.client_credentials(
+            "http://t/oauth/token", "c", "s", audience="a", scopes="user:read"
+        )

@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
+from aegis.auth._claims import text_collection
 from aegis.auth._errors import PermissionDeniedError, TokenMissingError
 from aegis.auth._principal import Principal, current_principal
 
@@ -48,7 +49,7 @@ def ensure_roles(
         TokenMissingError: ``principal`` is ``None``.
         PermissionDeniedError: the role check failed.
     """
-    user, required = _authenticated(principal), tuple(roles)
+    user, required = _authenticated(principal), tuple(text_collection(roles, "roles"))
     if not _met(user.has_role, required, match):
         raise PermissionDeniedError(f"This needs the role {_listed(required, match)}.")
     return user
@@ -65,7 +66,8 @@ def ensure_permissions(
         TokenMissingError: ``principal`` is ``None``.
         PermissionDeniedError: the permission check failed.
     """
-    user, required = _authenticated(principal), tuple(permissions)
+    user = _authenticated(principal)
+    required = tuple(text_collection(permissions, "permissions"))
     if not _met(user.has_permission, required, match):
         raise PermissionDeniedError(f"This needs the permission {_listed(required, match)}.")
     return user
@@ -80,7 +82,7 @@ def ensure_scopes(
         TokenMissingError: ``principal`` is ``None``.
         PermissionDeniedError: with an RFC 6750 ``insufficient_scope`` challenge.
     """
-    user, required = _authenticated(principal), tuple(scopes)
+    user, required = _authenticated(principal), tuple(text_collection(scopes, "scopes"))
     if not _met(user.has_scope, required, match):
         raise PermissionDeniedError(
             f"This needs the scope {_listed(required, match)}.", scopes=required
@@ -100,7 +102,7 @@ def require_owner(
     Example:
         >>> require_owner(current_principal(), order.owner_id, roles=["admin", "support"])
     """
-    user, allowed = _authenticated(principal), tuple(roles)
+    user, allowed = _authenticated(principal), tuple(text_collection(roles, "roles"))
     if not user.owns_or_has_role(owner_id, allowed):
         raise PermissionDeniedError(
             f"Only the owner or the role {_listed(allowed, 'any')} may do this."

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 
-from aegis.auth._errors import RejectionReason
+from aegis.auth._errors import InvalidTokenError, RejectionReason, TokenExpiredError
 from aegis.auth._principal import Principal
 from aegis.core.errors import InvalidInputError
 from aegis.core.models import Permission
@@ -31,6 +32,58 @@ _MAX_TEXT = 256
 
 
 _NO_TEXTS: frozenset[str] = frozenset()
+
+TIME_CLAIMS = ("iat", "nbf", "exp")
+"""The NumericDate claims (RFC 7519 section 2): checked here, not by PyJWT, which takes ``"1"``."""
+
+# NumericDate values a float holds exactly; beyond them (or NaN, infinity) arithmetic with the
+# leeway overflows or lies, and no real token needs them.
+_MAX_NUMERIC_DATE = 2**53
+
+
+def text_collection(value: Iterable[str], parameter: str) -> Iterable[str]:
+    """Return ``value``, refusing a string or bytes where a collection of strings is expected.
+
+    ``roles="admin"`` iterates as ``a, d, m, i, n``; that mistake must fail loudly, not grant
+    or require five one-letter roles.
+
+    Raises:
+        TypeError: ``value`` is ``str``, ``bytes``, ``bytearray`` or ``memoryview``.
+    """
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        raise TypeError(
+            f"{parameter} must be a collection of strings such as [{str(value)[:40]!r}], "
+            f"not a single {type(value).__name__}"
+        )
+    return value
+
+
+def is_numeric_date(value: object) -> bool:
+    """Whether ``value`` is a JSON number usable as an RFC 7519 NumericDate.
+
+    Strings (``"1700000000"``), booleans, NaN, infinities and values beyond 2**53 are not.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and abs(value) <= _MAX_NUMERIC_DATE
+
+
+def check_times(claims: Mapping[str, Any], now: float, leeway: float) -> None:
+    """Check ``iat``, ``nbf`` and ``exp`` as PyJWT would, but only accept JSON numbers.
+
+    Raises:
+        InvalidTokenError: a time claim is not a NumericDate (``claims``), or ``nbf``/``iat``
+            lie in the future (``not_yet_valid``).
+        TokenExpiredError: ``exp`` has passed.
+    """
+    for name in TIME_CLAIMS:
+        if name in claims and not is_numeric_date(claims[name]):
+            raise InvalidTokenError("claims", f"The bearer token's {name} is not a NumericDate.")
+    if "exp" in claims and claims["exp"] <= now - leeway:
+        raise TokenExpiredError
+    for name in ("nbf", "iat"):
+        if name in claims and claims[name] > now + leeway:
+            raise InvalidTokenError("not_yet_valid")
 
 
 class _MalformedClaimError(Exception):

@@ -14,6 +14,7 @@ from http import HTTPStatus
 import httpx
 from pydantic import SecretStr
 
+from aegis.auth._claims import text_collection
 from aegis.auth._tokens import TokenService
 from aegis.core.errors import ExternalServiceError
 
@@ -77,11 +78,12 @@ class ServiceTokenAuth(httpx.Auth):
         ``client`` fetches the tokens (never the client this auth is attached to); by
         default a new one with a 5-second timeout.
         """
+        wanted = tuple(text_collection(scopes, "scopes"))
         secret = SecretStr(client_secret) if isinstance(client_secret, str) else client_secret
         fetcher = client or httpx.AsyncClient(timeout=5.0)
         form = {"grant_type": "client_credentials", "audience": audience}
-        if scopes:
-            form["scope"] = " ".join(scopes)
+        if wanted:
+            form["scope"] = " ".join(wanted)
 
         async def fetch() -> tuple[str, float]:
             response = await fetcher.post(
@@ -109,7 +111,7 @@ class ServiceTokenAuth(httpx.Auth):
         renew_before: timedelta = timedelta(seconds=30),
     ) -> ServiceTokenAuth:
         """Sign the service's own tokens with ``tokens``' key (the callee trusts its JWKS)."""
-        wanted = tuple(scopes)
+        wanted = tuple(text_collection(scopes, "scopes"))
 
         async def fetch() -> tuple[str, float]:
             token = tokens.issue_service_token(

@@ -91,16 +91,24 @@ class PasswordService:
         self._rehashes = metrics.password_rehashes
 
     async def hash(self, password: str | SecretStr) -> str:
-        """Return the argon2id hash of ``password``, computed in a worker thread.
+        r"""Return the argon2id hash of ``password``, computed in a worker thread.
 
         Raises:
-            InvalidInputError: the password is empty or longer than ``max_length`` bytes
-                (field ``password``, rule ``required`` / ``max_length``).
+            InvalidInputError: the password is empty, longer than ``max_length`` bytes, or not
+                valid Unicode text (a lone surrogate such as ``"\ud800"`` has no UTF-8 form):
+                field ``password``, rule ``required`` / ``max_length`` / ``unicode``.
         """
         plain = _plain(password)
         if not plain:
             raise InvalidInputError("a password is required", field="password", rule="required")
-        if len(plain.encode()) > self.max_length:
+        size = _utf8_size(plain)
+        if size is None:
+            raise InvalidInputError(
+                "must be valid Unicode text: lone surrogates (U+D800-U+DFFF) cannot be hashed",
+                field="password",
+                rule="unicode",
+            )
+        if size > self.max_length:
             raise InvalidInputError(
                 f"must be at most {self.max_length} bytes", field="password", rule="max_length"
             )
@@ -112,13 +120,18 @@ class PasswordService:
         Pass ``stored_hash=None`` for an unknown user: the same argon2 work is done against a
         dummy hash, so response time does not reveal whether the account exists. A malformed
         or absurd stored hash (costs beyond the limits) is refused as a failed check and
-        logged, not turned into an error answer. After a match with outdated parameters,
-        ``new_hash`` holds the replacement to store.
+        logged, not turned into an error answer. A password that is not valid Unicode text
+        (a lone surrogate) cannot match anything: it fails like a wrong one, with the same work.
+        After a match with outdated parameters, ``new_hash`` holds the replacement to store.
         """
         plain = _plain(password)
+        size = _utf8_size(plain)
+        if size is None:
+            # Never hashed, so never a match; the dummy check below still costs the same time.
+            plain = plain.encode("utf-8", "replace").decode()
         if stored_hash is None:
             refused: str | None = "unknown_user"
-        elif not plain or len(plain.encode()) > self.max_length:
+        elif size is None or not plain or size > self.max_length:
             refused = "invalid"
         elif not self._is_sane(stored_hash):
             refused = "bad_hash"
@@ -177,3 +190,11 @@ class PasswordService:
 
 def _plain(password: str | SecretStr) -> str:
     return password.get_secret_value() if isinstance(password, SecretStr) else password
+
+
+def _utf8_size(plain: str) -> int | None:
+    """The UTF-8 length of ``plain``, or ``None`` when it has none (a lone surrogate)."""
+    try:
+        return len(plain.encode())
+    except UnicodeEncodeError:
+        return None

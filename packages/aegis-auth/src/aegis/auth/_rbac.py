@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aegis.auth._claims import text_collection
 from aegis.core.errors import ConfigurationError, InvalidInputError
 from aegis.core.models import Permission
 
@@ -163,11 +164,11 @@ class RolePolicy:
 
     def expand_roles(self, roles: Iterable[str]) -> frozenset[str]:
         """Return ``roles`` with every role they inherit, transitively."""
-        return self._resolve(frozenset(roles))[0]
+        return self._resolve(frozenset(text_collection(roles, "roles")))[0]
 
     def permissions_for(self, roles: Iterable[str]) -> frozenset[str]:
         """Return every permission ``roles`` grant, through inheritance."""
-        return self._resolve(frozenset(roles))[1]
+        return self._resolve(frozenset(text_collection(roles, "roles")))[1]
 
     def _resolve(self, roles: frozenset[str]) -> tuple[frozenset[str], frozenset[str]]:
         cached = self._cache.get(roles)

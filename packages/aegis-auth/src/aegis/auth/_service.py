@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aegis.auth._claims import text_collection
 from aegis.auth._errors import InvalidCredentialsError, PermissionDeniedError
 from aegis.auth._passwords import PasswordService
 from aegis.auth._tokens import TokenService
@@ -50,6 +51,10 @@ class ServiceAccount:
     scopes: frozenset[str] = frozenset()
     audiences: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        text_collection(self.scopes, "scopes")
+        text_collection(self.audiences, "audiences")
+
     @classmethod
     def create(
         cls,
@@ -68,8 +73,8 @@ class ServiceAccount:
             name=name,
             client_id=client_id or f"{name}-{token_urlsafe(16)}",
             secret_hash=hash_password(secret),
-            scopes=frozenset(scopes),
-            audiences=frozenset(audiences),
+            scopes=frozenset(text_collection(scopes, "scopes")),
+            audiences=frozenset(text_collection(audiences, "audiences")),
         )
         return account, secret
 
@@ -137,7 +142,7 @@ class ServiceAccounts:
             PermissionDeniedError: the audience or a scope is not allowed to this account.
         """
         account = await self.authenticate(client_id, client_secret)
-        wanted = account.scopes if scopes is None else frozenset(scopes)
+        wanted = account.scopes if scopes is None else frozenset(text_collection(scopes, "scopes"))
         if audience not in account.audiences:
             raise PermissionDeniedError(
                 f"{account.name!r} may not request tokens for this audience"

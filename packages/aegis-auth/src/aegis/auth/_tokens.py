@@ -16,8 +16,10 @@ from aegis.auth._claims import (
     REQUIRED_CLAIMS,
     TokenPair,
     TokenType,
+    check_times,
     principal_from_claims,
     reason_for,
+    text_collection,
 )
 from aegis.auth._errors import (
     AuthenticationError,
@@ -120,10 +122,12 @@ class TokenService:
     ) -> None:
         self.keys = keys
         self.issuer = issuer
-        self.audiences = [audience] if isinstance(audience, str) else list(audience)
+        self.audiences = (
+            [audience] if isinstance(audience, str) else list(text_collection(audience, "audience"))
+        )
         if not self.audiences:
             raise ConfigurationError("TokenService needs at least one audience")
-        allowed = frozenset(algorithms)
+        allowed = frozenset(text_collection(algorithms, "algorithms"))
         if not allowed or not allowed <= SUPPORTED_ALGORITHMS:
             raise ConfigurationError(
                 f"algorithms must be a non-empty subset of {sorted(SUPPORTED_ALGORITHMS)}"
@@ -135,6 +139,9 @@ class TokenService:
         self.policy = policy
         self.jwks = jwks
         self._jwt = KeyedJWT(allowed, REQUIRED_CLAIMS)
+        # PyJWT reads exp/nbf/iat with int(), so "1700000000" or true pass for a NumericDate;
+        # check_times does PyJWT's checks on JSON numbers only (RFC 7519 section 2).
+        self._jwt.options.update({"verify_exp": False, "verify_nbf": False, "verify_iat": False})
         self._cache: dict[str | bytes, _Verified] = {}
         self._cache_size = cache_size
         self._clock = clock
@@ -161,7 +168,7 @@ class TokenService:
 
         Args:
             subject: the ``sub``: a user id (``service:<name>`` marks a service).
-            roles: role names (``roles`` claim).
+            roles: role names (``roles`` claim): a collection, never one string.
             permissions: ``resource:action`` grants (``permissions`` claim).
             scopes: OAuth scopes (space-separated ``scope`` claim, RFC 9068).
             tenant: the tenant the token acts for.
@@ -169,7 +176,17 @@ class TokenService:
             family: the refresh-token family; revoking it revokes this token too.
             expires_in: lifetime; defaults to ``access_ttl``.
             extra: further claims; they cannot replace the registered ones.
+
+        Raises:
+            TypeError: ``roles``, ``permissions`` or ``scopes`` is a single ``str`` or ``bytes``
+                (``roles="admin"`` would grant ``a``, ``d``, ``m``, ``i``, ``n``).
+
+        .. versionchanged:: unreleased
+            A ``str``/``bytes`` for ``roles``, ``permissions`` or ``scopes`` raises ``TypeError``.
         """
+        roles = text_collection(roles, "roles")
+        permissions = text_collection(permissions, "permissions")
+        scopes = text_collection(scopes, "scopes")
         ttl = self.access_ttl if expires_in is None else int(expires_in.total_seconds())
         claims: dict[str, Any] = {"roles": sorted(set(roles))}
         if permissions:
@@ -210,7 +227,14 @@ class TokenService:
         tenant: str | None = None,
         family: str | None = None,
     ) -> TokenPair:
-        """Return an access token and a refresh token of a new family (one login)."""
+        """Return an access token and a refresh token of a new family (one login).
+
+        Raises:
+            TypeError: ``roles``, ``permissions`` or ``scopes`` is a single ``str`` or ``bytes``.
+        """
+        roles = list(text_collection(roles, "roles"))
+        permissions = list(text_collection(permissions, "permissions"))
+        scopes = list(text_collection(scopes, "scopes"))
         family = family or token_urlsafe(16)
         access = self.issue_access_token(
             subject,
@@ -241,10 +265,13 @@ class TokenService:
         """Return a short-lived access token for the service ``service`` calling ``audience``.
 
         Its ``sub`` is ``service:<service>``.
+
+        Raises:
+            TypeError: ``scopes`` is a single ``str`` or ``bytes``.
         """
         return self.issue_access_token(
             SERVICE_SUBJECT_PREFIX + service,
-            scopes=scopes,
+            scopes=text_collection(scopes, "scopes"),
             audience=audience,
             expires_in=expires_in,
         )
@@ -388,6 +415,7 @@ class TokenService:
             raise InvalidTokenError("malformed")
         try:
             header, claims, key = await self._decode_resolving(token)
+            check_times(claims, time.time(), self.leeway)
         except jwt.PyJWTError as exc:
             reason = reason_for(exc)
             self._log_rejection(reason, f"{type(exc).__name__}: {exc}")

@@ -93,27 +93,43 @@ class PasswordHasher:
         return self._parameters
 
     def hash(self, password: str) -> str:
-        """Return the argon2id hash of ``password`` in PHC string format (salt included)."""
-        return self._hasher.hash(password)
+        r"""Return the argon2id hash of ``password`` in PHC string format (salt included).
+
+        Raises:
+            InvalidInputError: ``password`` is not valid Unicode text (a lone surrogate such as
+                ``"\ud800"`` has no UTF-8 form): field ``password``, rule ``unicode``.
+        """
+        try:
+            encoded = password.encode()
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                "must be valid Unicode text: lone surrogates (U+D800-U+DFFF) cannot be hashed",
+                field="password",
+                rule="unicode",
+            ) from None
+        return self._hasher.hash(encoded)
 
     def verify(self, password: str, password_hash: str) -> bool:
         """Tell whether ``password`` matches ``password_hash`` (argon2 or bcrypt ``$2a/b/y$``).
 
-        A wrong password answers ``False``; it never raises.
+        A wrong password answers ``False``; it never raises. A password that is not valid
+        Unicode text (a lone surrogate) cannot have been hashed, so it is simply wrong.
 
         Raises:
             InvalidInputError: ``password_hash`` is not a well-formed argon2 or bcrypt hash
                 (field ``password_hash``, rule ``format``): stored data is corrupt.
         """
+        try:
+            encoded = password.encode()
+        except UnicodeEncodeError:
+            return False
         if _is_bcrypt(password_hash):
             try:
-                return bcrypt.checkpw(
-                    password.encode()[:_BCRYPT_MAX_BYTES], password_hash.encode("ascii")
-                )
+                return bcrypt.checkpw(encoded[:_BCRYPT_MAX_BYTES], password_hash.encode("ascii"))
             except (ValueError, UnicodeEncodeError) as exc:
                 raise _malformed_hash() from exc
         try:
-            return self._hasher.verify(password_hash, password)
+            return self._hasher.verify(password_hash, encoded)
         except VerifyMismatchError:
             return False
         except (VerificationError, InvalidHashError) as exc:
