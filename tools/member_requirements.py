@@ -1,9 +1,11 @@
-"""Print the third-party requirements of every workspace member, one per line.
+"""Print the third-party requirements of the local projects in the given folders, one per line.
 
-./dev installs these from the package index and then the members themselves with --no-deps
-from their local paths: `aegis-core` and `aegis` on PyPI are unrelated projects, so no aegis-*
+Usage: python tools/member_requirements.py [FOLDER..]   (default: packages)
+
+./dev locks these (with the dev tools) and installs the local projects themselves with --no-deps
+from their paths: `aegis-core` and `aegis` on PyPI are unrelated projects, so no aegis-*
 distribution may ever be resolved from an index. A requirement on an aegis-* name that is not a
-local member is an error.
+local project is an error. Standard library only: ./dev runs it before .venv has anything.
 """
 
 from __future__ import annotations
@@ -24,12 +26,17 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", match.group(1)).lower()
 
 
-def third_party_requirements(packages_dir: Path) -> list[str]:
-    """Collect the non-member requirements (dependencies and all extras) of every member."""
+def third_party_requirements(*folders: Path) -> list[str]:
+    """Collect the non-local requirements (dependencies and all extras) of every local project.
+
+    Each folder holds projects (``FOLDER/*/pyproject.toml``): the members under ``packages/``,
+    the sample services under ``examples/``. A requirement on any of them is local.
+    """
     projects = {}
-    for pyproject in sorted(packages_dir.glob("*/pyproject.toml")):
-        project = tomllib.loads(pyproject.read_text())["project"]
-        projects[requirement_name(project["name"])] = (pyproject, project)
+    for folder in folders:
+        for pyproject in sorted(folder.glob("*/pyproject.toml")):
+            project = tomllib.loads(pyproject.read_text())["project"]
+            projects[requirement_name(project["name"])] = (pyproject, project)
     found: list[str] = []
     for pyproject, project in projects.values():
         extras = project.get("optional-dependencies", {}).values()
@@ -45,5 +52,5 @@ def third_party_requirements(packages_dir: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("packages")
-    print("\n".join(third_party_requirements(root)))
+    folders = [Path(arg) for arg in sys.argv[1:]] or [Path("packages")]
+    print("\n".join(third_party_requirements(*folders)))
