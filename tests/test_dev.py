@@ -55,3 +55,23 @@ def test_build_names_the_members_when_a_package_is_unknown(root: Path) -> None:
     result = _dev(root, "build", "aegis-nope")
     assert result.returncode == 1
     assert "error: no member aegis-nope in packages/ (members: aegis-all" in result.stderr
+
+
+def test_a_command_given_help_prints_the_help_instead_of_running(root: Path) -> None:
+    for command in ["build", "setup", "lock", "publish"]:
+        result = _dev(root, command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        assert "usage: ./dev COMMAND" in result.stdout
+        assert "no member" not in result.stderr
+
+
+def test_lock_refuses_an_unknown_option(root: Path) -> None:
+    result = _dev(root, "lock", "--newest")
+    assert result.returncode == 1
+    assert "usage: ./dev lock [--check | --upgrade [PACKAGE..]]" in result.stderr
+
+
+def test_help_names_the_lock_and_the_drift_check(root: Path) -> None:
+    result = _dev(root, "help")
+    for command in ["lock [--upgrade [PACKAGE..]]", "test --latest", "tools/requirements.lock"]:
+        assert command in result.stdout

@@ -4,7 +4,7 @@ Usage: python tools/affected.py --base REF     prints {"package": [...]} as JSON
 
 A change under packages/aegis-X/ selects aegis-X and its dependents (through dependencies and
 extras, transitively); a change to aegis-core selects every member. A change to the shared
-machinery (dev, tools/, tests/, pyproject.toml, hatch.toml, .github/, .ci/) selects every member;
+machinery (dev, tools/, tests/, pyproject.toml, .github/, .ci/) selects every member;
 documentation alone (docs/, mkdocs.yml, *.md at the root) selects none. Metadata-only members
 (aegis-all) have no tests of their own: the repository tests check them. Standard library only.
 """
