@@ -7,8 +7,9 @@ integrity error. The SQL parameters never appear in an aegis error's message.
 
 from __future__ import annotations
 
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
@@ -27,6 +28,8 @@ from aegis.core.errors import (
 
 if TYPE_CHECKING:
     import sqlite3
+
+    from sqlalchemy.engine import ExceptionContext
 
 register_error_code("DB_DUPLICATE", 409, "Duplicate value")
 register_error_code("DB_FOREIGN_KEY", 409, "Referenced row missing or still referenced")
@@ -53,6 +56,20 @@ _SQLITE_CONSTRAINT_PRIMARYKEY = 1555
 _SQLITE_CONSTRAINT_UNIQUE = 2067
 _SQLITE_CANTOPEN = 14
 _SQLITE_MISMATCH = 20
+
+# Bound values no driver or server can take, whatever the column: text without a UTF-8 form
+# (lone surrogates), integers beyond 64 bits (sqlite3 raises OverflowError, asyncpg a DataError)
+# and, on PostgreSQL, NUL in text (asyncpg: SQLSTATE 22021; psycopg: a DataError without one).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_DATA_EXCEPTION = "22000"  # asyncpg's code for a value it cannot encode
+_CHARACTER_NOT_IN_REPERTOIRE = "22021"
+_NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+_BIND_SUFFIX = re.compile(r"(?:_+\d+)+$")  # email_1, version__0: the column is the stem
+_UNSTORABLE = {
+    "unicode": "{field}: the text is not valid Unicode (a lone surrogate U+D800-U+DFFF)",
+    "integer_range": "{field}: the integer is outside the signed 64-bit range",
+    "nul": "{field}: the text contains a NUL character (U+0000), which PostgreSQL cannot store",
+}
 
 
 class DuplicateError(ConflictError):
@@ -274,6 +291,73 @@ def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:  # noqa: PLR
     if code & 0xFF == _SQLITE_CANTOPEN:
         return DatabaseUnavailableError("the SQLite database file cannot be opened")
     return DatabaseError(f"the database rejected the operation (SQLite code {code})")
+
+
+def _unstorable_kind(value: object, dialect: str) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "unicode"
+        return "nul" if dialect == "postgresql" and "\x00" in value else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if _INT64_MIN <= value <= _INT64_MAX else "integer_range"
+    return None
+
+
+def _kinds_for(error: BaseException) -> frozenset[str]:
+    """Which unstorable values can explain ``error`` (a driver's exception), by its type."""
+    if isinstance(error, OverflowError):
+        return frozenset({"integer_range"})
+    if isinstance(error, UnicodeEncodeError):
+        return frozenset({"unicode"})
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if isinstance(error, ValueError) or code in {None, _DATA_EXCEPTION}:
+        # psycopg2 refuses NUL with a bare ValueError; psycopg and asyncpg raise DBAPI errors
+        # with no SQLSTATE (or 22000) for values they cannot encode.
+        return frozenset(_UNSTORABLE)
+    if code == _CHARACTER_NOT_IN_REPERTOIRE:
+        return frozenset({"nul", "unicode"})
+    if code == _NUMERIC_VALUE_OUT_OF_RANGE:
+        return frozenset({"integer_range"})
+    return frozenset()
+
+
+def _named_values(context: ExceptionContext) -> Iterable[tuple[str, object]]:
+    parameters: Any = context.parameters
+    rows = parameters if isinstance(parameters, list) else [parameters]
+    compiled = getattr(context.execution_context, "compiled", None)
+    positions: Sequence[str] = getattr(compiled, "positiontup", None) or ()
+    for row in rows:
+        if isinstance(row, Mapping):
+            yield from ((str(name), value) for name, value in row.items())
+        elif isinstance(row, Sequence) and not isinstance(row, str | bytes):
+            named = len(positions) == len(row)
+            for index, value in enumerate(row):
+                yield (str(positions[index]) if named else "value"), value
+
+
+def unstorable_parameter_error(context: ExceptionContext) -> AegisError | None:
+    """The 422 for a statement that failed on a bound value no database can store, else None.
+
+    Installed on every engine as a SQLAlchemy ``handle_error`` hook by ``DatabaseManager``:
+    sqlite3 raises a bare ``OverflowError`` or ``UnicodeEncodeError`` for such a value, which
+    SQLAlchemy does not wrap, so it would reach the client as a 500. The error's type says
+    which kinds of value can explain it; the bound values say which parameter it was. The
+    error names the parameter (the column's name for INSERT and UPDATE), never the value.
+    """
+    if context.parameters is None:
+        return None
+    kinds = _kinds_for(context.original_exception)
+    if not kinds:
+        return None
+    dialect = context.dialect.name
+    for name, value in _named_values(context):
+        kind = _unstorable_kind(value, dialect)
+        if kind in kinds:
+            field = _BIND_SUFFIX.sub("", name) or "value"
+            return InvalidInputError(_UNSTORABLE[kind].format(field=field), field=field, rule=kind)
+    return None
 
 
 @contextmanager

@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from aegis.db._errors import TransactionStateError, translating_errors
+from aegis.db._errors import (
+    TransactionStateError,
+    translating_errors,
+    unstorable_parameter_error,
+)
 from aegis.db._retry import RetryPolicy, call_with_retry
 from aegis.db._session import (
     AegisSession,
@@ -102,6 +106,7 @@ class DatabaseManager:
     def _create_engine(self, url: URL) -> AsyncEngine:
         engine = create_async_engine(url, **self.settings.engine_options(url))
         event.listen(engine.sync_engine, "do_connect", _connect_or_report)
+        event.listen(engine.sync_engine, "handle_error", unstorable_parameter_error)
         if url.get_backend_name() == "sqlite":
             _configure_sqlite(engine, url, self.settings.sqlite_transaction_mode)
         return engine

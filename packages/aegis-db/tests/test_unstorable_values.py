@@ -1,0 +1,140 @@
+"""Bound values no database can store are the client's mistake (422 naming the field), not a 500.
+
+sqlite3 raises a bare ``OverflowError`` / ``UnicodeEncodeError`` that SQLAlchemy does not wrap;
+asyncpg and psycopg fail differently for the same values. Every driver answers alike here.
+"""
+
+# ruff: noqa: PT012 - a transaction block is the unit under test: its errors come from its exit
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import BigInteger, String, Text, func, select, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from aegis.core.errors import InvalidInputError
+from aegis.db import BaseRepository, DatabaseManager, DatabaseSettings
+
+pytestmark = pytest.mark.anyio
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Note(Base):
+    __tablename__ = "notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text, default="")
+    views: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class NoteRepository(BaseRepository[Note]):
+    filterable = frozenset({"title", "views"})
+
+
+@pytest.fixture(params=["sqlite", "asyncpg", "psycopg"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DatabaseManager]:
+    """Every driver aegis-db supports: the same value fails differently in each."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'notes.db'}"
+    else:
+        server: str = request.getfixturevalue("postgres_database")
+        url = server.replace("postgresql://", f"postgresql+{request.param}://", 1)
+    manager = DatabaseManager(DatabaseSettings(url=SecretStr(url)))
+    async with manager.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    yield manager
+    await manager.dispose()
+
+
+async def count(db: DatabaseManager) -> int:
+    async with db.session() as session:
+        return (await session.execute(select(func.count()).select_from(Note))).scalar_one()
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "rule"),
+    [
+        ({"title": "\ud800"}, "title", "unicode"),
+        ({"title": "ok", "body": "x" * 100 + "\udfff"}, "body", "unicode"),
+        ({"title": "ok", "views": 2**63}, "views", "integer_range"),
+        ({"title": "ok", "views": -(2**63) - 1}, "views", "integer_range"),
+    ],
+    ids=["surrogate", "surrogate-in-long-text", "above-int64", "below-int64"],
+)
+async def test_an_unstorable_value_is_a_422_naming_its_column_and_nothing_is_written(
+    db: DatabaseManager, values: dict[str, object], field: str, rule: str
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.transaction() as session:
+            await NoteRepository(session).create({"id": 1, **values})
+    assert (caught.value.status, caught.value.field, caught.value.errors[0].type) == (
+        422,
+        field,
+        rule,
+    )
+    assert "\ud800" not in caught.value.message  # the value itself is never echoed
+    assert isinstance(caught.value.__cause__, Exception)  # the driver's error stays chained
+    assert await count(db) == 0
+
+
+async def test_an_unstorable_value_in_a_filter_or_raw_statement_is_a_422(
+    db: DatabaseManager,
+) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await NoteRepository(session).list(title="\ud800")
+    assert (caught.value.field, caught.value.errors[0].type) == ("title", "unicode")
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await session.execute(select(Note).where(Note.views == 2**64))
+    assert (caught.value.field, caught.value.errors[0].type) == ("views", "integer_range")
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await session.execute(text("SELECT :needle"), {"needle": "\udc80"})
+    assert (caught.value.field, caught.value.errors[0].type) == ("needle", "unicode")
+
+
+async def test_nul_is_refused_on_postgresql_and_kept_on_sqlite(db: DatabaseManager) -> None:
+    if db.dialect_name == "postgresql":
+        with pytest.raises(InvalidInputError) as caught:
+            async with db.transaction() as session:
+                await NoteRepository(session).create({"id": 1, "title": "a\x00b"})
+        assert (caught.value.field, caught.value.errors[0].type) == ("title", "nul")
+        assert await count(db) == 0
+        return
+    async with db.transaction() as session:
+        await NoteRepository(session).create({"id": 1, "title": "a\x00b"})
+    async with db.session() as session:
+        assert (await NoteRepository(session).get(1)).title == "a\x00b"
+
+
+async def test_the_widest_storable_values_are_stored(db: DatabaseManager) -> None:
+    async with db.transaction() as session:
+        notes = NoteRepository(session)
+        await notes.create({"id": 1, "title": "\U0010ffff\u202e", "views": 2**63 - 1})
+        await notes.create({"id": 2, "title": "low", "views": -(2**63)})
+    async with db.session() as session:
+        stored = await NoteRepository(session).get(1)
+        assert (stored.title, stored.views) == ("\U0010ffff\u202e", 2**63 - 1)
+
+
+async def test_errors_of_the_application_itself_are_not_taken_for_bad_input(
+    db: DatabaseManager,
+) -> None:
+    """Only a failed statement with such a bound value is translated, never the block's code."""
+    with pytest.raises(OverflowError):
+        async with db.transaction() as session:
+            await NoteRepository(session).create({"id": 1, "title": "ok", "views": 2**63 - 1})
+            raise OverflowError("the application's own arithmetic")
+    with pytest.raises(UnicodeEncodeError):
+        async with db.transaction() as session:
+            "\ud800".encode()
+    assert await count(db) == 0
