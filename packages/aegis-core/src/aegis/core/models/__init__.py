@@ -1,4 +1,4 @@
-"""Shared models: UUIDv7 ids, the entity base, versioned contracts, enums and pagination.
+"""Shared models: UUIDv7 ids, the entity base, versioned contracts, enums, pagination, safe fields.
 
 Importing this package needs only the standard library and pydantic.
 
@@ -28,6 +28,7 @@ from aegis.core.models._pagination import (
     SortDirection,
     SortField,
 )
+from aegis.core.models._safe import Int64, SafeStr
 
 __all__ = [
     "ENVIRONMENT_ALIASES",
@@ -38,10 +39,12 @@ __all__ = [
     "CursorPage",
     "EntityStatus",
     "Environment",
+    "Int64",
     "PageParams",
     "PaginatedResponse",
     "Permission",
     "Role",
+    "SafeStr",
     "SchemaVersion",
     "SortDirection",
     "SortField",
