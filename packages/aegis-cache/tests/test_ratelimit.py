@@ -15,8 +15,9 @@ from aegis.cache import (
     RateLimiter,
     RateLimitMiddleware,
     rate_limited,
+    user_key,
 )
-from aegis.core.context import user_id
+from aegis.core.context import request_context
 from aegis.core.errors import InvalidInputError, RateLimitedError
 
 pytestmark = pytest.mark.anyio
@@ -152,20 +153,37 @@ async def test_the_middleware_answers_429_problem_json_with_rate_limit_headers(
         assert (await client.get("/health")).status_code == 200
 
 
+class _User:
+    """A user as an authentication middleware puts it in ``scope["user"]``."""
+
+    is_authenticated = True
+
+    def __init__(self, identity: str) -> None:
+        self.identity = identity
+
+
+def _authenticated(app: Any) -> Any:
+    """Sets ``scope["user"]`` from an ``x-user`` header, as an auth middleware would."""
+
+    async def authenticate(scope: Any, receive: Any, send: Any) -> None:
+        for name, value in scope["headers"]:
+            if name == b"x-user":
+                scope["user"] = _User(value.decode())
+        await app(scope, receive, send)
+
+    return authenticate
+
+
 async def test_the_middleware_keys_by_user_or_route_and_can_fail_closed(cache: Cache) -> None:
     by_user = RateLimitMiddleware(_app, RateLimiter(cache, 1, 60, name="u"), key="user")
     by_route = RateLimitMiddleware(_app, RateLimiter(cache, 1, 60, name="r"), key="route")
     skip_all = RateLimitMiddleware(_app, RateLimiter(cache, 1, 60, name="n"), key=lambda _: None)
     for app in (by_user, by_route, skip_all):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=_authenticated(app))
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            token = user_id.set("u-1")
-            try:
-                assert (await client.get("/a")).status_code == 200
-                second = await client.get("/a")
-            finally:
-                user_id.reset(token)
-            assert (await client.get("/b")).status_code == 200
+            assert (await client.get("/a", headers={"x-user": "u-1"})).status_code == 200
+            second = await client.get("/a", headers={"x-user": "u-1"})
+            assert (await client.get("/b", headers={"x-user": "u-2"})).status_code == 200
         assert second.status_code == (200 if app is skip_all else 429)
 
     down = Cache(CacheSettings(url="redis://127.0.0.1:1/0", timeout=0.05, connect_timeout=0.05))
@@ -177,6 +195,19 @@ async def test_the_middleware_keys_by_user_or_route_and_can_fail_closed(cache: C
     assert answer.status_code == 503
     assert answer.json()["code"] == "CACHE_UNAVAILABLE"
     await down.close()
+
+
+async def test_the_user_key_ignores_a_user_id_left_in_the_context(cache: Cache) -> None:
+    """A context value may be an earlier request's (a server reusing a context): the scope wins."""
+    app = RateLimitMiddleware(_app, RateLimiter(cache, 1, 60, name="stale"), key="user")
+    transport = httpx.ASGITransport(app=_authenticated(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        with request_context(user_id="admin-1"):
+            assert (await client.get("/a", headers={"x-user": "admin-1"})).status_code == 200
+            anonymous = await client.get("/a")  # keyed by its client address, not admin-1
+    assert anonymous.status_code == 200
+    assert user_key({"user": _User("u-9"), "client": ("10.0.0.1", 1)}) == "user:u-9"
+    assert user_key({"client": ("10.0.0.1", 1)}) == "client:10.0.0.1"
 
 
 async def test_non_http_scopes_pass_through(cache: Cache) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,7 @@ from aegis.core.context import (
     CONTEXT_VARS,
     current_context,
     request_context,
+    request_scope,
     with_current_context,
 )
 
@@ -172,3 +174,83 @@ def test_a_bare_thread_does_not_see_the_request() -> None:
         thread.start()
         thread.join()
     assert seen == [{}]
+
+
+def test_the_public_names_of_the_context_module() -> None:
+    assert context.__all__ == [
+        "CONTEXT_VARS",
+        "RequestFields",
+        "correlation_id",
+        "current_context",
+        "request_context",
+        "request_id",
+        "request_scope",
+        "service_name",
+        "tenant_id",
+        "user_id",
+        "with_current_context",
+    ]
+
+
+def test_request_scope_clears_the_fields_named_as_none_and_keeps_the_others() -> None:
+    with request_context(request_id="earlier", user_id="admin-1", tenant_id="t-1"):
+        with request_scope(user_id=None, tenant_id=None, correlation_id="c-2"):
+            assert current_context() == {"request_id": "earlier", "correlation_id": "c-2"}
+        assert current_context() == {
+            "request_id": "earlier",
+            "user_id": "admin-1",
+            "tenant_id": "t-1",
+        }
+
+
+def test_request_scope_resets_with_its_tokens_whatever_the_block_set() -> None:
+    def fail_deeper() -> None:
+        with request_scope(user_id=None):
+            context.user_id.set("deeper")
+            raise RuntimeError("boom")
+
+    def request() -> None:
+        with request_scope(user_id="u-1"):
+            context.user_id.set("changed-inside")
+            context.tenant_id.set("set-inside-unnamed")  # not named: the block does not own it
+            with pytest.raises(RuntimeError):
+                fail_deeper()
+            assert context.user_id.get() == "changed-inside"
+        assert context.user_id.get() is None
+        assert context.tenant_id.get() == "set-inside-unnamed"
+
+    contextvars.copy_context().run(request)
+
+
+def test_a_request_that_starts_in_a_stale_context_sees_only_its_own_fields() -> None:
+    """A server may run a request in a copy of a context an earlier request wrote into."""
+    stale = contextvars_copy_with(user_id="admin-1", tenant_id="t-1", request_id="old")
+
+    def request() -> dict[str, str]:
+        with request_scope(
+            request_id="new", correlation_id="new", service_name=None, user_id=None, tenant_id=None
+        ):
+            return current_context()
+
+    assert stale.run(request) == {"request_id": "new", "correlation_id": "new"}
+    assert stale.run(current_context) == {
+        "request_id": "old",
+        "user_id": "admin-1",
+        "tenant_id": "t-1",
+    }
+
+
+def contextvars_copy_with(**fields: str) -> contextvars.Context:
+    """A copy of the current context with ``fields`` set, as a leaked request leaves one."""
+
+    def fill() -> contextvars.Context:
+        for name, value in fields.items():
+            CONTEXT_VARS[name].set(value)
+        return contextvars.copy_context()
+
+    return contextvars.copy_context().run(fill)
+
+
+def test_request_scope_refuses_an_unknown_field() -> None:
+    with pytest.raises(TypeError, match="user"):
+        request_scope(user="admin-1")  # type: ignore[call-arg]

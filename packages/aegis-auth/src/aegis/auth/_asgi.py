@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from starlette.authentication import AuthCredentials, UnauthenticatedUser
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aegis.auth._errors import AuthenticationError, InvalidTokenError, TokenMissingError
-from aegis.auth._principal import PRINCIPAL
+from aegis.auth._principal import PRINCIPAL, Principal
 from aegis.auth._tokens import TokenService
 from aegis.core import context
 from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, AegisError
@@ -53,6 +54,10 @@ class AuthMiddleware:
 
     Example:
         >>> app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=["/health", JWKS_PATH])
+
+    .. versionchanged:: 0.1
+        Public paths and refused requests set an unauthenticated ``scope["user"]`` and clear
+        the principal and context values instead of leaving them as they were.
     """
 
     def __init__(
@@ -80,33 +85,43 @@ class AuthMiddleware:
         self._type_base = type_base
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in _CONNECTIONS or (
+        if scope["type"] not in _CONNECTIONS:
+            await self.app(scope, receive, send)
+            return
+        principal: Principal | None = None
+        refused: AegisError | None = None
+        if not (
             scope["path"] in self._public_exact
             or (self._public_patterns and self._is_public(scope))
         ):
-            await self.app(scope, receive, send)
-            return
-        tokens = self.tokens
-        try:
-            credentials = self._credentials(scope)
-            principal = tokens.verify_nowait(credentials)
-            if principal is None:
-                principal = await tokens.verify(credentials)
-        except AegisError as exc:  # an AuthenticationError, or a JWKS origin that is down
-            await self._reject(exc, scope, receive, send)
-            return
-        scope["user"] = principal
-        scope["auth"] = principal.credentials
-        user_token = context.user_id.set(principal.subject)
-        tenant_token = context.tenant_id.set(principal.tenant) if principal.tenant else None
+            tokens = self.tokens
+            try:
+                credentials = self._credentials(scope)
+                principal = tokens.verify_nowait(credentials)
+                if principal is None:
+                    principal = await tokens.verify(credentials)
+            except AegisError as exc:  # an AuthenticationError, or a JWKS origin that is down
+                refused = exc
+        # Every request sets all it owns, to its own value or to None, and resets it with the
+        # tokens: the server may run it in a context that still holds an earlier request's
+        # principal (see aegis.core.context).
+        if principal is None:
+            scope["user"] = UnauthenticatedUser()
+            scope["auth"] = AuthCredentials()
+            subject = tenant = None
+        else:
+            scope["user"] = principal
+            scope["auth"] = principal.credentials
+            subject, tenant = principal.subject, principal.tenant
         principal_token = PRINCIPAL.set(principal)
         try:
-            await self.app(scope, receive, send)
+            with context.request_scope(user_id=subject, tenant_id=tenant):
+                if refused is None:
+                    await self.app(scope, receive, send)
+                else:
+                    await self._reject(refused, scope, receive, send)
         finally:
             PRINCIPAL.reset(principal_token)
-            if tenant_token is not None:
-                context.tenant_id.reset(tenant_token)
-            context.user_id.reset(user_token)
 
     def _is_public(self, scope: Scope) -> bool:
         path: str = scope["path"]

@@ -27,9 +27,26 @@ def client_key(scope: Scope) -> str | None:
 
 
 def user_key(scope: Scope) -> str | None:
-    """The authenticated user (``aegis.core.context.user_id``), else the client address."""
-    user = context.user_id.get()
-    return f"user:{user}" if user else client_key(scope)
+    """The request's authenticated user, else the client address.
+
+    The user is ``scope["user"]`` as an authentication middleware outside this one sets it
+    (aegis-auth's ``AuthMiddleware``, Starlette's ``AuthenticationMiddleware``): its
+    ``identity``, or its ``display_name`` where a Starlette user has no identity. The scope
+    belongs to this request alone; a context variable read here, outside the middleware that
+    sets it, could still hold an earlier request's user (see ``aegis.core.context``).
+
+    .. versionchanged:: 0.1
+        Reads ``scope["user"]`` instead of ``aegis.core.context.user_id``.
+    """
+    user: Any = scope.get("user")
+    if getattr(user, "is_authenticated", False):
+        try:
+            name = user.identity
+        except NotImplementedError:  # Starlette's SimpleUser names itself only by display_name
+            name = user.display_name
+        if name:
+            return f"user:{name}"
+    return client_key(scope)
 
 
 def route_key(scope: Scope) -> str | None:

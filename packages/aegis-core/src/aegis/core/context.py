@@ -1,8 +1,14 @@
 """Request-scoped context shared by every aegis package: who, which request, which service.
 
 The values live in :class:`contextvars.ContextVar` objects, so each asyncio task sees the values of
-the task that created it, and one request never sees another's. aegis-log reads them into every
-log line, the auth middleware writes ``user_id``, aegis-msg copies ``correlation_id`` into events.
+the task that created it. aegis-log reads them into every log line, the auth middleware writes
+``user_id``, aegis-msg copies ``correlation_id`` into events.
+
+A server does not guarantee each request a fresh context: uvicorn runs the requests of one
+keep-alive connection in copies of the connection's context, and a value set inside one request
+can reach that context (CPython gh-140947, uvicorn #2167), so the next request starts with it.
+Middleware therefore sets every field it owns at the start of every request, to the request's
+value or to ``None``, with :func:`request_scope`, which resets them with their tokens after.
 
 Example:
     >>> with request_context(request_id="r-1", user_id="u-7"):
@@ -15,8 +21,12 @@ from __future__ import annotations
 import contextvars
 import functools
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Final, ParamSpec, TypeVar
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import TYPE_CHECKING, Final, ParamSpec, TypedDict, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 request_id: Final = contextvars.ContextVar[str | None]("aegis_request_id", default=None)
 """The id of the request being served (``X-Request-ID``)."""
@@ -42,6 +52,17 @@ CONTEXT_VARS: Final[dict[str, contextvars.ContextVar[str | None]]] = {
 }
 """Every context variable by field name, in the order log lines show them."""
 
+
+class RequestFields(TypedDict, total=False):
+    """The fields :func:`request_scope` takes, each optional: a value, or ``None`` to clear it."""
+
+    request_id: str | None
+    correlation_id: str | None
+    user_id: str | None
+    service_name: str | None
+    tenant_id: str | None
+
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -57,7 +78,8 @@ def request_context(
 ) -> Iterator[None]:
     """Set the given context fields for the block and restore the previous values after it.
 
-    Fields left as ``None`` keep their current value. Restoring uses the tokens of the values
+    Fields left as ``None`` keep their current value (use :func:`request_scope` to clear
+    them, as middleware starting a request must). Restoring uses the tokens of the values
     set here, so nested blocks and concurrent tasks each get back exactly what they had.
     """
     values = {
@@ -77,6 +99,59 @@ def request_context(
     finally:
         for variable, token in reversed(tokens):
             variable.reset(token)
+
+
+class _RequestScope(AbstractContextManager[None]):
+    """What :func:`request_scope` returns: one use, tokens kept between enter and exit."""
+
+    __slots__ = ("_fields", "_tokens")
+
+    def __init__(self, fields: RequestFields) -> None:
+        self._fields = fields
+        self._tokens: list[tuple[contextvars.ContextVar[str | None], contextvars.Token[str | None]]]
+        self._tokens = []
+
+    def __enter__(self) -> None:
+        for name, value in self._fields.items():
+            variable = CONTEXT_VARS[name]
+            self._tokens.append((variable, variable.set(value)))  # type: ignore[arg-type]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        tokens, self._tokens = self._tokens, []
+        for variable, token in reversed(tokens):
+            variable.reset(token)
+
+
+def request_scope(**fields: Unpack[RequestFields]) -> AbstractContextManager[None]:
+    """Set the named fields for one request, ``None`` included, and reset them after the block.
+
+    Unlike :func:`request_context`, a field given as ``None`` is *cleared* for the block, so
+    nothing left set by an earlier request on the same connection shows through: the
+    middleware that starts a request names every field (aegis-log's names all five), one that
+    learns some later names those (the auth middleware: ``user_id`` and ``tenant_id``, ``None``
+    on a public path). Fields not named keep their value. Leaving the block resets each field
+    with its token, so it works whatever context the server runs the request in and whatever
+    the block set in between.
+
+    Raises:
+        TypeError: a name that is not a field of :data:`CONTEXT_VARS`.
+
+    Example:
+        >>> with request_scope(user_id=None, tenant_id=None):
+        ...     current_context().get("user_id") is None
+        True
+
+    .. versionadded:: 0.1
+    """
+    unknown = fields.keys() - CONTEXT_VARS.keys()
+    if unknown:
+        raise TypeError(f"request_scope() got unknown context fields: {sorted(unknown)}")
+    return _RequestScope(fields)
 
 
 def current_context() -> dict[str, str]:
@@ -103,10 +178,12 @@ def with_current_context(function: Callable[_P, _R]) -> Callable[_P, _R]:
 
 __all__ = [
     "CONTEXT_VARS",
+    "RequestFields",
     "correlation_id",
     "current_context",
     "request_context",
     "request_id",
+    "request_scope",
     "service_name",
     "tenant_id",
     "user_id",

@@ -7,7 +7,8 @@ import time
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any, Final
 
-from aegis.core.context import request_context
+from aegis.core import context
+from aegis.core.context import request_scope
 from aegis.core.models import uuid7
 from aegis.log._context import isolated_context
 from aegis.log._logger import get_logger
@@ -25,18 +26,26 @@ _MIN_ID_LENGTH: Final = 8
 class RequestLoggingMiddleware:
     """Pure ASGI middleware: a request id and context for every request, and its access line.
 
-    For each HTTP request it
+    For each HTTP request and WebSocket it
 
     * takes the ``X-Request-ID`` header when it is 1 to ``max_id_length`` characters of
       ``A-Z a-z 0-9 . _ : -``, and otherwise generates a UUIDv7 (so a client cannot inject
       text into the logs), and takes ``X-Correlation-ID`` the same way (default: the request
       id);
-    * sets ``request_id``, ``correlation_id`` and ``service_name`` in ``aegis.core.context``
-      and starts with no fields bound by :func:`~aegis.log.bind_context`, for the request only;
+    * sets ``request_id``, ``correlation_id`` and ``service_name`` in ``aegis.core.context``,
+      clears ``user_id`` and ``tenant_id`` (the auth middleware inside sets them), and starts
+      with no fields bound by :func:`~aegis.log.bind_context`; every value is reset with its
+      token when the request ends, so no request inherits another's, whatever context the
+      server runs it in (uvicorn's ``--reset-contextvars`` is not needed);
+
+    and for each HTTP request it also
+
     * sends the request id back in the ``X-Request-ID`` response header;
     * writes one line to the ``aegis.access`` logger: method, path, route template, status,
-      duration_ms and client address; at ERROR with the structured stack trace when the
-      application raised (the exception is re-raised), at INFO otherwise.
+      duration_ms and client address, with the ``user_id`` and ``tenant_id`` that were set
+      when the response started (the caller the auth middleware found, or none); at ERROR
+      with the structured stack trace when the application raised (the exception is
+      re-raised), at INFO otherwise.
 
     Args:
         app: the ASGI application to wrap.
@@ -74,8 +83,9 @@ class RequestLoggingMiddleware:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one ASGI connection; only ``http`` scopes are logged."""
-        if scope["type"] != "http":
+        """Serve one ASGI connection; ``http`` and ``websocket`` scopes get a context."""
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":  # noqa: PLR1714 (two compares beat a set)
             await self.app(scope, receive, send)
             return
         sent_id = sent_correlation = None
@@ -86,40 +96,61 @@ class RequestLoggingMiddleware:
                 sent_correlation = value
         request_id = self._accepted_id(sent_id) or str(uuid7())
         correlation_id = self._accepted_id(sent_correlation) or request_id
+        # Every field is named, None included: the server may start this request in a context
+        # that still holds an earlier request's values (see aegis.core.context).
+        fields = request_scope(
+            request_id=request_id,
+            correlation_id=correlation_id,
+            service_name=self._service_name,
+            user_id=None,
+            tenant_id=None,
+        )
+        if kind == "websocket":
+            with fields, isolated_context():
+                await self.app(scope, receive, send)
+            return
         id_header = (self._header, request_id.encode("ascii"))
         status = _SERVER_ERROR
+        caller: tuple[str | None, str | None] = (None, None)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, caller
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Sent from inside the auth middleware: the caller of this request.
+                caller = (context.user_id.get(), context.tenant_id.get())
                 headers = [item for item in message.get("headers", ()) if item[0] != id_header[0]]
                 message = {**message, "headers": [*headers, id_header]}
             await send(message)
 
         root_path = scope.get("root_path", "")
         started = time.perf_counter()
-        with (
-            request_context(
-                request_id=request_id,
-                correlation_id=correlation_id,
-                service_name=self._service_name,
-            ),
-            isolated_context(),
-        ):
+        with fields, isolated_context():
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
-                self._access_line(scope, root_path, _SERVER_ERROR, started, exc)
+                self._access_line(
+                    scope, root_path, _SERVER_ERROR, started, error=exc, caller=caller
+                )
                 raise
-            self._access_line(scope, root_path, status, started, None)
+            self._access_line(scope, root_path, status, started, error=None, caller=caller)
 
     def _access_line(
-        self, scope: Scope, root_path: str, status: int, started: float, error: Exception | None
+        self,
+        scope: Scope,
+        root_path: str,
+        status: int,
+        started: float,
+        *,
+        error: Exception | None,
+        caller: tuple[str | None, str | None],
     ) -> None:
         path = scope.get("path", "")
         if path in self._skip_paths:
             return
+        # Inside this request's scope: the reset at its end undoes these two sets as well.
+        context.user_id.set(caller[0])
+        context.tenant_id.set(caller[1])
         client = scope.get("client")
         fields: dict[str, Any] = {
             "method": scope.get("method"),

@@ -165,7 +165,9 @@ class ObservabilityMiddleware:
     an exception sets the span's status to ERROR. The span is the current span while the app
     runs, so log processors and :func:`aegis.obs.inject` see its trace id. Without the
     OpenTelemetry SDK no span is created; an incoming ``traceparent`` is still made current,
-    so outgoing calls continue the caller's trace.
+    so outgoing calls continue the caller's trace. A request without one (and, with tracing
+    on, an excluded path) runs with no trace current, never an earlier request's; the
+    OpenTelemetry context is restored with its token when the request ends.
 
     .. versionchanged:: 0.1
         Without ``tracer_provider``, the global provider is looked up once, at the first
@@ -224,7 +226,7 @@ class ObservabilityMiddleware:
             return
         path: str = scope["path"]
         if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
-            await self.app(scope, receive, send)
+            await self._serve_excluded(scope, receive, send)
             return
         if kind == "http":
             method = scope["method"]
@@ -248,6 +250,18 @@ class ObservabilityMiddleware:
         finally:
             if token is not None:
                 otel_context.detach(token)
+
+    async def _serve_excluded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._tracing:
+            await self.app(scope, receive, send)
+            return
+        # No span here, but no earlier request's trace either (see _clear_trace_context).
+        cleared = _clear_trace_context()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if cleared is not None:
+                otel_context.detach(cleared)
 
     def _finish(self, exchange: _Exchange, started: float, failure: BaseException | None) -> None:
         # No response started: the server answers 500 (after an exception or an app that
@@ -274,9 +288,11 @@ def _start_span(
         # No SDK: no span to record, but keep the caller's trace current for propagation.
         for name, _ in headers:
             if name == b"traceparent":
-                return None, otel_context.attach(propagate.extract(headers, getter=_GETTER))
-        return None, None
-    parent = propagate.extract(headers, getter=_GETTER)
+                return None, otel_context.attach(propagate.extract(headers, Context(), _GETTER))
+        return None, _clear_trace_context()
+    # From an empty Context, never the current one: a propagator that starts from the current
+    # context (W3C baggage does) would carry an earlier request's values into this one.
+    parent = propagate.extract(headers, Context(), _GETTER)
     attributes: dict[str, str | int] = {
         "http.request.method": method if method != _WEBSOCKET_METHOD else "GET",
         "url.path": scope["path"],
@@ -288,6 +304,19 @@ def _start_span(
         attributes["client.address"] = client[0]
     span = tracer.start_span(method, context=parent, kind=SpanKind.SERVER, attributes=attributes)
     return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def _clear_trace_context() -> Token[Context] | None:
+    """Make the empty context current unless it already is; the token to detach, if any.
+
+    The server may start a request in a context that still holds an earlier request's span
+    (uvicorn and keep-alive connections, see aegis.core.context): a request without a
+    ``traceparent`` must not continue that trace. Checking first keeps the usual case (nothing
+    current) free of an attach.
+    """
+    if otel_context.get_current():
+        return otel_context.attach(Context())
+    return None
 
 
 def _end_span(span: Span, exchange: _Exchange, status: int, failure: BaseException | None) -> None:

@@ -4,7 +4,13 @@ Installing the distribution registers a pytest plugin with the fixtures ``postgr
 ``redis_url``, ``kafka_bootstrap`` (one server per session) and ``postgres_database``,
 ``redis_prefix``, ``kafka_topic``, ``kafka_topic_factory``, ``kafka_consumer_config`` (isolation).
 The functions below are the same machinery for use outside pytest.
+
+For tests that need real sockets: :class:`RawConnection` speaks HTTP/1.1 (keep-alive,
+pipelining) and WebSocket byte by byte, and :func:`uvicorn_server` (``asgi`` extra) serves an
+app with a real uvicorn on any of its loops and HTTP implementations.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from aegis.testing.__about__ import __version__
 from aegis.testing._imports import modules_loaded_by
@@ -17,6 +23,7 @@ from aegis.testing._isolation import (
     drop_database,
     unique_name,
 )
+from aegis.testing._raw_http import Headers, RawConnection, RawResponse, http_request
 from aegis.testing._servers import (
     SERVICE_KINDS,
     EmbeddedServer,
@@ -33,12 +40,40 @@ from aegis.testing._services import (
     service_url,
 )
 
+if TYPE_CHECKING:
+    from aegis.testing._uvicorn import (
+        UVICORN_LOOPS,
+        UVICORN_PROTOCOLS,
+        RunningServer,
+        uvicorn_server,
+    )
+
+# uvicorn is an optional dependency (the asgi extra): imported on first use (PEP 562).
+_UVICORN_NAMES = frozenset(
+    {"UVICORN_LOOPS", "UVICORN_PROTOCOLS", "RunningServer", "uvicorn_server"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _UVICORN_NAMES:
+        from aegis.testing import _uvicorn  # noqa: PLC0415 (optional dependency, loaded on use)
+
+        return getattr(_uvicorn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "SERVICES_VARIABLE",
     "SERVICE_KINDS",
     "URL_VARIABLES",
+    "UVICORN_LOOPS",
+    "UVICORN_PROTOCOLS",
     "EmbeddedServer",
+    "Headers",
+    "RawConnection",
+    "RawResponse",
     "RestartableServer",
+    "RunningServer",
     "ServiceKind",
     "ServiceStartError",
     "__version__",
@@ -49,9 +84,11 @@ __all__ = [
     "delete_keys",
     "delete_topics",
     "drop_database",
+    "http_request",
     "modules_loaded_by",
     "redact",
     "service_url",
     "start_server",
     "unique_name",
+    "uvicorn_server",
 ]
