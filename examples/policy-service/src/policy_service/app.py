@@ -24,7 +24,7 @@ from aegis.auth import (
     require_permissions,
 )
 from aegis.core.errors import AegisError, register_error_code
-from aegis.core.models import PageParams, PaginatedResponse
+from aegis.core.models import PageParams, PaginatedResponse, SafeStr
 from aegis.core.web import install_error_handlers
 from aegis.db import DatabaseManager, Filter, session_dependency
 from aegis.log import RequestLoggingMiddleware, get_logger
@@ -250,7 +250,7 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
         *,
         principal: CurrentUser,
         session: session_type,
-        status: str | None = None,
+        status: SafeStr | None = None,
         holder_id: uuid.UUID | None = None,
         sort: str = "-created_at",
         page: int = Query(default=1, ge=1),

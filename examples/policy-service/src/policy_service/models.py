@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Date, Index, Numeric, String, Uuid, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from aegis.core.models import Int64, SafeStr
 from aegis.db import (
     BaseRepository,
     SoftDeleteMixin,
@@ -63,7 +64,7 @@ class KnownUserRepository(BaseRepository[KnownUser]):
 class PolicyIn(BaseModel):
     """``POST /policies``; ``holder_id`` defaults to the caller."""
 
-    number: str = Field(min_length=1, max_length=32)
+    number: SafeStr = Field(min_length=1, max_length=32)
     holder_id: uuid.UUID | None = None
     premium: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
     starts_on: date
@@ -73,7 +74,7 @@ class PolicyIn(BaseModel):
 class PolicyPatch(BaseModel):
     """``PATCH /policies/{id}``: the version read last guards against lost updates."""
 
-    version: int
+    version: Int64
     status: Status | None = None
     premium: Decimal | None = Field(default=None, gt=0, max_digits=12, decimal_places=2)
 

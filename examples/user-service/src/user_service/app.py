@@ -32,7 +32,7 @@ from aegis.auth import (
     require_roles,
 )
 from aegis.cache import Cache
-from aegis.core.models import CursorPage, PageParams, PaginatedResponse
+from aegis.core.models import CursorPage, PageParams, PaginatedResponse, SafeStr
 from aegis.core.utils.security import hash_password
 from aegis.core.utils.validation import PasswordPolicy, require_strong_password
 from aegis.core.web import install_error_handlers
@@ -221,8 +221,8 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
     async def list_users(
         *,
         session: session_type,
-        role: str | None = None,
-        email: str | None = Query(default=None, description="part of the e-mail address"),
+        role: SafeStr | None = None,
+        email: Annotated[SafeStr | None, Query(description="part of the e-mail address")] = None,
         sort: str = "created_at",
         page: int = Query(default=1, ge=1),
         size: int = Query(default=20, ge=1, le=100),

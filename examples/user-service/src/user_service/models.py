@@ -9,6 +9,7 @@ from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from user_events import UserData
 
+from aegis.core.models import Int64, SafeStr
 from aegis.db import (
     BaseRepository,
     SoftDeleteMixin,
@@ -50,18 +51,18 @@ class UserRepository(BaseRepository[User]):
 
 
 class UserIn(BaseModel):
-    """``POST /users``."""
+    """``POST /users``: text without lone surrogates or NUL (SafeStr), refused with a 422."""
 
     email: EmailStr
-    name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1024)
+    name: SafeStr = Field(min_length=1, max_length=200)
+    password: SafeStr = Field(min_length=1, max_length=1024)
 
 
 class UserPatch(BaseModel):
     """``PATCH /users/{id}``: the version read last guards against lost updates."""
 
-    version: int
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    version: Int64
+    name: SafeStr | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
 
 
@@ -80,14 +81,14 @@ class UserOut(BaseModel):
 class Login(BaseModel):
     """``POST /auth/token``."""
 
-    email: str
-    password: str
+    email: SafeStr = Field(max_length=320)
+    password: SafeStr
 
 
 class Refresh(BaseModel):
     """``POST /auth/refresh``."""
 
-    refresh_token: str
+    refresh_token: SafeStr
 
 
 def user_data(user: User) -> UserData:
