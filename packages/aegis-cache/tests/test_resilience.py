@@ -221,3 +221,65 @@ async def test_the_near_cache_is_bypassed_while_redis_is_down_and_comes_back_aft
     await cache.set("k", 2)
     assert await cache.get("k") == 2
     await cache.close()
+
+
+async def _waiting_on_the_lock(cache: Cache, registry: CollectorRegistry) -> asyncio.Task[str]:
+    """Another process holds the lock of "report": start a get_or_set that waits for it."""
+    admin = Redis.from_url(cache.settings.url.get_secret_value())  # type: ignore[union-attr]
+    await admin.set(cache.stampede.lock_key("svc:report"), b"another-process", px=60_000)
+    await admin.aclose()
+
+    async def compute_here() -> str:
+        return "computed-here"
+
+    waiting = asyncio.create_task(cache.get_or_set("report", compute_here, ttl=60))
+    polls = {"namespace": "svc", "operation": "lock_wait"}
+    with anyio.fail_after(30):
+        while not _value(registry, "aegis_cache_operation_duration_seconds_count", **polls):
+            await asyncio.sleep(0.005)  # until the waiter has polled the lock once
+    return waiting
+
+
+async def test_a_lock_waiter_keeps_waiting_through_a_poll_that_timed_out(
+    own_redis: RestartableServer, registry: CollectorRegistry
+) -> None:
+    """A reply slower than ``timeout`` (a loaded machine) does not mean the lock is free."""
+    settings = CacheSettings(
+        url=own_redis.url, namespace="svc", lock_wait=60, circuit_failure_threshold=1000
+    )
+    cache = Cache(settings, registry=registry)
+    waiting = await _waiting_on_the_lock(cache, registry)
+    admin = Redis.from_url(own_redis.url)
+    pid = int((await admin.info("server"))["process_id"])
+    os.kill(pid, signal.SIGSTOP)  # the next poll's reply takes longer than the socket timeout
+    try:
+        failed = {"namespace": "svc", "operation": "lock_wait"}
+        with anyio.fail_after(30):
+            while not _value(registry, "aegis_cache_errors_total", **failed):
+                await asyncio.sleep(0.005)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert not waiting.done()
+    # The holder finishes: its value is stored, its lock released.
+    await admin.set("svc:report", cache.encode("computed-there"), px=60_000)
+    await admin.delete(cache.stampede.lock_key("svc:report"))
+    with anyio.fail_after(30):
+        assert await waiting == "computed-there"
+    await admin.aclose()
+    await cache.close()
+
+
+async def test_a_lock_waiter_computes_once_the_breaker_says_redis_is_down(
+    own_redis: RestartableServer, registry: CollectorRegistry
+) -> None:
+    """Nobody can hold a lock on a dead Redis: the waiter stops waiting and computes."""
+    settings = CacheSettings(
+        url=own_redis.url, namespace="svc", lock_wait=600, circuit_failure_threshold=2
+    )
+    cache = Cache(settings, registry=registry)
+    waiting = await _waiting_on_the_lock(cache, registry)
+    own_redis.stop()
+    with anyio.fail_after(30):  # far below lock_wait
+        assert await waiting == "computed-here"
+    assert cache.breaker.state == "open"
+    await cache.close()

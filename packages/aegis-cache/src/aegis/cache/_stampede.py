@@ -139,20 +139,30 @@ class Stampede:
                 await self._unlock(lock_key, token, labels)
 
     async def _wait_for(self, full_key: str, lock_key: str, labels: Labels) -> bytes | None:
-        """Poll until another process stored the value, released its lock, or time ran out."""
+        """Poll until another process stored the value, released its lock, or time ran out.
+
+        A poll that failed says nothing about the lock: on a loaded machine one reply can take
+        longer than ``timeout`` while the holder is still computing. Waiting goes on until the
+        circuit breaker opens (Redis is down: nobody can hold the lock, so compute here).
+        """
         cache = self._cache
         deadline = time.monotonic() + cache.settings.lock_wait
         delay = _FIRST_POLL
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, _LONGEST_POLL)
-            nothing: list[bytes | None] = [None, None]
-            value, holder = await cache.attempt(
+            failed: list[bytes | None] | None = None
+            polled = await cache.attempt(
                 "lock_wait",
                 lambda: cache.backend.get_many([full_key, lock_key]),
-                nothing,
+                failed,
                 labels,
             )
+            if polled is None:
+                if cache.breaker.state == "closed":
+                    continue
+                return None
+            value, holder = polled
             if value is not None:
                 return value
             if holder is None:
