@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -41,7 +40,6 @@ from aegis.cache import Cache, RateLimiter, RateLimitMiddleware, user_key
 from aegis.core import context
 from aegis.core.errors import AegisError
 from aegis.log import (
-    LogEntry,
     LogSettings,
     RequestLoggingMiddleware,
     bind_context,
@@ -53,6 +51,7 @@ from aegis.obs import ObservabilityMiddleware
 from aegis.testing import (
     UVICORN_LOOPS,
     UVICORN_PROTOCOLS,
+    LogLines,
     RawResponse,
     RunningServer,
     http_request,
@@ -80,32 +79,6 @@ ANONYMOUS: dict[str, Any] = {
     "admin_only": "AUTH_TOKEN_MISSING",
 }
 """What every anonymous request must see."""
-
-
-class AccessLines:
-    """Every aegis.access line, by request id, for tests that wait for a server thread's lines."""
-
-    def __init__(self) -> None:
-        self._lines: dict[str, dict[str, Any]] = {}
-        self._changed = threading.Condition()
-
-    def write(self, entry: LogEntry) -> None:
-        if entry.event.get("logger") == "aegis.access":
-            with self._changed:
-                self._lines[entry.event["request_id"]] = entry.event
-                self._changed.notify_all()
-
-    def close(self) -> None:
-        return None
-
-    def wait_for(self, request_ids: list[str]) -> list[dict[str, Any]]:
-        """The lines of these requests; each is written just after its response is sent."""
-        with self._changed:
-            arrived = self._changed.wait_for(
-                lambda: all(rid in self._lines for rid in request_ids), timeout=30
-            )
-            assert arrived, f"missing access lines: {set(request_ids) - self._lines.keys()}"
-            return [self._lines.pop(rid) for rid in request_ids]
 
 
 def observed(connection: HTTPConnection, admin_only_result: str) -> dict[str, Any]:
@@ -177,6 +150,9 @@ def make_app(tokens: TokenService) -> Starlette:
     )
 
 
+_REQUEST_NUMBERS = itertools.count()
+
+
 class Users:
     """Two callers with different roles, and the requests they and anonymous callers send."""
 
@@ -185,7 +161,7 @@ class Users:
             "admin-1": tokens.issue_access_token("admin-1", roles=["admin"], scopes=["all"]),
             "user-2": tokens.issue_access_token("user-2", roles=["user"], tenant="tenant-2"),
         }
-        self._ids = itertools.count()
+        self._ids = _REQUEST_NUMBERS  # unique in the module: one LogLines holds every line
 
     def request(
         self, caller: str | None, *, body: bytes = b"", path: str | None = None
@@ -204,8 +180,8 @@ class Users:
 
 
 @pytest.fixture(scope="module")
-def access_lines() -> Iterator[AccessLines]:
-    lines = AccessLines()
+def access_lines() -> Iterator[LogLines]:
+    lines = LogLines("aegis.access")
     configure_logging(LogSettings(console=None, level="INFO"), outputs=[lines])
     yield lines
     shutdown_logging()
@@ -223,7 +199,7 @@ def tokens() -> TokenService:
     ids="-".join,
 )
 def server(
-    request: pytest.FixtureRequest, tokens: TokenService, access_lines: AccessLines
+    request: pytest.FixtureRequest, tokens: TokenService, access_lines: LogLines
 ) -> Iterator[RunningServer]:
     loop, http = request.param
     app = make_app(tokens)
@@ -257,10 +233,10 @@ def check(
     callers: list[str | None],
     request_ids: list[str],
     responses: list[RawResponse],
-    access_lines: AccessLines,
+    access_lines: LogLines,
 ) -> None:
     """Each response and access line belongs to its own caller, and only to it."""
-    lines = access_lines.wait_for(request_ids)
+    lines = access_lines.wait_for("request_id", request_ids)
     numbered = list(enumerate(zip(callers, responses, lines, strict=True)))
     # The anonymous requests first: what must never happen shows before anything else.
     numbered.sort(key=lambda item: item[1][0] is not None)
@@ -276,7 +252,7 @@ def check(
 
 
 def test_pipelined_requests_each_see_only_their_own_caller(
-    server: RunningServer, users: Users, access_lines: AccessLines
+    server: RunningServer, users: Users, access_lines: LogLines
 ) -> None:
     callers: list[str | None] = ["admin-1", None, "user-2", None, None, "admin-1", None]
     requests = [users.request(caller, body=b"{}") for caller in callers]
@@ -287,7 +263,7 @@ def test_pipelined_requests_each_see_only_their_own_caller(
 
 
 def test_a_request_after_a_body_above_the_high_water_mark_is_anonymous(
-    server: RunningServer, users: Users, access_lines: AccessLines
+    server: RunningServer, users: Users, access_lines: LogLines
 ) -> None:
     callers: list[str | None] = ["admin-1", None, "user-2", None]
     with server.connect() as connection:
@@ -305,7 +281,7 @@ def test_a_request_after_a_body_above_the_high_water_mark_is_anonymous(
 
 
 def test_alternating_callers_on_one_connection_never_inherit_a_principal(
-    server: RunningServer, users: Users, access_lines: AccessLines
+    server: RunningServer, users: Users, access_lines: LogLines
 ) -> None:
     round_callers: list[str | None] = ["admin-1", None, "user-2", None]
     callers, request_ids, responses = [], [], []
@@ -325,7 +301,7 @@ def test_alternating_callers_on_one_connection_never_inherit_a_principal(
 
 
 def test_a_websocket_after_http_requests_on_the_same_connection_is_anonymous(
-    server: RunningServer, users: Users, access_lines: AccessLines
+    server: RunningServer, users: Users, access_lines: LogLines
 ) -> None:
     # uvicorn upgrades a keep-alive connection in the middle: the WebSocket protocol takes the
     # socket over from the HTTP one, so the upgrade can follow requests on the same socket.

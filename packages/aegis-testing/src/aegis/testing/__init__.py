@@ -6,8 +6,9 @@ Installing the distribution registers a pytest plugin with the fixtures ``postgr
 The functions below are the same machinery for use outside pytest.
 
 For tests that need real sockets: :class:`RawConnection` speaks HTTP/1.1 (keep-alive,
-pipelining) and WebSocket byte by byte, and :func:`uvicorn_server` (``asgi`` extra) serves an
-app with a real uvicorn on any of its loops and HTTP implementations.
+pipelining) and WebSocket byte by byte, :func:`uvicorn_server` (``asgi`` extra) serves an app
+with a real uvicorn on any of its loops and HTTP implementations, and :class:`LogLines` keeps
+the log lines a server thread writes for the test to wait for.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from aegis.testing._isolation import (
     drop_database,
     unique_name,
 )
+from aegis.testing._log_lines import LogLines
 from aegis.testing._raw_http import Headers, RawConnection, RawResponse, http_request
 from aegis.testing._servers import (
     SERVICE_KINDS,
@@ -70,6 +72,7 @@ __all__ = [
     "UVICORN_PROTOCOLS",
     "EmbeddedServer",
     "Headers",
+    "LogLines",
     "RawConnection",
     "RawResponse",
     "RestartableServer",
