@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.asyncio.connection import AbstractConnection
 
 from aegis.cache import Cache, CacheSettings
+from aegis.cache._fastpath import fast_path_available
 from aegis.testing import RestartableServer
 
 CacheFactory = Callable[..., Cache]
@@ -42,14 +45,37 @@ async def make_cache(
         await cache.close()
 
 
-@pytest.fixture(params=["redis", "memory"])
+@pytest.fixture
+def redis_public_path() -> Iterator[None]:
+    """redis-py as a release that renamed a parameter the fast path relies on would be.
+
+    The guard runs again and sends the caches built during the test down redis-py's public
+    path; it runs again afterwards too, so later tests get the fast path back.
+    """
+    original = AbstractConnection.send_packed_command
+
+    async def send_packed_command(
+        self: AbstractConnection, packed: Any, check_health: bool = True
+    ) -> None:
+        await original(self, packed, check_health)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AbstractConnection, "send_packed_command", send_packed_command)
+        fast_path_available.cache_clear()
+        yield
+    fast_path_available.cache_clear()
+
+
+@pytest.fixture(params=["redis", "redis-public-api", "memory"])
 async def cache(
     request: pytest.FixtureRequest, registry: CollectorRegistry
 ) -> AsyncIterator[Cache]:
-    """The same tests on both backends: real Redis and the in-memory one."""
+    """The same tests on real Redis (the fast path and redis-py's public one) and in memory."""
     if request.param == "memory":
         made = Cache(CacheSettings(namespace="svc"), registry=registry)
     else:
+        if request.param == "redis-public-api":
+            request.getfixturevalue("redis_public_path")
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         made = Cache(CacheSettings(url=url, namespace=prefix), registry=registry)

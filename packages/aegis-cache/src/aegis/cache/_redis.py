@@ -6,25 +6,18 @@ try Redis again, so a dead server costs one fast failure per call instead of a r
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.connection import (
-    AbstractConnection,
-    Connection,
-    SSLConnection,
-    UnixDomainSocketConnection,
-)
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from aegis.cache._backend import RateAlgorithm, RateLimitResult
+from aegis.cache._fastpath import BOUNDED, PromptBlockingPool, fast_path_available
 from aegis.cache._settings import CacheSettings
 
 _RELEASE_LOCK = """
@@ -105,72 +98,6 @@ _SCRIPTS: dict[RateAlgorithm, str] = {
 }
 
 
-class _BoundedWrites(AbstractConnection):
-    """Bounds a write with ``asyncio.timeout`` where redis-py uses ``asyncio.wait_for``.
-
-    On Python 3.11 ``wait_for`` runs the write in a new task: a task and two more event-loop
-    turns per command, about a fifth of a cache hit. ``asyncio.timeout`` bounds the same write
-    in place (what ``wait_for`` itself does from Python 3.12 on); the limit is unchanged.
-    """
-
-    async def send_packed_command(
-        self, command: bytes | str | Iterable[bytes], check_health: bool = True
-    ) -> None:
-        limit = self.socket_timeout
-        if not limit or not self.is_connected:
-            # Connecting sends its own handshake commands: redis-py's path as it is.
-            await super().send_packed_command(command, check_health)
-            return
-        writer = self._writer
-        # Without a socket_timeout redis-py writes directly; the scope below is the limit.
-        self.socket_timeout = None
-        try:
-            async with asyncio.timeout(limit):
-                await super().send_packed_command(command, check_health)
-        except TimeoutError:
-            # redis-py closed the connection, but a closing transport still sends what it holds:
-            # the rest of the command would reach Redis later and a write reported as skipped
-            # could land after a newer one. Drop it; Redis discards a truncated command.
-            if writer is not None:
-                writer.transport.abort()
-            raise RedisTimeoutError("Timeout writing to socket") from None
-        finally:
-            if self.socket_timeout is None:  # unless redis-py changed it meanwhile
-                self.socket_timeout = limit
-
-
-class _BoundedConnection(_BoundedWrites, Connection):
-    """TCP."""
-
-
-class _BoundedSSLConnection(_BoundedWrites, SSLConnection):
-    """TLS."""
-
-
-class _BoundedUnixConnection(_BoundedWrites, UnixDomainSocketConnection):
-    """Unix socket."""
-
-
-_BOUNDED: dict[type[AbstractConnection], type[AbstractConnection]] = {
-    Connection: _BoundedConnection,
-    SSLConnection: _BoundedSSLConnection,
-    UnixDomainSocketConnection: _BoundedUnixConnection,
-}
-
-
-class _PromptBlockingPool(BlockingConnectionPool):
-    """A blocking pool that takes an idle connection without the wait machinery.
-
-    ``BlockingConnectionPool.get_connection`` enters a condition and a timeout scope on every
-    call, which costs about a third of a cache hit; only an empty pool needs to wait.
-    """
-
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
-        if self._available_connections and not self._in_maintenance:
-            return await ConnectionPool.get_connection(self)  # type: ignore[no-untyped-call]
-        return await super().get_connection()  # type: ignore[no-untyped-call]
-
-
 def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisCluster:
     """Build the redis-py asyncio client for ``settings.url`` (standalone, Sentinel or Cluster).
 
@@ -191,11 +118,16 @@ def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisClu
         )
     if scheme.endswith("+sentinel"):
         return _sentinel_client(url, settings, common)
-    pool = _PromptBlockingPool.from_url(
-        url, max_connections=settings.max_connections, timeout=settings.timeout, **common
-    )
+    pool_options: dict[str, Any] = {
+        "max_connections": settings.max_connections,
+        "timeout": settings.timeout,
+        **common,
+    }
+    if not fast_path_available():
+        return Redis(connection_pool=BlockingConnectionPool.from_url(url, **pool_options))
+    pool = PromptBlockingPool.from_url(url, **pool_options)
     # The URL's scheme picked the connection class; no connection exists yet.
-    pool.connection_class = _BOUNDED.get(pool.connection_class, pool.connection_class)
+    pool.connection_class = BOUNDED.get(pool.connection_class, pool.connection_class)
     return Redis(connection_pool=pool)
 
 
@@ -241,7 +173,7 @@ class RedisBackend:
         self.settings = settings
         self.client = create_client(settings)
         pool = getattr(self.client, "connection_pool", None)
-        self._pool = pool if isinstance(pool, _PromptBlockingPool) else None
+        self._pool = pool if isinstance(pool, PromptBlockingPool) else None
         self._release = self.client.register_script(_RELEASE_LOCK)
         self._limits = {name: self.client.register_script(lua) for name, lua in _SCRIPTS.items()}
 
