@@ -1,7 +1,8 @@
-"""Redaction of secrets (by key name, card numbers, URL passwords) before data is logged.
+"""Redaction of secrets (by key name, and inside any text) before data is logged.
 
 :func:`mask_sensitive` is what aegis-log's processor runs on every event, so this module
-imports no pydantic: models and secret types are recognised by their attributes.
+imports no pydantic: models and secret types are recognised by their attributes. The patterns
+looked for inside text live in :mod:`aegis.core.utils._text_masking`.
 """
 
 from __future__ import annotations
@@ -12,13 +13,17 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import lru_cache
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 from uuid import UUID
 
+from aegis.core.utils._text_masking import PiiKind, TextMasker
 from aegis.core.utils.strings import split_words
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+__all__ = ["DEFAULT_SENSITIVE_KEYS", "PiiKind", "is_sensitive_key", "mask_sensitive"]
 
 _T = TypeVar("_T")
 
@@ -34,11 +39,8 @@ DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
 _SHORT_KEY_LENGTH = 3
 _NAME_CACHE_LIMIT = 4096
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
-_CARD_CANDIDATE = re.compile(r"(?<![0-9])[2-9](?:[ -]?[0-9]){12,18}(?![0-9])")
-_CARD_DIGITS = re.compile(r"(?<![0-9])[2-9][0-9]{12,18}(?![0-9])")
-_URL_PASSWORD = re.compile(r"(://[^/\s:@]+):[^/\s@]+@")
 _ATOMIC_TYPES = frozenset(
-    {int, float, bool, type(None), bytes, complex, Decimal, datetime, date, time, timedelta, UUID}
+    {int, float, bool, type(None), complex, Decimal, datetime, date, time, timedelta, UUID}
 )
 _CYCLE = "<cycle>"
 _WALKED_TYPES = (Mapping, list, tuple, set, frozenset)
@@ -104,31 +106,33 @@ def is_sensitive_key(name: str, *, keys: Collection[str] = DEFAULT_SENSITIVE_KEY
     return _matcher(keys)(name)
 
 
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2  # noqa: PLR2004 - Luhn doubling
-        total += digit
-    return total % 10 == 0
+class _Rules:
+    """What one ``mask_sensitive`` configuration masks: key names, text, and the mask."""
+
+    __slots__ = ("is_sensitive", "mask", "text")
+
+    def __init__(self, keys: Collection[str], mask: str, pii: frozenset[str]) -> None:
+        self.is_sensitive = _matcher(keys)
+        self.mask = mask
+        self.text = TextMasker(self.is_sensitive, mask, pii)
 
 
-def _mask_card(match: re.Match[str], mask: str) -> str:
-    found = match.group()
-    if _luhn_valid(found.replace(" ", "").replace("-", "")):
-        return mask
-    # "4111111111111111 22": the spaced candidate ran on; look at the unspaced runs in it.
-    return _CARD_DIGITS.sub(lambda run: mask if _luhn_valid(run.group()) else run.group(), found)
+_DEFAULT_RULES = _Rules(DEFAULT_SENSITIVE_KEYS, "***", frozenset())
 
 
-def _mask_text(text: str, mask: str) -> str:
-    # search before sub: most text holds no card number, and search allocates nothing
-    if len(text) >= 13 and _CARD_CANDIDATE.search(text) is not None:  # noqa: PLR2004 - shortest card
-        text = _CARD_CANDIDATE.sub(lambda match: _mask_card(match, mask), text)
-    if "://" in text:
-        text = _URL_PASSWORD.sub(lambda match: f"{match.group(1)}:{mask}@", text)
-    return text
+@lru_cache(maxsize=32)
+def _rules_for(keys: frozenset[str], mask: str, pii: frozenset[str]) -> _Rules:
+    return _Rules(keys, mask, pii)
+
+
+def _rules(keys: Collection[str], mask: str, pii: Collection[str]) -> _Rules:
+    if keys is DEFAULT_SENSITIVE_KEYS and mask == "***" and not pii:
+        return _DEFAULT_RULES
+    return _rules_for(
+        keys if isinstance(keys, frozenset) else frozenset(keys),
+        mask,
+        pii if isinstance(pii, frozenset) else frozenset(pii),
+    )
 
 
 @overload
@@ -138,10 +142,16 @@ def mask_sensitive(
     keys: Collection[str] = ...,
     mask: str = ...,
     max_depth: int = ...,
+    pii: Collection[PiiKind] = ...,
 ) -> dict[Any, Any]: ...
 @overload
 def mask_sensitive(
-    data: _T, *, keys: Collection[str] = ..., mask: str = ..., max_depth: int = ...
+    data: _T,
+    *,
+    keys: Collection[str] = ...,
+    mask: str = ...,
+    max_depth: int = ...,
+    pii: Collection[PiiKind] = ...,
 ) -> _T: ...
 def mask_sensitive(
     data: object,
@@ -149,6 +159,7 @@ def mask_sensitive(
     keys: Collection[str] = DEFAULT_SENSITIVE_KEYS,
     mask: str = "***",
     max_depth: int = 64,
+    pii: Collection[PiiKind] = (),
 ) -> object:
     """Return a copy of ``data`` with secrets replaced by ``mask``; ``data`` is not changed.
 
@@ -159,57 +170,103 @@ def mask_sensitive(
       character but letters and digits removed: ``X-Api-Key`` -> ``xapikey``); a configured
       key longer than three characters matches as a substring (``accessToken`` contains
       ``token``), a key of up to three characters must be a whole word of the name
-      (``card_pan``, ``userSSN``, not ``company``);
+      (``card_pan``, ``userSSN``, not ``company``). ``bytes`` keys count too;
     * replaces pydantic ``SecretStr``/``SecretBytes``/``Secret`` values (any object with a
       ``get_secret_value`` method);
-    * in text, replaces card numbers (13-19 digits, optionally split by single spaces or dashes,
-      first digit 2-9, Luhn-valid; a leading 0 or 1 is left alone, so epoch-millisecond
-      timestamps and most numeric ids survive) and URL passwords (``//user:***@host``).
-      Numbers that are not text are left alone.
+    * in every text (values, keys, ``bytes`` decoded as UTF-8, and the ``repr`` of other
+      objects such as exceptions, which is what a log line shows of them):
+
+      - card numbers: 13-19 digits, optionally split by single spaces or dashes, first digit
+        2-9, Luhn-valid (a leading 0 or 1 is left alone, so epoch-millisecond timestamps and
+        most numeric ids survive);
+      - URL passwords: ``postgresql://app:***@db``, ``redis://:***@cache``;
+      - the value after a sensitive key, by the key rules above: ``password=***``,
+        ``token: ***``, ``"api_key": "***"``, ``{'secret': '***'}``,
+        ``('authorization', 'Bearer ***')``, ``Authorization: Bearer ***`` (the auth scheme
+        stays). An unquoted value ends at whitespace, a quote, ``,``, ``;`` or ``&``; a
+        quoted one at its closing quote;
+      - ``Bearer`` credentials anywhere (``Bearer ***``; "bearer token" is left alone: a
+        plain word after ``Bearer`` is taken for prose);
+      - the body of PEM private keys;
+      - with ``pii``, personal data: ``"email"`` addresses, ``"phone"`` numbers
+        (international ``+82 10-1234-5678``, Korean ``010-1234-5678``, North American
+        ``(555) 123-4567``) and ``"rrn"``, Korean resident registration numbers
+        (``900101-1234567``).
+
+      Text longer than 1 MiB characters is scanned (and kept) up to that length only, and
+      says so. Numbers that are not text are left alone.
 
     A container that contains itself is written as ``"<cycle>"`` where it repeats; below
-    ``max_depth`` levels everything is replaced by ``mask``. Pass ``keys`` as a ``frozenset``:
-    its compiled form is cached, so a log processor pays for the rules once.
+    ``max_depth`` levels everything is replaced by ``mask``. Masking what is already masked
+    changes nothing. Pass ``keys`` as a ``frozenset``: its compiled form is cached, so a log
+    processor pays for the rules once.
+
+    Raises:
+        ValueError: an unknown kind in ``pii``.
 
     Example:
         >>> mask_sensitive({"user": "kim", "auth": {"accessToken": "eyJ..."}})
         {'user': 'kim', 'auth': {'accessToken': '***'}}
+        >>> mask_sensitive("connect failed: password=hunter2 host=db")
+        'connect failed: password=*** host=db'
+
+    .. versionchanged:: 0.2
+       Secrets after sensitive keys, ``Bearer`` credentials and private keys inside text,
+       ``bytes``, keys and object ``repr`` are masked; ``pii`` was added.
     """
-    return _mask(data, _matcher(keys), mask, set(), max_depth)
+    return _mask(data, _rules(keys, mask, pii), set(), max_depth)
 
 
 # One return per kind of value keeps this hot dispatch flat: it runs for every logged value.
-def _mask(  # noqa: PLR0911
-    value: Any, matcher: _KeyMatcher, mask: str, ancestors: set[int], depth: int
-) -> Any:
+def _mask(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  # noqa: PLR0911
     kind = type(value)
     if kind is str:
-        return _mask_text(value, mask)
+        return rules.text(value)
     if kind in _ATOMIC_TYPES:
         return value
     if kind is dict or kind is list:  # the common containers skip the isinstance ladder below
-        return _mask_container(value, matcher, mask, ancestors, depth)
+        return _mask_container(value, rules, ancestors, depth)
     if isinstance(value, str):  # a str subclass (StrEnum): keep the object unless it changes
-        masked = _mask_text(value, mask)
+        masked = rules.text(value)
         return value if masked == value else masked
+    if isinstance(value, bytes | bytearray):
+        return _mask_bytes(value, rules)
     if isinstance(value, type):
         return value  # a class, even a model class, is not data
     if hasattr(value, "get_secret_value"):  # pydantic's Secret types, and wrappers like them
-        return mask
+        return rules.mask
     if (
         isinstance(value, _WALKED_TYPES)
         or hasattr(value, "__pydantic_fields__")  # a pydantic model, without importing pydantic
         or dataclasses.is_dataclass(value)
     ):
-        return _mask_container(value, matcher, mask, ancestors, depth)
-    return value
+        return _mask_container(value, rules, ancestors, depth)
+    return _mask_object(value, rules)
 
 
-def _mask_container(  # noqa: PLR0911 - one return per container kind, as in _mask
-    value: Any, matcher: _KeyMatcher, mask: str, ancestors: set[int], depth: int
-) -> Any:
+def _mask_bytes(value: bytes | bytearray, rules: _Rules) -> bytes | bytearray:
+    # surrogateescape: bytes that are not UTF-8 come back exactly as they were
+    text = value.decode("utf-8", "surrogateescape")
+    masked = rules.text(text)
+    return value if masked == text else masked.encode("utf-8", "surrogateescape")
+
+
+def _mask_object(value: object, rules: _Rules) -> object:
+    # A log line or a Sentry event shows an unknown object by its repr (a path by its text):
+    # when that shows a secret, the masked text takes the object's place.
+    try:
+        text = str(value) if isinstance(value, PurePath) else repr(value)
+    except Exception:  # noqa: BLE001 - a broken __repr__ shows nothing, so it hides nothing
+        return value
+    if type(text) is not str:
+        return value
+    masked = rules.text(text)
+    return value if masked == text else masked
+
+
+def _mask_container(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  # noqa: PLR0911 - one return per container kind, as in _mask
     if depth <= 0:
-        return mask  # what is not looked at cannot be shown
+        return rules.mask  # what is not looked at cannot be shown
     identity = id(value)
     if identity in ancestors:
         return _CYCLE
@@ -217,30 +274,34 @@ def _mask_container(  # noqa: PLR0911 - one return per container kind, as in _ma
     try:
         kind = type(value)
         if kind is dict or isinstance(value, Mapping):
-            return _mask_mapping(value, matcher, mask, ancestors, depth)
+            return _mask_mapping(value, rules, ancestors, depth)
         if hasattr(value, "__pydantic_fields__"):
-            return _mask_mapping(dict(value), matcher, mask, ancestors, depth)
+            return _mask_mapping(dict(value), rules, ancestors, depth)
         if dataclasses.is_dataclass(value):
             fields = {field.name: getattr(value, field.name) for field in dataclasses.fields(value)}
-            return _mask_mapping(fields, matcher, mask, ancestors, depth)
+            return _mask_mapping(fields, rules, ancestors, depth)
         if isinstance(value, tuple) and hasattr(value, "_fields"):
-            return kind(
-                **_mask_mapping(cast("Any", value)._asdict(), matcher, mask, ancestors, depth)
-            )
-        items = [_mask(item, matcher, mask, ancestors, depth - 1) for item in value]
+            return kind(**_mask_mapping(cast("Any", value)._asdict(), rules, ancestors, depth))
+        items = [_mask(item, rules, ancestors, depth - 1) for item in value]
         return items if kind is list else kind(items)
     finally:
         ancestors.discard(identity)
 
 
 def _mask_mapping(
-    mapping: Mapping[Any, Any], matcher: _KeyMatcher, mask: str, ancestors: set[int], depth: int
+    mapping: Mapping[Any, Any], rules: _Rules, ancestors: set[int], depth: int
 ) -> dict[Any, Any]:
-    return {
-        key: (
-            mask
-            if isinstance(key, str) and matcher(key)
-            else _mask(item, matcher, mask, ancestors, depth - 1)
-        )
-        for key, item in mapping.items()
-    }
+    masked: dict[Any, Any] = {}
+    for key, item in mapping.items():
+        if type(key) is str:
+            sensitive = rules.is_sensitive(key)
+            key = rules.text(key)  # noqa: PLW2901 - a key can hold a secret too ("pw=x": 1)
+        elif isinstance(key, str | bytes | bytearray):
+            text = key.decode("latin-1") if isinstance(key, bytes | bytearray) else key
+            sensitive = rules.is_sensitive(str(text))
+            key = _mask(key, rules, ancestors, depth - 1)  # noqa: PLW2901
+        else:
+            sensitive = False
+            key = _mask(key, rules, ancestors, depth - 1)  # noqa: PLW2901
+        masked[key] = rules.mask if sensitive else _mask(item, rules, ancestors, depth - 1)
+    return masked
