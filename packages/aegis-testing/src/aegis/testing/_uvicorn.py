@@ -105,9 +105,13 @@ def uvicorn_server(
     settings: dict[str, Any] = {"log_config": None, "access_log": False, **options}
     server = _Server(uvicorn.Config(app, loop=loop, http=http, **settings))
 
+    exit_codes: list[object] = []
+
     def run() -> None:
         try:
             server.run([listener])
+        except SystemExit as exit_:  # uvicorn exits when the app's start-up fails
+            exit_codes.append(exit_.code)
         finally:  # a server that failed before its start-up must not keep the caller waiting
             server.start_finished.set()
 
@@ -115,7 +119,10 @@ def uvicorn_server(
     thread.start()
     try:
         if not server.start_finished.wait(start_timeout) or not server.started:
-            raise RuntimeError(f"uvicorn ({loop}, {http}) did not start; see its log above")
+            raise RuntimeError(
+                f"uvicorn ({loop}, {http}) did not start (exit code {exit_codes or None}); "
+                "see its log above"
+            )
         yield RunningServer(host, listener.getsockname()[1], server)
     finally:
         server.should_exit = True

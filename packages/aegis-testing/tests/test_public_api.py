@@ -1,0 +1,47 @@
+"""The public names of aegis.testing: an addition or removal shows up here in review."""
+
+from __future__ import annotations
+
+import aegis.testing
+
+
+def test_public_names_are_exactly_these() -> None:
+    assert aegis.testing.__all__ == [
+        "SERVICES_VARIABLE",
+        "SERVICE_KINDS",
+        "URL_VARIABLES",
+        "UVICORN_LOOPS",
+        "UVICORN_PROTOCOLS",
+        "EmbeddedServer",
+        "Headers",
+        "LogLines",
+        "RawConnection",
+        "RawResponse",
+        "RestartableServer",
+        "RunningServer",
+        "ServiceKind",
+        "ServiceStartError",
+        "__version__",
+        "check_service",
+        "create_database",
+        "create_topics",
+        "database_url",
+        "delete_keys",
+        "delete_topics",
+        "drop_database",
+        "http_request",
+        "modules_loaded_by",
+        "redact",
+        "service_url",
+        "start_server",
+        "unique_name",
+        "uvicorn_server",
+    ]
+
+
+def test_every_public_name_resolves_and_uvicorn_loads_only_on_use() -> None:
+    for name in aegis.testing.__all__:
+        assert getattr(aegis.testing, name) is not None
+    loaded = aegis.testing.modules_loaded_by("import aegis.testing")
+    assert "uvicorn" not in loaded
+    assert "uvicorn" in aegis.testing.modules_loaded_by("from aegis.testing import uvicorn_server")
