@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, Literal
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI
+from jwt import PyJWS
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -38,6 +39,7 @@ from aegis.auth import (
     roles_required,
     scopes_required,
 )
+from aegis.auth._jws import fast_path_available
 from aegis.core import context
 from aegis.core.web import install_error_handlers
 
@@ -214,6 +216,42 @@ async def client(app: ASGIApp) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://users") as http:
         yield http
+
+
+@pytest.fixture
+def pyjwt_public_path() -> Iterator[None]:
+    """PyJWT as a release that renamed a parameter of the hook aegis.auth uses would be.
+
+    The guard runs again, so the token services built during the test verify through PyJWT's
+    public API; it runs again afterwards too, so later tests get the fast path back.
+    """
+    original = PyJWS._verify_signature
+
+    def _verify_signature(  # noqa: PLR0917 - PyJWT's signature, with "signature" renamed
+        self: PyJWS,
+        signing_input: bytes,
+        header: dict[str, Any],
+        sig: bytes,
+        key: Any = "",
+        algorithms: Any = None,
+        options: Any = None,
+    ) -> None:
+        original(self, signing_input, header, sig, key, algorithms, options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PyJWS, "_verify_signature", _verify_signature)
+        fast_path_available.cache_clear()
+        yield
+    fast_path_available.cache_clear()
+
+
+@pytest.fixture(params=["fast", "public-api"])
+def jwt_path(request: pytest.FixtureRequest) -> str:
+    """Run a test with tokens verified through PyJWT's hooks and through its public API."""
+    if request.param == "public-api":
+        request.getfixturevalue("pyjwt_public_path")
+    path: str = request.param
+    return path
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ from jwt.algorithms import RSAAlgorithm
 
 from aegis.auth import JWTKey, KeySet, TokenService
 
-pytestmark = pytest.mark.anyio
+# Every test twice: tokens verified through PyJWT's hooks and through its public API.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("jwt_path")]
 HS_SECRET = b"s" * 64  # the secret of key hs-1 in conftest's key set
 ISSUER = "https://users.example"
 AUDIENCE = "users-api"

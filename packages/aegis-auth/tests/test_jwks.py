@@ -27,7 +27,8 @@ from aegis.auth import (
 from aegis.core.errors import ConfigurationError, ExternalServiceError
 from aegis.core.web import install_error_handlers
 
-pytestmark = pytest.mark.anyio
+# Every test twice: tokens verified through PyJWT's hooks and through its public API.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("jwt_path")]
 
 
 class Origin:

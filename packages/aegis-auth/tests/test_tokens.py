@@ -24,7 +24,8 @@ from aegis.auth import (
 from aegis.auth._jws import decode_segment
 from aegis.core.errors import ConfigurationError
 
-pytestmark = pytest.mark.anyio
+# Every test twice: tokens verified through PyJWT's hooks and through its public API.
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("jwt_path")]
 
 
 def service(key: JWTKey, **options: object) -> TokenService:

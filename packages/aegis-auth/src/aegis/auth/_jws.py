@@ -7,21 +7,42 @@ never the token's (RFC 8725 sections 2.1 and 3.1). It also replaces how a segmen
 checked: the same rules as PyJWT (GHSA-hxm8-2xgr-2p9m: alphabet, at most two ``=``, canonical
 encoding), tested in C instead of one Python step per character, which was most of PyJWT's own
 time for an HS256 token.
+
+Both are private hooks of PyJWT (tested with 2.15; the dependency is capped below 3).
+:func:`fast_path_available` checks them once per process, when the first :class:`KeyedJWT` is
+built; if a PyJWT release changed them it logs one WARNING naming what changed, and tokens are
+verified through PyJWT's public API instead, with the same key choice and the same rejections.
 """
 
 from __future__ import annotations
 
 import binascii
+import functools
+import inspect
+import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, cast
 
-from jwt import DecodeError, PyJWS, PyJWT
+import jwt
+from jwt import DecodeError, InvalidSignatureError, PyJWS, PyJWT
 
 from aegis.auth._errors import InvalidTokenError
 from aegis.auth._keys import KID_PATTERN, JWTKey
 
 KeyLookup = Callable[[str], JWTKey | None]
 """Returns the verification key for a ``kid``, or ``None``."""
+
+_LOGGER = logging.getLogger("aegis.auth")
+_VERIFY_PARAMETERS = [
+    "self",
+    "signing_input",
+    "header",
+    "signature",
+    "key",
+    "algorithms",
+    "options",
+]
+_SEGMENT_PARAMETERS = ["segment", "name"]
 
 
 class UnknownKeyIdError(Exception):
@@ -61,6 +82,28 @@ def decode_segment(segment: bytes, name: str) -> bytes:
     return decoded
 
 
+def choose_key(header: dict[str, Any], allowed: Collection[str], lookup: KeyLookup) -> JWTKey:
+    """The key a token's header names, bound to its own algorithm (RFC 8725 section 3.1).
+
+    Raises:
+        InvalidTokenError: ``algorithm`` (not allowed, or not the key's), ``unknown_key`` (a
+            ``kid`` that cannot name a key).
+        UnknownKeyIdError: no key is known for the ``kid`` (yet).
+    """
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str) or algorithm not in allowed:
+        raise InvalidTokenError("algorithm")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
+        raise InvalidTokenError("unknown_key")
+    key = lookup(kid)
+    if key is None:
+        raise UnknownKeyIdError(kid)
+    if key.algorithm != algorithm:
+        raise InvalidTokenError("algorithm")
+    return key
+
+
 class _KeyedJWS(PyJWS):
     def __init__(self, algorithms: Collection[str]) -> None:
         super().__init__()
@@ -68,10 +111,11 @@ class _KeyedJWS(PyJWS):
 
     # PyJWS decodes the header, payload and signature segments with this private hook (a PyJWT
     # without it decodes by the same rules itself, only slower; test_tokens compares the two).
+    # fast_path_available() checks it is still a staticmethod taking (segment, name).
     _decode_base64url_segment = staticmethod(decode_segment)
 
-    # PyJWS calls this (a private hook, stable across PyJWT 2.x; the dependency is pinned below
-    # 3) with the parsed header once the token is well-formed; ``key`` is our lookup.
+    # PyJWS calls this private hook with the parsed header once the token is well-formed;
+    # ``key`` is our lookup. fast_path_available() checks its parameters are still these.
     def _verify_signature(  # noqa: PLR0917 - PyJWT's signature
         self,
         signing_input: bytes,
@@ -81,23 +125,87 @@ class _KeyedJWS(PyJWS):
         algorithms: Sequence[str] | None = None,
         options: Any = None,
     ) -> None:
-        algorithm = header.get("alg")
-        if not isinstance(algorithm, str) or algorithm not in self._allowed:
-            raise InvalidTokenError("algorithm")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
-            raise InvalidTokenError("unknown_key")
-        verification_key = cast("KeyLookup", key)(kid)
-        if verification_key is None:
-            raise UnknownKeyIdError(kid)
-        if verification_key.algorithm != algorithm:
-            raise InvalidTokenError("algorithm")
+        verification_key = choose_key(header, self._allowed, cast("KeyLookup", key))
         if not verification_key.verify(signing_input, signature):
             raise InvalidTokenError("signature")
 
 
+def _use_keyed_jws(decoder: PyJWT, algorithms: Collection[str]) -> None:
+    """Make ``decoder`` verify through :class:`_KeyedJWS`: PyJWT's private ``_jws``."""
+    decoder._jws = _KeyedJWS(algorithms)
+
+
+def _verification_material(key: JWTKey) -> Any:
+    """The prepared public key (or HMAC secret) of ``key``, for PyJWT's public ``decode``."""
+    return key._verification_key  # the same member's key class: derived once, not per token
+
+
+def _parameters(function: Callable[..., Any]) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def _hooks_are_called() -> bool:
+    """Verify one token through the hooks: PyJWT may keep a hook yet stop calling it."""
+    key = JWTKey.hmac("probe", bytes(32))
+    token = jwt.encode({}, key.signing_material(), "HS256", headers={"kid": "probe"})
+    asked: list[str] = []
+
+    def lookup(kid: str) -> JWTKey:
+        asked.append(kid)
+        return key
+
+    decoder = PyJWT()
+    _use_keyed_jws(decoder, ["HS256"])
+    decoder.decode_complete(token, key=cast("Any", lookup), algorithms=["HS256"])
+    return asked == ["probe"]
+
+
+def missing_internals() -> list[str]:
+    """Name what the fast path needs of PyJWT and does not find; empty when all is there."""
+    missing: list[str] = []
+    verify = inspect.getattr_static(PyJWS, "_verify_signature", None)
+    if not inspect.isfunction(verify) or _parameters(verify) != _VERIFY_PARAMETERS:
+        missing.append("PyJWS._verify_signature(" + ", ".join(_VERIFY_PARAMETERS[1:]) + ")")
+    segment = inspect.getattr_static(PyJWS, "_decode_base64url_segment", None)
+    if (
+        not isinstance(segment, staticmethod)
+        or _parameters(segment.__func__) != _SEGMENT_PARAMETERS
+    ):
+        missing.append("PyJWS._decode_base64url_segment(segment, name), a staticmethod")
+    if not isinstance(vars(PyJWT()).get("_jws"), PyJWS):
+        missing.append("PyJWT()._jws, its PyJWS")
+    if not missing:
+        try:
+            called = _hooks_are_called()
+        except Exception as exc:  # noqa: BLE001 - any failure here means "use the public path"
+            missing.append(f"a token verified through PyJWS._verify_signature ({exc!r})")
+        else:
+            if not called:
+                missing.append("PyJWS.decode_complete calling PyJWS._verify_signature")
+    return missing
+
+
+@functools.cache
+def fast_path_available() -> bool:
+    """Whether PyJWT has the hooks the fast path uses; logs one WARNING (per process) if not."""
+    missing = missing_internals()
+    if missing:
+        _LOGGER.warning(
+            "PyJWT %s lacks what aegis.auth's fast token verification uses (%s); verifying "
+            "through PyJWT's public API instead (slower, same results)",
+            jwt.__version__,
+            "; ".join(missing),
+        )
+    return not missing
+
+
 class KeyedJWT(PyJWT):
-    """:class:`jwt.PyJWT` whose signature step is :class:`_KeyedJWS`; everything else is PyJWT's.
+    """:class:`jwt.PyJWT` verifying with the key the token's ``kid`` names, in that key's algorithm.
+
+    With the hooks (:func:`fast_path_available`) the signature step is :class:`_KeyedJWS`;
+    without them, :meth:`decode_with` reads the header with :func:`jwt.get_unverified_header`,
+    chooses the key the same way and lets PyJWT's public ``decode_complete`` verify with that
+    key alone. Either way the claims are PyJWT's.
 
     Args:
         algorithms: the algorithms accepted at all (each key then accepts only its own).
@@ -106,8 +214,11 @@ class KeyedJWT(PyJWT):
 
     def __init__(self, algorithms: Collection[str], required: Sequence[str]) -> None:
         super().__init__(options={"require": list(required), "strict_aud": False})
-        self._jws = _KeyedJWS(algorithms)
+        self._allowed = frozenset(algorithms)
         self._algorithm_list = sorted(algorithms)
+        self.fast = fast_path_available()
+        if self.fast:
+            _use_keyed_jws(self, algorithms)
 
     def decode_with(
         self,
@@ -119,6 +230,10 @@ class KeyedJWT(PyJWT):
         leeway: float,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Verify ``token`` and return its ``(header, claims)``; raises PyJWT's errors."""
+        if not self.fast:
+            return self._decode_public(
+                token, lookup, audience=audience, issuer=issuer, leeway=leeway
+            )
         decoded = self.decode_complete(
             token,
             key=cast("Any", lookup),
@@ -127,4 +242,32 @@ class KeyedJWT(PyJWT):
             issuer=issuer,
             leeway=leeway,
         )
+        return decoded["header"], decoded["payload"]
+
+    def _decode_public(
+        self,
+        token: str | bytes,
+        lookup: KeyLookup,
+        *,
+        audience: str | Sequence[str],
+        issuer: str | Sequence[str],
+        leeway: float,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        header = jwt.get_unverified_header(token)  # the same parsing and header checks
+        if header.get("b64", True) is False:
+            # PyJWT refuses it before the signature step (no detached payload is ever given):
+            # refused here before the key is chosen, the reason is the same ("malformed").
+            raise DecodeError('an unencoded payload ("b64": false) is not accepted')
+        key = choose_key(header, self._allowed, lookup)
+        try:
+            decoded = self.decode_complete(
+                token,
+                key=_verification_material(key),
+                algorithms=[key.algorithm],
+                audience=audience,
+                issuer=issuer,
+                leeway=leeway,
+            )
+        except InvalidSignatureError:
+            raise InvalidTokenError("signature") from None
         return decoded["header"], decoded["payload"]
