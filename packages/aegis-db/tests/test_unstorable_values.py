@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from sqlalchemy import BigInteger, String, Text, func, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from aegis.core.errors import InvalidInputError
+from aegis.core.errors import DatabaseUnavailableError, InvalidInputError
 from aegis.db import BaseRepository, DatabaseManager, DatabaseSettings
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +138,25 @@ async def test_errors_of_the_application_itself_are_not_taken_for_bad_input(
         async with db.transaction() as session:
             "\ud800".encode()
     assert await count(db) == 0
+
+
+@pytest.mark.parametrize(
+    ("driver", "value"),
+    # Values each driver sends to the server unchecked: only the server could refuse them.
+    [("asyncpg", "a\x00b"), ("psycopg", 2**63)],
+)
+async def test_a_lost_connection_is_not_taken_for_bad_input(
+    postgres_database: str, driver: str, value: object
+) -> None:
+    """A statement that failed because the server went away stays DatabaseUnavailableError."""
+    url = postgres_database.replace("postgresql://", f"postgresql+{driver}://", 1)
+    db = DatabaseManager(DatabaseSettings(url=SecretStr(url)))
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            async with db.session() as session:
+                pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+                async with db.transaction(propagation="requires_new") as other:
+                    await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                await session.execute(text("SELECT :value"), {"value": value})
+    finally:
+        await db.dispose()

@@ -346,8 +346,11 @@ def unstorable_parameter_error(context: ExceptionContext) -> AegisError | None:
     which kinds of value can explain it; the bound values say which parameter it was. The
     error names the parameter (the column's name for INSERT and UPDATE), never the value.
     """
-    if context.parameters is None:
-        return None
+    lost = context.is_disconnect or isinstance(
+        context.sqlalchemy_exception, sa_exc.OperationalError | sa_exc.InterfaceError
+    )
+    if context.parameters is None or lost:
+        return None  # a lost connection stays a lost connection, whatever the values were
     kinds = _kinds_for(context.original_exception)
     if not kinds:
         return None
