@@ -16,6 +16,8 @@ def session_dependency(db: DatabaseManager) -> Callable[[], AsyncIterator[AsyncS
     """Return a FastAPI dependency that yields one session per request.
 
     The request's work commits when the endpoint returns and rolls back when it raises.
+    Each request opens its own transaction, even when the server starts it in a context that
+    still holds an earlier request's (uvicorn and pipelined requests).
     Declare it with ``scope="function"`` so the commit happens *before* the response is
     sent, and a failing commit becomes an error response instead of a lost write::
 
@@ -28,8 +30,11 @@ def session_dependency(db: DatabaseManager) -> Callable[[], AsyncIterator[AsyncS
     """
 
     async def get_session() -> AsyncIterator[AsyncSession]:
-        async with db.session() as session:
-            yield session
+        # Never another request's transaction: with the default scope it is still open while
+        # its response is sent, when uvicorn starts a pipelined request in a copy of the context.
+        with db._without_foreign_transaction():
+            async with db.session() as session:
+                yield session
 
     return get_session
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -120,6 +120,26 @@ class DatabaseManager:
         """The session of the transaction open in this task, or ``None``."""
         unit = self._current.get()
         return unit.session if unit is not None else None
+
+    @contextmanager
+    def _without_foreign_transaction(self) -> Iterator[None]:
+        """Leave out of the block a transaction that another task opened (a request's start).
+
+        A server may start a request in a context that still holds an earlier request's open
+        unit of work (uvicorn and pipelined requests, see aegis.core.context): the request
+        opens its own instead of failing on a session that belongs to another task. A unit of
+        this task (a middleware's transaction around the app) is kept, to be joined.
+        """
+        unit = self._current.get()
+        if unit is None or unit.owner is None or unit.owner is asyncio.current_task():
+            yield
+            return
+        token, flag = self._current.set(None), in_transaction.set(False)
+        try:
+            yield
+        finally:
+            in_transaction.reset(flag)
+            self._current.reset(token)
 
     @asynccontextmanager
     async def session(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
