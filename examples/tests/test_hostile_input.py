@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -98,6 +99,8 @@ class Service:
 
 @dataclass
 class Services:
+    """The two running services and the tokens the tests send."""
+
     users: Service
     policies: Service
     tokens: dict[str, str]
@@ -109,8 +112,6 @@ def sync_url(url: str) -> str:
 
 
 def free_port() -> int:
-    import socket  # noqa: PLC0415 - only the fixture needs a port
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
