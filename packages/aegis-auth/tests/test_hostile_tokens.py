@@ -275,6 +275,12 @@ async def test_token_missing_a_required_claim_is_rejected(
         ({"aud": [17]}, "audience"),
         ({"exp": "soon"}, "claims"),
         ({"exp": 1e400}, "claims"),
+        # RFC 7519 NumericDate is a JSON number: PyJWT's int() took these (and true as 1).
+        ({"exp": str(int(time.time()) + 86_400)}, "claims"),
+        ({"exp": str(int(time.time()) - 86_400)}, "claims"),
+        ({"nbf": str(int(time.time()))}, "claims"),
+        ({"iat": str(int(time.time()))}, "claims"),
+        ({"exp": True}, "claims"),
         ({"sub": 42}, "claims"),
         ({"sub": ""}, "claims"),
         ({"jti": 7}, "claims"),
