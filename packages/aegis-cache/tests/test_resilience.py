@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker
+from aegis.cache._stampede import FillOptions
 from aegis.testing import RestartableServer
 
 pytestmark = pytest.mark.anyio
@@ -282,4 +283,79 @@ async def test_a_lock_waiter_computes_once_the_breaker_says_redis_is_down(
     with anyio.fail_after(30):  # far below lock_wait
         assert await waiting == "computed-here"
     assert cache.breaker.state == "open"
+    await cache.close()
+
+
+async def _stalled_while_locking(
+    cache: Cache, registry: CollectorRegistry, own_redis: RestartableServer
+) -> tuple[asyncio.Task[str], list[str]]:
+    """Fill the missing "report" while the server hangs; resume it once the SET NX failed.
+
+    The fill starts at the lock (the miss is a given), on a connection already connected: the
+    SET NX reaches the server's socket, and the server runs it when it resumes.
+    """
+    computed: list[str] = []
+
+    async def compute_here() -> str:
+        computed.append("here")
+        return "computed-here"
+
+    assert await cache.set("warm", 1)  # one connected connection in the pool
+    admin = Redis.from_url(own_redis.url)
+    pid = int((await admin.info("server"))["process_id"])
+    await admin.aclose()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        fill = cache.stampede.fill("svc:report", compute_here, FillOptions(cache.labels, ttl=60))
+        started = asyncio.create_task(fill)
+        failed = {"namespace": "svc", "operation": "lock"}
+        with anyio.fail_after(30):
+            while not _value(registry, "aegis_cache_errors_total", **failed):
+                await asyncio.sleep(0.005)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return started, computed
+
+
+async def test_a_lock_whose_reply_timed_out_is_not_taken_for_redis_being_down(
+    own_redis: RestartableServer, registry: CollectorRegistry
+) -> None:
+    """Another process holds the lock; our SET NX times out: wait for its value, not compute."""
+    settings = CacheSettings(
+        url=own_redis.url, namespace="svc", lock_wait=60, circuit_failure_threshold=1000
+    )
+    cache = Cache(settings, registry=registry)
+    admin = Redis.from_url(own_redis.url)
+    lock_key = cache.stampede.lock_key("svc:report")
+    await admin.set(lock_key, b"another-process", px=60_000)
+    waiting, computed = await _stalled_while_locking(cache, registry, own_redis)
+    await admin.set("svc:report", cache.encode("computed-there"), px=60_000)
+    await admin.delete(lock_key)
+    with anyio.fail_after(30):
+        assert await waiting == "computed-there"
+    assert computed == []
+    await admin.aclose()
+    await cache.close()
+
+
+async def test_a_lock_whose_reply_timed_out_but_which_was_taken_is_used_and_released(
+    own_redis: RestartableServer, registry: CollectorRegistry
+) -> None:
+    """The SET NX landed once the server resumed: the lock is ours, so compute and release."""
+    settings = CacheSettings(
+        url=own_redis.url,
+        namespace="svc",
+        lock_wait=120,
+        lock_timeout=120,
+        circuit_failure_threshold=1000,
+    )
+    cache = Cache(settings, registry=registry)
+    waiting, computed = await _stalled_while_locking(cache, registry, own_redis)
+    with anyio.fail_after(30):  # far below lock_wait and lock_timeout: not waiting for itself
+        assert await waiting == "computed-here"
+    assert computed == ["here"]
+    admin = Redis.from_url(own_redis.url)
+    assert not await admin.exists(cache.stampede.lock_key("svc:report"))
+    assert await admin.get("svc:report") == cache.encode("computed-here")
+    await admin.aclose()
     await cache.close()

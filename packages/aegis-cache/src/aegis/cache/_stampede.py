@@ -87,16 +87,26 @@ class Stampede:
         value: T = filled.value
         return value
 
-    async def _lock(self, lock_key: str, token: bytes, labels: Labels, *, down: bool) -> bool:
-        """Take the cross-process lock; ``down`` is the answer when Redis is unavailable."""
+    async def _lock(
+        self, lock_key: str, token: bytes, labels: Labels, *, down: bool
+    ) -> bool | None:
+        """Take the cross-process lock: True taken, False held by another process.
+
+        ``down`` is the answer when the circuit breaker says Redis is unavailable; None when the
+        reply failed while the breaker is closed (a slow reply: the SET may have landed or not).
+        """
         cache = self._cache
         ttl_ms = cache.ttl_ms(cache.settings.lock_timeout, jitter=False)
-        return await cache.attempt(
+        failed: bool | None = None
+        taken = await cache.attempt(
             "lock",
             lambda: cache.backend.set(lock_key, token, ttl_ms, only_if_absent=True),
-            down,
+            failed,
             labels,
         )
+        if taken is None and cache.breaker.state != "closed":
+            return down
+        return taken
 
     async def _unlock(self, lock_key: str, token: bytes, labels: Labels) -> None:
         cache = self._cache
@@ -118,12 +128,14 @@ class Stampede:
         token = os.urandom(16)
         lock_key = self.lock_key(full_key)
         # Redis down: nobody can hold the lock, so compute here.
-        locked = lock and await self._lock(lock_key, token, labels, down=True)
-        if lock and not locked:
-            data = await self._wait_for(full_key, lock_key, labels)
-            if data is not None:
-                return Filled(cache.decode(data, options.type_), data)
+        locked = await self._lock(lock_key, token, labels, down=True) if lock else False
         try:
+            if locked is not True and lock:
+                data, mine = await self._wait_for(full_key, lock_key, token, labels)
+                # Unknown (None): the SET may have landed after all; releasing is harmless.
+                locked = locked is None or mine
+                if data is not None:
+                    return Filled(cache.decode(data, options.type_), data)
             value = await factory()
             data = None
             if options.store is None or options.store(value):
@@ -138,12 +150,16 @@ class Stampede:
             if locked:
                 await self._unlock(lock_key, token, labels)
 
-    async def _wait_for(self, full_key: str, lock_key: str, labels: Labels) -> bytes | None:
+    async def _wait_for(
+        self, full_key: str, lock_key: str, token: bytes, labels: Labels
+    ) -> tuple[bytes | None, bool]:
         """Poll until another process stored the value, released its lock, or time ran out.
 
-        A poll that failed says nothing about the lock: on a loaded machine one reply can take
-        longer than ``timeout`` while the holder is still computing. Waiting goes on until the
-        circuit breaker opens (Redis is down: nobody can hold the lock, so compute here).
+        Returns the value, or None and whether the lock turned out to be ours (a SET whose
+        reply timed out but which landed). A poll that failed says nothing about the lock: on a
+        loaded machine one reply can take longer than ``timeout`` while the holder is still
+        computing. Waiting goes on until the circuit breaker opens (Redis is down: nobody can
+        hold the lock, so compute here).
         """
         cache = self._cache
         deadline = time.monotonic() + cache.settings.lock_wait
@@ -161,13 +177,11 @@ class Stampede:
             if polled is None:
                 if cache.breaker.state == "closed":
                     continue
-                return None
+                return None, False
             value, holder = polled
-            if value is not None:
-                return value
-            if holder is None:
-                return None
-        return None
+            if value is not None or holder is None or holder == token:
+                return value, holder == token
+        return None, False
 
     def needs_refresh(self, data: bytes) -> bool:
         """Whether an entry written with ``early_ttl`` is past its early-refresh time."""
@@ -192,7 +206,10 @@ class Stampede:
             token = os.urandom(16)
             lock_key = self.lock_key(full_key)
             try:
-                if not await self._lock(lock_key, token, options.labels, down=False):
+                locked = await self._lock(lock_key, token, options.labels, down=False)
+                if not locked:
+                    if locked is None:  # in case the SET landed: others need not wait for it
+                        await self._unlock(lock_key, token, options.labels)
                     return
                 try:
                     await self._compute(full_key, factory, options, lock=False)
