@@ -26,7 +26,9 @@ url, prefix, near = sys.argv[1], sys.argv[2], sys.argv[3] == "near"
 
 async def main():
     control = redis.Redis.from_url(url)
-    cache = Cache(CacheSettings(url=url, namespace=prefix, near_cache=near))
+    # Replies are not timed here: a slow one is test_resilience's subject, and on a loaded
+    # machine the default 0.25 s would turn into a skipped write or lock.
+    cache = Cache(CacheSettings(url=url, namespace=prefix, near_cache=near, timeout=10))
     await cache.start()
 
     async def compute():
@@ -105,7 +107,7 @@ async def near_worker(redis_url: str, redis_prefix: str) -> AsyncIterator[Worker
 async def test_a_second_process_waits_for_the_first_ones_result_instead_of_computing(
     worker: Worker, make_cache: CacheFactory, redis_prefix: str
 ) -> None:
-    cache = make_cache(lock_wait=30)
+    cache = make_cache(lock_wait=30, timeout=10)  # replies are not timed here (see _WORKER)
     await worker.send("get_or_set", "report")
     assert await worker.control.blpop([redis_prefix + "started"], timeout=30) is not None
 
