@@ -183,7 +183,9 @@ def configure_logging(
         previous = _state.settings_outputs
         _state.settings_outputs = (*_build_outputs(settings), *outputs)
         PIPELINE.processors = tuple(processors)
-        PIPELINE.mask_fields = FieldMasker(settings.sensitive_keys, settings.mask)
+        PIPELINE.mask_fields = FieldMasker(
+            settings.sensitive_keys, settings.mask, settings.mask_pii
+        )
         PIPELINE.max_line_bytes = settings.max_line_bytes
         PIPELINE.service_name = settings.service_name
         PIPELINE.trace_ids = settings.trace_ids

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import io
+import re
 import sys
 import threading
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal, TextIO
 
-from structlog.dev import ConsoleRenderer
+from structlog.dev import (
+    ConsoleRenderer,
+    default_exception_formatter,
+    default_monochrome_exception_formatter,
+    plain_traceback,
+)
+from structlog.typing import ExceptionRenderer, ExcInfo
 
-from aegis.log._pipeline import LogEntry
+from aegis.log._pipeline import PIPELINE, LogEntry
+
+_ANSI_ESCAPE: Final = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _resolve(stream: IO[Any] | Literal["stdout", "stderr"]) -> IO[Any]:
@@ -54,7 +64,9 @@ class ConsoleOutput:
     """Human-readable lines for development: structlog's ``ConsoleRenderer``.
 
     The stack trace is the readable one, not the JSON frames, and colours are on when the
-    stream is a terminal (or as ``colors`` says).
+    stream is a terminal (or as ``colors`` says). When the trace shows something the
+    pipeline masks (a ``password=...`` in an exception message), it is written as the
+    standard library's plain trace with those parts masked.
     """
 
     def __init__(
@@ -67,7 +79,8 @@ class ConsoleOutput:
         if colors is None:
             isatty = getattr(_resolve(stream), "isatty", None)
             colors = bool(isatty and isatty())
-        self._renderer = ConsoleRenderer(colors=colors)
+        pretty = default_exception_formatter if colors else default_monochrome_exception_formatter
+        self._renderer = ConsoleRenderer(colors=colors, exception_formatter=_masked_traces(pretty))
         self._lock = threading.Lock()
 
     def write(self, entry: LogEntry) -> None:
@@ -86,3 +99,30 @@ class ConsoleOutput:
         stream = _resolve(self._stream)
         if not stream.closed:
             stream.flush()
+
+
+def _masked_traces(pretty: ExceptionRenderer) -> ExceptionRenderer:
+    """Write the pretty trace when it hides nothing, else the plain one, masked.
+
+    A pretty (rich) trace wraps long lines inside a frame, which can split a secret so that
+    no pattern finds it; the plain trace keeps each message on one line, so it is the one
+    that decides, and the one written when anything in it is masked.
+    """
+
+    def render(sio: TextIO, exc_info: ExcInfo) -> None:
+        mask_text = PIPELINE.mask_fields.text
+        plain = io.StringIO()
+        plain_traceback(plain, exc_info)
+        plain_text = plain.getvalue()
+        masked = mask_text(plain_text)
+        if masked == plain_text and pretty is not plain_traceback:
+            rendered = io.StringIO()
+            pretty(rendered, exc_info)
+            text = rendered.getvalue()
+            visible = _ANSI_ESCAPE.sub("", text)
+            if mask_text(visible) == visible:
+                sio.write(text)
+                return
+        sio.write(masked)
+
+    return render

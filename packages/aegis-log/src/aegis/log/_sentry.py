@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -10,9 +11,9 @@ from pydantic import SecretStr
 
 from aegis.core.context import CONTEXT_VARS
 from aegis.core.errors import ConfigurationError
-from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, mask_sensitive
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, PiiKind, mask_sensitive
 from aegis.log._configure import attach_output
-from aegis.log._pipeline import LogEntry
+from aegis.log._pipeline import PIPELINE, LogEntry
 
 if TYPE_CHECKING:
     from sentry_sdk._types import Event
@@ -105,6 +106,28 @@ def _level_number(name: str) -> int:
     return number
 
 
+def event_masker(
+    keys: frozenset[str], mask: str, pii: Collection[PiiKind] | None
+) -> Callable[[Any, Any], Any]:
+    """The ``before_send``/``before_breadcrumb`` hook: a masked copy of what Sentry is given.
+
+    It walks the whole event: message, exception values (chained causes included), stack
+    frames, breadcrumbs, request data, tags, extra and contexts. ``pii=None`` masks the
+    personal data the logging configuration masks at the time of sending. An event that
+    cannot be masked is not sent (and the failure is reported once on stderr).
+    """
+
+    def mask_event(event: Any, _hint: Any) -> Any:
+        kinds = PIPELINE.mask_fields.pii if pii is None else pii
+        try:
+            return mask_sensitive(event, keys=keys, mask=mask, pii=kinds)
+        except Exception as exc:  # noqa: BLE001 - unmasked, it must not leave: drop it
+            PIPELINE.report_error("masking a Sentry event failed, event dropped", exc)
+            return None
+
+    return mask_event
+
+
 def configure_sentry(
     dsn: str | SecretStr,
     *,
@@ -116,6 +139,7 @@ def configure_sentry(
     breadcrumb_level: str = "INFO",
     sensitive_keys: frozenset[str] = DEFAULT_SENSITIVE_KEYS,
     mask: str = "***",
+    mask_pii: Collection[PiiKind] | None = None,
     **options: Any,
 ) -> None:
     """Start the Sentry SDK and report log lines to it; calling it again replaces both.
@@ -123,8 +147,9 @@ def configure_sentry(
     Lines at ``event_level`` and above (from native and stdlib loggers alike) become Sentry
     events with the log context as tags and extra; lines from ``breadcrumb_level`` up become
     breadcrumbs. Sentry's own logging integration is turned off (these lines would otherwise
-    arrive twice), local variables are not sent, and every event and breadcrumb is masked
-    once more before it leaves, so what is masked in the logs stays masked in Sentry.
+    arrive twice), local variables are not sent, and every event, transaction and breadcrumb
+    is masked once more before it leaves (secrets inside exception messages, request data
+    and breadcrumbs too), so what is masked in the logs stays masked in Sentry.
 
     Args:
         dsn: the project's DSN (``https://<key>@<host>/<project>``).
@@ -136,10 +161,16 @@ def configure_sentry(
         breadcrumb_level: lowest level that becomes a breadcrumb.
         sensitive_keys: keys masked in events (aegis.core's defaults).
         mask: what replaces a masked value.
+        mask_pii: personal data masked in events' text (``"email"``, ``"phone"``, ``"rrn"``);
+            ``None``: what ``LogSettings.mask_pii`` of the logging configuration masks.
         options: any other ``sentry_sdk.init`` option.
 
     Raises:
         ConfigurationError: the ``sentry`` extra is not installed, or a level is unknown.
+
+    .. versionchanged:: 0.2
+       Secrets inside text are masked (``password=...`` in an exception message);
+       transactions are masked too; ``mask_pii`` was added.
     """
     try:
         import sentry_sdk  # noqa: PLC0415
@@ -149,11 +180,9 @@ def configure_sentry(
             "configure_sentry needs sentry-sdk: pip install 'aegis-log[sentry]'"
         ) from exc
     events_from, crumbs_from = _level_number(event_level), _level_number(breadcrumb_level)
-    keys = frozenset(sensitive_keys)
-
-    def mask_event(event: Any, _hint: Any) -> Any:
-        return mask_sensitive(event, keys=keys, mask=mask)
-
+    pii = None if mask_pii is None else frozenset(mask_pii)
+    mask_sensitive("", pii=pii or ())  # an unknown PII kind fails here, not on the first event
+    mask_event = event_masker(frozenset(sensitive_keys), mask, pii)
     sentry_sdk.init(
         dsn=dsn.get_secret_value() if isinstance(dsn, SecretStr) else dsn,
         environment=environment,
@@ -163,6 +192,7 @@ def configure_sentry(
         include_local_variables=False,
         integrations=[LoggingIntegration(level=None, event_level=None)],
         before_send=mask_event,
+        before_send_transaction=mask_event,
         before_breadcrumb=mask_event,
         **options,
     )

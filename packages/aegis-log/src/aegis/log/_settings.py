@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from aegis.core.models import Environment
-from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, PiiKind
 from aegis.log._pipeline import canonical_level_name
 
 LevelName = Annotated[
@@ -96,6 +96,10 @@ class LogSettings(BaseModel):
     sensitive_keys: frozenset[str] = DEFAULT_SENSITIVE_KEYS
     """Keys whose values are masked at any depth (see ``aegis.core`` ``mask_sensitive``)."""
     mask: str = "***"
+    mask_pii: frozenset[PiiKind] = frozenset()
+    """Personal data also masked in every text: ``"email"`` addresses, ``"phone"`` numbers,
+    ``"rrn"`` (Korean resident registration numbers, 주민등록번호). Off by default: these
+    patterns also match ordinary data (date-prefixed ids look like an RRN)."""
     trace_ids: bool = True
     """Add ``trace_id``/``span_id`` of the current OpenTelemetry span (``otel`` extra)."""
     capture_uncaught: bool = True

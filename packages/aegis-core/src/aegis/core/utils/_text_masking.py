@@ -29,16 +29,16 @@ _CUT: Final = f"…[not shown: text longer than {MAX_SCANNED_CHARS} characters]"
 _CARD_CANDIDATE: Final = re.compile(r"[2-9](?<![0-9].)(?:[ -]?[0-9]){12,18}(?![0-9])")
 _CARD_DIGITS: Final = re.compile(r"[2-9](?<![0-9].)[0-9]{12,18}(?![0-9])")
 _SHORTEST_CARD: Final = 13
+_MAX_PASSES: Final = 4
 # userinfo ends at the last "@" of the authority: an unencoded "@" in a password must not cut it
 _URL_PASSWORD: Final = re.compile(r"(?P<head>://[^/?#\s:@]*:)(?P<password>[^/?#\s]+)@")
 # Sensitive keys are found from their separator, on the reversed text: a separator is rare, a
 # word start is not. Read backwards, this is: separator, up to three blanks, an optional
 # closing quote (escaped: \"key\"), then the key (at most 48 characters, so the work per
-# separator is bounded) that starts with a letter, where no letter comes before it but digits
-# may ("1password=").
+# separator is bounded) that starts with a letter, where no letter comes before it (a digit
+# may: "1password=").
 _KEY_BEFORE_SEPARATOR: Final = re.compile(
-    r"(?P<sep>[=:,])[ \t]{0,3}(?P<close>[\"']?)\\?(?P<key>[\w.-]{0,47}[^\W\d])[0-9]{0,16}"
-    r"(?![^\W_])"
+    r"(?P<sep>[=:,])[ \t]{0,3}(?P<close>[\"']?)\\?(?P<key>[\w.-]{0,47}[^\W\d])(?![^\W\d_])"
 )
 _BLANKS: Final = re.compile(r"[ \t]{0,3}>?[ \t]{0,3}")  # and the ">" of "=>"
 _SCHEME: Final = r"(?P<scheme>(?i:bearer|basic|digest|token|negotiate|ntlm|apikey|dpop|bot)\s+)?"
@@ -50,9 +50,7 @@ _QUOTED_VALUE: Final = {
 _ESCAPED_QUOTED_VALUE: Final = re.compile(
     r"\\[\"']" + _SCHEME + r"(?P<secret>(?:[^\\\n]|\\(?![\"']))*)"
 )
-_BEARER: Final = re.compile(
-    r"[bB](?<![\w-].)(?i:earer)[ \t]+(?P<credential>[\w\-.~+/]+=*)(?![\w=\-~+/])"
-)
+_BEARER: Final = re.compile(r"[bB](?<![\w-].)(?i:earer)[ \t]+(?P<credential>[\w\-.~+/=]+)")
 # "bearer token", "Bearer realm=...": a word after "Bearer" is prose; a credential is not a word
 _PLAIN_WORD: Final = re.compile(r"[A-Z]?[a-z]+|[A-Z]+")
 _PRIVATE_KEY: Final = re.compile(
@@ -130,6 +128,17 @@ class TextMasker:
         """Return ``text`` with what it hides masked."""
         if len(text) > MAX_SCANNED_CHARS:
             return self._bounded(text)
+        masked = self._pass(text)
+        # A mask can complete a pattern that did not match before ("kim@example.com" followed
+        # by a masked number is only then an address): pass again until nothing changes, so
+        # that masking is idempotent. Text without secrets takes one pass.
+        for _ in range(_MAX_PASSES):
+            if masked is text or masked == text:
+                return masked
+            text, masked = masked, self._pass(masked)
+        return masked
+
+    def _pass(self, text: str) -> str:
         mask = self._mask
         # Each step first looks for a cheap sign of its pattern: most text holds no secret.
         if len(text) >= _SHORTEST_CARD and _CARD_CANDIDATE.search(text) is not None:
@@ -142,12 +151,12 @@ class TextMasker:
             text = _BEARER.sub(self._bearer, text)
         if "PRIVATE KEY-----" in text:
             text = _PRIVATE_KEY.sub(lambda found: f"{found['begin']}{mask}{found['end']}", text)
-        if self._email and "@" in text:
-            text = _EMAIL.sub(mask, text)
         if self._rrn:
             text = _RRN.sub(mask, text)
         if self._phone:
             text = _PHONE.sub(mask, text)
+        if self._email and "@" in text:
+            text = _EMAIL.sub(mask, text)
         return text
 
     def _bounded(self, text: str) -> str:

@@ -233,13 +233,17 @@ def _mask(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  #
         return _mask_bytes(value, rules)
     if isinstance(value, type):
         return value  # a class, even a model class, is not data
-    if hasattr(value, "get_secret_value"):  # pydantic's Secret types, and wrappers like them
-        return rules.mask
-    if (
-        isinstance(value, _WALKED_TYPES)
-        or hasattr(value, "__pydantic_fields__")  # a pydantic model, without importing pydantic
-        or dataclasses.is_dataclass(value)
-    ):
+    try:
+        if hasattr(value, "get_secret_value"):  # pydantic's Secret types, and wrappers like them
+            return rules.mask
+        walked = (
+            isinstance(value, _WALKED_TYPES)
+            or hasattr(value, "__pydantic_fields__")  # a pydantic model, without pydantic
+            or dataclasses.is_dataclass(value)
+        )
+    except Exception:  # noqa: BLE001 - an attribute that raises: judge it by what it shows
+        walked = False
+    if walked:
         return _mask_container(value, rules, ancestors, depth)
     return _mask_object(value, rules)
 
@@ -284,6 +288,8 @@ def _mask_container(value: Any, rules: _Rules, ancestors: set[int], depth: int) 
             return kind(**_mask_mapping(cast("Any", value)._asdict(), rules, ancestors, depth))
         items = [_mask(item, rules, ancestors, depth - 1) for item in value]
         return items if kind is list else kind(items)
+    except Exception:  # noqa: BLE001 - a container that cannot be walked cannot be shown
+        return rules.mask
     finally:
         ancestors.discard(identity)
 
