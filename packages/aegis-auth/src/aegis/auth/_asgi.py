@@ -113,15 +113,21 @@ class AuthMiddleware:
             scope["user"] = principal
             scope["auth"] = principal.credentials
             subject, tenant = principal.subject, principal.tenant
+        # What aegis.core.context.request_scope(user_id=..., tenant_id=...) does, spelled out:
+        # on this path of every request the block's generality costs ~0.6 µs, a quarter of what
+        # the middleware costs (benchmarks/auth_verify.py).
+        user_token = context.user_id.set(subject)
+        tenant_token = context.tenant_id.set(tenant)
         principal_token = PRINCIPAL.set(principal)
         try:
-            with context.request_scope(user_id=subject, tenant_id=tenant):
-                if refused is None:
-                    await self.app(scope, receive, send)
-                else:
-                    await self._reject(refused, scope, receive, send)
+            if refused is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._reject(refused, scope, receive, send)
         finally:
             PRINCIPAL.reset(principal_token)
+            context.tenant_id.reset(tenant_token)
+            context.user_id.reset(user_token)
 
     def _is_public(self, scope: Scope) -> bool:
         path: str = scope["path"]
