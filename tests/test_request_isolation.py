@@ -204,6 +204,8 @@ def server(
     loop, http = request.param
     app = make_app(tokens)
     with uvicorn_server(app, loop=loop, http=http, ws="websockets-sansio") as running:
+        # uvicorn's defaults: isolation must not come from its opt-in context reset
+        assert not getattr(running.server.config, "reset_contextvars", False)
         yield running
 
 
