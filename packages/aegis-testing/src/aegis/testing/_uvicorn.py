@@ -74,10 +74,12 @@ def uvicorn_server(
     """Serve ``app`` with uvicorn in a thread for the block, on a port the system picks.
 
     uvicorn runs with its defaults except those given (``loop``, ``http``, and any
-    :class:`uvicorn.Config` option in ``options``), no logging configuration of its own
-    (``log_config=None``: the test's logging stays as configured) and no access log. The
-    block starts once the application's start-up (lifespan) is over; leaving it stops the
-    server after the requests in flight and runs the application's shutdown.
+    :class:`uvicorn.Config` option in ``options``) and no logging configuration of its own
+    (``log_config=None``: the test's logging stays as configured; ``access_log=False`` would
+    turn propagation of the ``uvicorn.access`` logger off for the whole process, so it is left
+    to the caller). The block starts once the application's start-up (lifespan) is over;
+    leaving it stops the server after the requests in flight and runs the application's
+    shutdown.
 
     Args:
         app: the ASGI application.
@@ -102,7 +104,7 @@ def uvicorn_server(
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, 0))
     listener.listen(128)  # bound before uvicorn starts: clients may connect at once
-    settings: dict[str, Any] = {"log_config": None, "access_log": False, **options}
+    settings: dict[str, Any] = {"log_config": None, **options}
     server = _Server(uvicorn.Config(app, loop=loop, http=http, **settings))
 
     exit_codes: list[object] = []
