@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import structlog
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracerProvider
 from prometheus_client import CollectorRegistry
@@ -182,9 +185,23 @@ class Users:
 @pytest.fixture(scope="module")
 def access_lines() -> Iterator[LogLines]:
     lines = LogLines("aegis.access")
-    configure_logging(LogSettings(console=None, level="INFO"), outputs=[lines])
-    yield lines
-    shutdown_logging()
+    with logging_into(lines):
+        yield lines
+
+
+@contextmanager
+def logging_into(output: LogLines) -> Iterator[None]:
+    """aegis-log writing into ``output`` for the block; the process's logging as it was after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging(LogSettings(console=None, level="INFO"), outputs=[output])
+    try:
+        yield
+    finally:
+        shutdown_logging()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

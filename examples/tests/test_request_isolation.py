@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import policy_service
 import pytest
+import structlog
 import user_service
 from pydantic import SecretStr
 
@@ -80,7 +83,6 @@ def services(
     urls = {service: f"sqlite:///{tmp_path / f'{service}.db'}" for service in ("users", "policies")}
     create_tables(urls)
     lines = LogLines("aegis.access")
-    configure_logging(LogSettings(console=None, level="INFO"), outputs=[lines])
     users_app = user_service.create_app(
         user_service.Settings(
             database=DatabaseSettings(
@@ -92,25 +94,37 @@ def services(
         transport=InMemoryTransport(),
     )
     options: dict[str, Any] = {"loop": loop, "http": http}
-    try:
-        with uvicorn_server(users_app, **options) as users:
-            policies_app = policy_service.create_app(
-                policy_service.Settings(
-                    database=DatabaseSettings(
-                        url=SecretStr(urls["policies"]), sqlite_transaction_mode="IMMEDIATE"
-                    ),
-                    users_url=users.url,
-                    client_secret=SECRET,
+    with logging_into(lines), uvicorn_server(users_app, **options) as users:
+        policies_app = policy_service.create_app(
+            policy_service.Settings(
+                database=DatabaseSettings(
+                    url=SecretStr(urls["policies"]), sqlite_transaction_mode="IMMEDIATE"
                 ),
-                transport=InMemoryTransport(),
-            )
-            with uvicorn_server(policies_app, **options) as policies:
-                # uvicorn's defaults: isolation must not come from its opt-in context reset
-                assert not getattr(users.server.config, "reset_contextvars", False)
-                tokens, ids = sign_in(users)
-                yield Services(users, policies, tokens, ids, lines)
+                users_url=users.url,
+                client_secret=SECRET,
+            ),
+            transport=InMemoryTransport(),
+        )
+        with uvicorn_server(policies_app, **options) as policies:
+            # uvicorn's defaults: isolation must not come from its opt-in context reset
+            assert not getattr(users.server.config, "reset_contextvars", False)
+            tokens, ids = sign_in(users)
+            yield Services(users, policies, tokens, ids, lines)
+
+
+@contextmanager
+def logging_into(output: LogLines) -> Iterator[None]:
+    """aegis-log writing into ``output`` for the block; the process's logging as it was after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging(LogSettings(console=None, level="INFO"), outputs=[output])
+    try:
+        yield
     finally:
         shutdown_logging()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()
 
 
 def sign_in(users: RunningServer) -> tuple[dict[str, str], dict[str, str]]:
