@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
@@ -203,3 +204,45 @@ def test_setup_tracing_builds_a_local_provider_with_resource_attributes() -> Non
     assert provider.resource.attributes["deployment.environment"] == "test"
     assert trace.get_tracer_provider() is not provider
     provider.shutdown()
+
+
+@pytest.mark.anyio
+async def test_a_fastapi_request_gets_one_server_span(spans: Spans, client: Client) -> None:
+    """FastAPI 0.16x traces requests itself once a tracer provider is set: still one SERVER span."""
+    app = FastAPI()
+    app.add_middleware(ObservabilityMiddleware, metrics=False)
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> dict[str, int]:
+        return {"order": order_id}
+
+    async with client(app) as http:
+        response = await http.get("/orders/7", headers={"traceparent": TRACEPARENT})
+        assert response.status_code == 200
+    servers = [s for s in spans() if s.kind is SpanKind.SERVER]
+    assert [s.name for s in servers] == ["GET /orders/{order_id}"]
+    (server,) = servers
+    assert server.parent is not None
+    assert server.parent.span_id == int(PARENT_ID, 16)
+    assert server.attributes is not None
+    assert server.attributes["http.route"] == "/orders/{order_id}"
+
+
+@pytest.mark.anyio
+async def test_with_fastapi_tracing_off_the_one_server_span_is_aegis(
+    spans: Spans, client: Client
+) -> None:
+    app = FastAPI(telemetry={"tracing": False})
+    app.add_middleware(ObservabilityMiddleware, metrics=False)
+
+    @app.get("/orders/{order_id}")
+    async def order(order_id: int) -> dict[str, str]:
+        return current_trace_ids()
+
+    async with client(app) as http:
+        body = (await http.get("/orders/7")).json()
+    (server,) = [s for s in spans() if s.kind is SpanKind.SERVER]
+    assert server.instrumentation_scope is not None
+    assert server.instrumentation_scope.name.startswith("aegis")
+    assert server.context is not None
+    assert body["trace_id"] == f"{server.context.trace_id:032x}"

@@ -146,6 +146,11 @@ class _Exchange(dict[str, Any]):
         await self._send(message)
 
 
+# FastAPI (0.16x) puts its request telemetry here when it opens a SERVER span of its own; None
+# when it does not trace the request (telemetry off, or the path excluded).
+_FASTAPI_TELEMETRY = "fastapi.telemetry"
+
+
 class ObservabilityMiddleware:
     """Pure ASGI middleware that records Prometheus metrics and an OpenTelemetry server span.
 
@@ -167,7 +172,9 @@ class ObservabilityMiddleware:
     OpenTelemetry SDK no span is created; an incoming ``traceparent`` is still made current,
     so outgoing calls continue the caller's trace. A request without one (and, with tracing
     on, an excluded path) runs with no trace current, never an earlier request's; the
-    OpenTelemetry context is restored with its token when the request ends.
+    OpenTelemetry context is restored with its token when the request ends. Where FastAPI
+    traces the request itself (FastAPI's own telemetry, on once a tracer provider is set), its
+    SERVER span is the request's one span: no second one is opened, and it stays current.
 
     .. versionchanged:: 0.1
         Without ``tracer_provider``, the global provider is looked up once, at the first
@@ -236,7 +243,7 @@ class ObservabilityMiddleware:
             method = _WEBSOCKET_METHOD
         started = time.perf_counter()
         span = token = None
-        if self._tracing:
+        if self._tracing and scope.get(_FASTAPI_TELEMETRY) is None:
             tracer = self._tracer if self._tracer_resolved else self._resolve_tracer()
             span, token = _start_span(tracer, scope, method)
         exchange = _Exchange(scope, send, method, self._metrics, span)
@@ -252,7 +259,7 @@ class ObservabilityMiddleware:
                 otel_context.detach(token)
 
     async def _serve_excluded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._tracing:
+        if not self._tracing or scope.get(_FASTAPI_TELEMETRY) is not None:
             await self.app(scope, receive, send)
             return
         # No span here, but no earlier request's trace either (see _clear_trace_context).
