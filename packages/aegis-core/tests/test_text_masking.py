@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aegis.core.utils._text_masking import MAX_SCANNED_CHARS
@@ -255,6 +255,8 @@ _FRAGMENTS = st.sampled_from(
 
 
 @settings(max_examples=500)
+@example("kim@example.comkim@example.com", "REDACTED", ALL_PII)  # the mask makes an address
+@example("password=abc, token: 'x y'", "<hidden value>", frozenset())  # a mask with a blank
 @given(
     st.lists(_FRAGMENTS | st.text(max_size=4), max_size=25).map("".join),
     st.sampled_from(["***", "[redacted]", "<hidden value>", "REDACTED"]),

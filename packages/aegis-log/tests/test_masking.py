@@ -121,6 +121,25 @@ def test_the_development_console_keeps_a_trace_without_secrets(
     assert "GatewayError: nothing to hide" in capsys.readouterr().out
 
 
+def _connect_with(password: str) -> None:
+    raise ConnectionRefusedError("connection refused")  # the message hides nothing, a local does
+
+
+def test_the_development_console_masks_what_the_pretty_trace_shows(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging(
+        LogSettings(environment=Environment.DEVELOPMENT, console=ConsoleSettings(colors=False))
+    )
+    try:
+        _connect_with("hunter" + "2")  # rich shows the locals of each frame
+    except ConnectionRefusedError:
+        get_logger("tests.dev").exception("failed")
+    out = capsys.readouterr().out
+    assert "ConnectionRefusedError: connection refused" in out
+    assert "hunter2" not in out
+
+
 # --- properties -----------------------------------------------------------------------------------
 
 # Text around a planted secret: no "Q", so the secret (which has one) cannot come from it.

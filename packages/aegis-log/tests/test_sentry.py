@@ -192,6 +192,29 @@ def test_events_sentry_builds_itself_are_masked(sentry: Recorder) -> None:
     assert request["url"] == "https://api.example.com/cb"
 
 
+def test_transactions_are_masked(http_server: tuple[str, Recorder]) -> None:
+    url, recorder = http_server
+    configure_sentry(url.replace("http://", "http://public-key@") + "/42", traces_sample_rate=1.0)
+    with sentry_sdk.start_transaction(name="GET /callback", op="http.server") as transaction:
+        transaction.set_data("url", "https://api.example.com/cb?access_token=t-txn")
+        with sentry_sdk.start_span(op="db", name="SET password = 'p-span'"):
+            pass
+    sentry_sdk.flush(timeout=5)
+    sent = [
+        item.payload.json
+        for _, _, body in recorder.requests
+        for item in Envelope.deserialize(body).items
+        if item.type == "transaction"
+    ]
+    shutdown_logging()
+    sentry_sdk.get_client().close()
+    assert len(sent) == 1
+    text = json.dumps(sent)
+    assert "t-txn" not in text
+    assert "p-span" not in text
+    assert "access_token=***" in text
+
+
 def test_personal_data_follows_the_logging_configuration(
     http_server: tuple[str, Recorder],
 ) -> None:

@@ -38,6 +38,7 @@ DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
 
 _SHORT_KEY_LENGTH = 3
 _NAME_CACHE_LIMIT = 4096
+_MEMO_TEXT_LENGTH = 256
 _NOT_ALPHANUMERIC = re.compile(r"[\W_]+")
 _ATOMIC_TYPES = frozenset(
     {int, float, bool, type(None), complex, Decimal, datetime, date, time, timedelta, UUID}
@@ -107,14 +108,42 @@ def is_sensitive_key(name: str, *, keys: Collection[str] = DEFAULT_SENSITIVE_KEY
 
 
 class _Rules:
-    """What one ``mask_sensitive`` configuration masks: key names, text, and the mask."""
+    """What one ``mask_sensitive`` configuration masks: key names, text, and the mask.
 
-    __slots__ = ("is_sensitive", "mask", "text")
+    Short texts and keys repeat (a stack frame's file and function names, a Sentry event's
+    field names): their masked forms are remembered, in memos bounded like the key cache.
+    """
+
+    __slots__ = ("_keys", "_texts", "is_sensitive", "mask", "mask_text")
 
     def __init__(self, keys: Collection[str], mask: str, pii: frozenset[str]) -> None:
         self.is_sensitive = _matcher(keys)
         self.mask = mask
-        self.text = TextMasker(self.is_sensitive, mask, pii)
+        self.mask_text = TextMasker(self.is_sensitive, mask, pii)
+        self._texts: dict[str, str] = {}
+        self._keys: dict[str, tuple[str, bool]] = {}
+
+    def text(self, text: str) -> str:
+        """``text`` masked."""
+        if len(text) > _MEMO_TEXT_LENGTH:
+            return self.mask_text(text)
+        masked = self._texts.get(text)
+        if masked is None:
+            masked = self.mask_text(text)
+            if len(self._texts) >= _NAME_CACHE_LIMIT:
+                self._texts.clear()
+            self._texts[text] = masked
+        return masked
+
+    def key(self, name: str) -> tuple[str, bool]:
+        """The masked key and whether it is a sensitive one (a key can hold a secret too)."""
+        known = self._keys.get(name)
+        if known is None:
+            known = (self.text(name), self.is_sensitive(name))
+            if len(self._keys) >= _NAME_CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[name] = known
+        return known
 
 
 _DEFAULT_RULES = _Rules(DEFAULT_SENSITIVE_KEYS, "***", frozenset())
@@ -300,8 +329,7 @@ def _mask_mapping(
     masked: dict[Any, Any] = {}
     for key, item in mapping.items():
         if type(key) is str:
-            sensitive = rules.is_sensitive(key)
-            key = rules.text(key)  # noqa: PLW2901 - a key can hold a secret too ("pw=x": 1)
+            key, sensitive = rules.key(key)  # noqa: PLW2901
         elif isinstance(key, str | bytes | bytearray):
             text = key.decode("latin-1") if isinstance(key, bytes | bytearray) else key
             sensitive = rules.is_sensitive(str(text))
