@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -290,3 +291,91 @@ def test_field_error_renders_as_a_problem_errors_entry() -> None:
 
 def test_every_name_in_all_exists() -> None:
     assert [name for name in errors.__all__ if not hasattr(errors, name)] == []
+
+
+class OrderClosedError(ConflictError):
+    """Declared the natural way: ``code`` and ``title`` as class attributes."""
+
+    code = "ORDER_CLOSED"
+    title = "Order closed"
+
+
+class PaymentRequiredError(AegisError):
+    code = "PAYMENT_REQUIRED"
+    status = 402
+
+
+class LegacySpellingError(NotFoundError):
+    default_code = "ORDER_MISSING"
+
+
+def test_a_subclass_setting_code_answers_with_that_code_and_its_base_class_status() -> None:
+    error = OrderClosedError("order 7 is closed")
+    assert (error.code, error.status, error.title) == ("ORDER_CLOSED", 409, "Order closed")
+    assert OrderClosedError.code == OrderClosedError.default_code == "ORDER_CLOSED"
+    assert error.to_problem() == {
+        "type": "urn:aegis:problem:order-closed",
+        "title": "Order closed",
+        "status": 409,
+        "detail": "order 7 is closed",
+        "code": "ORDER_CLOSED",
+    }
+
+
+def test_a_subclass_setting_status_answers_with_it_and_a_title_made_from_the_code() -> None:
+    error = PaymentRequiredError("top up first")
+    assert (error.code, error.status, error.title) == ("PAYMENT_REQUIRED", 402, "Payment required")
+    assert error.to_problem()["status"] == 402
+
+
+def test_a_subclass_of_a_declared_error_inherits_its_status_and_may_set_its_own_code() -> None:
+    class CardDeclinedError(PaymentRequiredError):
+        code = "CARD_DECLINED"
+
+    assert (CardDeclinedError("no").code, CardDeclinedError("no").status) == ("CARD_DECLINED", 402)
+
+
+def test_the_default_code_spelling_still_works() -> None:
+    error = LegacySpellingError("order 7 is gone")
+    assert (error.code, error.status) == ("ORDER_MISSING", 404)
+    assert LegacySpellingError.code == "ORDER_MISSING"
+
+
+def test_a_registered_code_brings_its_status_and_title_to_a_declared_error(
+    registered_codes: list[str],
+) -> None:
+    registered_codes.append("ORDER_LOCKED")
+    register_error_code("ORDER_LOCKED", 423, "Order locked")
+
+    class OrderLockedError(ConflictError):
+        code = "ORDER_LOCKED"
+
+    assert (OrderLockedError("x").status, OrderLockedError("x").title) == (423, "Order locked")
+
+
+def test_arguments_still_win_over_the_class_attributes() -> None:
+    error = OrderClosedError("closed", code="NOT_FOUND", status=410)
+    assert (error.code, error.status) == ("NOT_FOUND", 410)
+    assert OrderClosedError("closed", code="NOT_FOUND").status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"code": 42},
+        {"code": ""},
+        {"code": "A_CODE", "default_code": "ANOTHER_CODE"},
+        {"code": "A_CODE", "status": 200},
+        {"code": "A_CODE", "status": "409"},
+    ],
+)
+def test_a_wrongly_declared_error_class_fails_when_it_is_defined(body: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match="WrongError"):
+        type("WrongError", (AegisError,), body)
+
+
+def test_the_readme_example_of_declaring_your_own_error_runs() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Your own errors", 1)[1]
+    block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - our own documentation

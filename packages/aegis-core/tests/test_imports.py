@@ -7,6 +7,8 @@ import pkgutil
 import subprocess
 import sys
 
+import pytest
+
 import aegis.core
 
 EXTRA_MODULES = {
@@ -63,3 +65,44 @@ def test_import_aegis_core_alone_does_not_import_the_extras() -> None:
 def test_masking_imports_no_third_party_library() -> None:
     # aegis-log masks every line with it; a service that logs need not load pydantic.
     assert _third_party_imported_by(["aegis.core.utils.masking", "aegis.core.context"]) == set()
+
+
+# Makes the listed top-level modules impossible to import, as if their extra were not installed.
+HIDE_MODULES = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Hide(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Hide())
+"""
+
+EXTRA_LIBRARIES = {
+    "web": ["starlette"],
+    "crypto": ["argon2", "bcrypt", "cryptography"],
+    "files": ["puremagic"],
+    "validation": ["email_validator", "phonenumbers"],
+    "metrics": ["prometheus_client"],
+}
+
+
+@pytest.mark.parametrize(("module", "extra"), sorted(EXTRA_MODULES.items()))
+def test_a_module_whose_extra_is_missing_says_which_extra_to_install(
+    module: str, extra: str
+) -> None:
+    script = (
+        f"HIDDEN = {EXTRA_LIBRARIES[extra]!r}\n{HIDE_MODULES}\n"
+        "try:\n"
+        f"    import {module}\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.startswith(f"{module} needs "), result.stdout
+    assert result.stdout.rstrip().endswith(f"pip install 'aegis-core[{extra}]'"), result.stdout

@@ -113,6 +113,17 @@ async def http_error(request: Request) -> Response:
     raise HTTPException(status, headers={"X-Hint": "kept"})
 
 
+class OrderClosedError(ConflictError):
+    """A service's own error, declared the natural way (``code``, not ``default_code``)."""
+
+    code = "ORDER_CLOSED"
+    title = "Order closed"
+
+
+async def closed_order(request: Request) -> Response:
+    raise OrderClosedError("order 7 is closed", details={"order_id": 7})
+
+
 async def room(websocket: WebSocket) -> None:
     if websocket.query_params.get("accept") == "1":
         await websocket.accept()
@@ -131,6 +142,7 @@ ROUTES = [
     Route("/database-down", database_down),
     Route("/bearer", bearer),
     Route("/http-error", http_error),
+    Route("/closed-order", closed_order),
     WebSocketRoute("/rooms", room),
 ]
 
@@ -199,6 +211,21 @@ async def test_aegis_error_answers_with_its_own_problem_document(app: Starlette)
         "instance": "/users/42",
         "code": "NOT_FOUND",
         "user_id": "42",
+    }
+
+
+async def test_an_error_class_declaring_code_answers_with_it_not_500(app: Starlette) -> None:
+    async with client_for(app) as client:
+        response = await client.get("/closed-order")
+    assert response.status_code == 409
+    assert problem_of(response) == {
+        "type": "urn:aegis:problem:order-closed",
+        "title": "Order closed",
+        "status": 409,
+        "detail": "order 7 is closed",
+        "instance": "/closed-order",
+        "code": "ORDER_CLOSED",
+        "order_id": 7,
     }
 
 

@@ -118,14 +118,72 @@ class FieldError:
 class AegisError(Exception):
     """Base of every aegis error: a message, a stable ``code``, an HTTP ``status`` and details.
 
+    Declare your own error as a subclass that sets ``code`` and, optionally, ``status`` and
+    ``title`` as class attributes (``default_code`` is the older spelling of ``code`` and still
+    works):
+
+    >>> class OrderClosedError(ConflictError):
+    ...     code = "ORDER_CLOSED"
+    ...     title = "Order closed"
+    >>> OrderClosedError("order 7 is closed").status
+    409
+
+    Without ``status`` the error answers the status registered for its code
+    (:func:`register_error_code`), else the status of the nearest base class (``ConflictError``:
+    409; ``AegisError``: 500).
+
     Args:
         message: what went wrong, for a human (it becomes the problem's ``detail``).
-        code: stable code; defaults to the class's ``default_code``.
-        status: HTTP status; defaults to the code's status in :data:`ERROR_CODES`.
+        code: stable code; defaults to the class's ``code``.
+        status: HTTP status; defaults as described above.
         details: extra JSON-safe members for the problem document (never secrets).
+
+    .. versionchanged:: 0.1
+        ``code``, ``status`` and ``title`` class attributes are honoured; before, a subclass
+        setting ``code`` answered 500 ``INTERNAL_ERROR``.
     """
 
     default_code: ClassVar[str] = "INTERNAL_ERROR"
+    code: str = "INTERNAL_ERROR"
+    """The stable code (the class's, unless one was passed); ``default_code`` is its old name."""
+    status: int
+    """The HTTP status this error answers with."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = vars(cls)
+        code = declared.get("code", declared.get("default_code"))
+        if code is None:
+            cls.code = cls.default_code
+        elif not isinstance(code, str) or not code:
+            raise TypeError(f"{cls.__qualname__}.code must be a non-empty str, not {code!r}")
+        elif declared.get("default_code", code) != code:
+            raise TypeError(f"{cls.__qualname__} sets both code and default_code, differently")
+        else:
+            cls.default_code = cls.code = code
+        status = declared.get("status")
+        if status is not None and (
+            not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599  # noqa: PLR2004
+        ):
+            raise TypeError(
+                f"{cls.__qualname__}.status must be an HTTP error status, not {status!r}"
+            )
+
+    @classmethod
+    def _default_status(cls, code: str) -> int:
+        """The status for ``code`` when none was passed: see the class docstring."""
+        entry = _CODES.get(code)
+        if code != cls.default_code and entry is not None:
+            return entry.status
+        for klass in cls.__mro__:
+            declared = vars(klass)
+            status = declared.get("status")
+            if isinstance(status, int):
+                return status
+            entry = _CODES.get(declared.get("default_code", ""))
+            if entry is not None:
+                return entry.status
+        return 500
 
     def __init__(
         self,
@@ -137,8 +195,8 @@ class AegisError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.code = code or self.default_code
-        self.status = status if status is not None else status_for(self.code)
+        self.code = code or type(self).default_code
+        self.status = status if status is not None else self._default_status(self.code)
         self.details: dict[str, Any] = dict(details or {})
 
     @property

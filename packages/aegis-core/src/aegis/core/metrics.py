@@ -25,10 +25,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final, cast
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from aegis.core.utils.lazy import extra_required
+
+# Without the extra, say which one to install instead of a bare "No module named".
+with extra_required(__name__, {"prometheus_client": "aegis-core[metrics]"}):
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+    from prometheus_client.registry import Collector
+    from prometheus_client.utils import floatToGoString
 
 MULTIPROCESS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 """The environment variable that turns on prometheus_client's multiprocess mode."""

@@ -15,15 +15,20 @@ import logging
 from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
-from starlette.exceptions import HTTPException
 
-from aegis.core._problem_handlers import (
-    ProblemHandlers,
-    ProblemResponse,
-    error_response,
-    problem_response,
-)
 from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, PROBLEM_CONTENT_TYPE, AegisError
+from aegis.core.utils.lazy import extra_required
+
+# Without the extra, say which one to install instead of a bare "No module named".
+with extra_required(__name__, {"starlette": "aegis-core[web]"}):
+    from starlette.exceptions import HTTPException
+
+    from aegis.core._problem_handlers import (
+        ProblemHandlers,
+        ProblemResponse,
+        error_response,
+        problem_response,
+    )
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette

@@ -25,9 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import puremagic
-
 from aegis.core.errors import InvalidInputError
+from aegis.core.utils.lazy import extra_required
+
+# Without the extra, say which one to install instead of a bare "No module named".
+with extra_required(__name__, {"puremagic": "aegis-core[files]"}):
+    import puremagic
 
 DEFAULT_CHUNK_SIZE = 64 * 1024
 """Bytes per chunk that :func:`iter_file` and :func:`iter_upload` yield."""

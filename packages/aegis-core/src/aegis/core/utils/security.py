@@ -19,14 +19,20 @@ import re
 import secrets
 from collections.abc import Mapping
 
-import argon2
-import bcrypt
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretBytes, SecretStr
 
 from aegis.core.errors import ConfigurationError, InvalidInputError
+from aegis.core.utils.lazy import extra_required
+
+# Without the extra, say which one to install instead of a bare "No module named".
+with extra_required(
+    __name__, dict.fromkeys(["argon2", "bcrypt", "cryptography"], "aegis-core[crypto]")
+):
+    import argon2
+    import bcrypt
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # OWASP Password Storage Cheat Sheet, "Argon2id": m=19 MiB, t=2, p=1 is the first of its
 # equivalent minimum configurations. It costs ~20 ms and 19 MiB per hash, which a web service can

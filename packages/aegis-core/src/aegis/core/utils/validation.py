@@ -19,12 +19,18 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
-import email_validator
-import phonenumbers
 from pydantic import AfterValidator, SecretStr
 from pydantic_core import PydanticCustomError
 
 from aegis.core.errors import FieldError, InvalidInputError
+from aegis.core.utils.lazy import extra_required
+
+# Without the extra, say which one to install instead of a bare "No module named".
+with extra_required(
+    __name__, dict.fromkeys(["email_validator", "phonenumbers"], "aegis-core[validation]")
+):
+    import email_validator
+    import phonenumbers
 
 _T = TypeVar("_T")
 
