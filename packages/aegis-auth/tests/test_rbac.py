@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from aegis.auth import (
     AuthMiddleware,
@@ -23,6 +26,7 @@ from aegis.auth import (
     permissions_required,
     require_owner,
     roles_required,
+    scopes_required,
 )
 from aegis.auth._principal import PRINCIPAL
 from aegis.core.errors import ConfigurationError, InvalidInputError
@@ -155,6 +159,58 @@ async def test_decorators_guard_service_functions() -> None:
             await delete_everything()
     finally:
         PRINCIPAL.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("decorator", "meant"),
+    [
+        (roles_required("admin"), "Depends(require_roles('admin'))"),
+        (roles_required("a", "b", match="all"), "Depends(require_roles('a', 'b', match='all'))"),
+        (permissions_required("policy:read"), "Depends(require_permissions('policy:read'))"),
+        (scopes_required("read"), "Depends(require_scopes('read'))"),
+    ],
+)
+def test_a_decorator_used_as_a_fastapi_dependency_fails_when_the_route_is_defined(
+    decorator: Callable[..., Any], meant: str
+) -> None:
+    # Accepted before: FastAPI read the decorator's parameter as a query parameter, so every
+    # caller got 422 query.function.
+    app = FastAPI()
+    with pytest.raises(TypeError, match=r"not a FastAPI dependency; use " + re.escape(meant)):
+
+        @app.get("/in-list", dependencies=[Depends(decorator)])
+        async def in_list() -> None: ...
+
+    with pytest.raises(TypeError, match=re.escape(meant)):
+
+        @app.get("/as-parameter")
+        async def as_parameter(user: object = Depends(decorator)) -> None: ...
+
+    assert app.openapi()["paths"] == {}
+
+
+async def test_a_decorated_fastapi_endpoint_keeps_its_own_parameters(
+    tokens: TokenService,
+) -> None:
+    app = FastAPI()
+    app.add_middleware(AuthMiddleware, tokens=tokens)
+    install_error_handlers(app)
+
+    @app.get("/reports/{report_id}")
+    @roles_required("admin")
+    async def report(report_id: int, page: int = 1) -> dict[str, int]:
+        return {"report_id": report_id, "page": page}
+
+    admin = tokens.issue_access_token("u-1", roles=["admin"])
+    user = tokens.issue_access_token("u-2", roles=["user"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        allowed = await client.get(
+            "/reports/7?page=2", headers={"Authorization": f"Bearer {admin}"}
+        )
+        denied = await client.get("/reports/7", headers={"Authorization": f"Bearer {user}"})
+    assert (allowed.status_code, allowed.json()) == (200, {"report_id": 7, "page": 2})
+    assert denied.status_code == 403
 
 
 def test_policy_loads_from_yaml_file_and_text(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ _LAZY = {
 }
 
 
-__getattr__ = lazy_getattr(__name__, _LAZY)
+__getattr__ = lazy_getattr(
+    __name__, _LAZY, extras={"fastapi": "aegis-auth[fastapi]", "httpx": "aegis-auth[http]"}
+)
 
 
 __all__ = [

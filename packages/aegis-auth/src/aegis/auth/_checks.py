@@ -110,10 +110,34 @@ def require_owner(
     return user
 
 
-def _decorator(
-    check: Callable[[Principal | None], Principal],
-) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+class _Decorator:
+    """What ``roles_required(...)`` and its siblings return: a decorator, never a dependency.
+
+    ``Depends(roles_required("admin"))`` looks right and FastAPI accepts it, then reads the
+    decorator's ``function`` parameter as a query parameter and answers every caller 422. FastAPI
+    reads a dependency's signature when the route is defined, so refusing to give one turns that
+    mistake into a ``TypeError`` naming the dependency meant, before the app serves anything.
+    """
+
+    def __init__(
+        self, check: Callable[[Principal | None], Principal], spelled: str, dependency: str
+    ) -> None:
+        self._check = check
+        self._spelled = spelled
+        self._dependency = dependency
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        raise TypeError(
+            f"{self._spelled} is a decorator for Starlette endpoints and service functions, not a "
+            f"FastAPI dependency; use Depends({self._dependency}) (from aegis.auth) instead"
+        )
+
+    def __repr__(self) -> str:
+        return f"<decorator {self._spelled}>"
+
+    def __call__(self, function: Callable[_P, _R]) -> Callable[_P, _R]:
+        check = self._check
         if inspect.iscoroutinefunction(function):
             asynchronous = cast("Callable[_P, Awaitable[Any]]", function)
 
@@ -131,7 +155,12 @@ def _decorator(
 
         return guarded
 
-    return decorate
+
+def _spelling(name: str, required: tuple[str, ...], match: Match, default: Match) -> str:
+    arguments = [repr(item) for item in required]
+    if match != default:
+        arguments.append(f"match={match!r}")
+    return f"{name}({', '.join(arguments)})"
 
 
 def roles_required(
@@ -140,24 +169,44 @@ def roles_required(
     """Decorate a Starlette endpoint or service function so it runs only for these roles.
 
     The principal is the one :class:`~aegis.auth.AuthMiddleware` set for the request
-    (:func:`~aegis.auth.current_principal`). Works on sync and async functions.
+    (:func:`~aegis.auth.current_principal`). Works on sync and async functions. In FastAPI use
+    the dependency :func:`~aegis.auth.require_roles` instead: ``Depends(roles_required(...))``
+    raises ``TypeError`` when the route is defined.
 
     Example:
         >>> @roles_required("admin", "manager")
         ... async def delete_policy(request: Request) -> Response: ...
     """
-    return _decorator(functools.partial(ensure_roles, roles=roles, match=match))
+    return _Decorator(
+        functools.partial(ensure_roles, roles=roles, match=match),
+        _spelling("roles_required", roles, match, "any"),
+        _spelling("require_roles", roles, match, "any"),
+    )
 
 
 def permissions_required(
     *permissions: str, match: Match = "all"
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorate a function so it runs only when the caller's grants allow ``permissions``."""
-    return _decorator(functools.partial(ensure_permissions, permissions=permissions, match=match))
+    """Decorate a function so it runs only when the caller's grants allow ``permissions``.
+
+    In FastAPI use the dependency :func:`~aegis.auth.require_permissions` instead.
+    """
+    return _Decorator(
+        functools.partial(ensure_permissions, permissions=permissions, match=match),
+        _spelling("permissions_required", permissions, match, "all"),
+        _spelling("require_permissions", permissions, match, "all"),
+    )
 
 
 def scopes_required(
     *scopes: str, match: Match = "all"
 ) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorate a function so it runs only when the caller's token carries ``scopes``."""
-    return _decorator(functools.partial(ensure_scopes, scopes=scopes, match=match))
+    """Decorate a function so it runs only when the caller's token carries ``scopes``.
+
+    In FastAPI use the dependency :func:`~aegis.auth.require_scopes` instead.
+    """
+    return _Decorator(
+        functools.partial(ensure_scopes, scopes=scopes, match=match),
+        _spelling("scopes_required", scopes, match, "all"),
+        _spelling("require_scopes", scopes, match, "all"),
+    )

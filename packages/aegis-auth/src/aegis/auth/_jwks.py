@@ -16,6 +16,7 @@ from starlette.routing import Route
 from aegis.auth._keys import JWTKey, KeySet
 from aegis.auth._metrics import AuthMetrics
 from aegis.core.errors import ConfigurationError, ExternalServiceError
+from aegis.core.utils.lazy import extra_required
 
 if TYPE_CHECKING:
     import httpx
@@ -86,7 +87,8 @@ class JWKSClient:
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         if client is None:
-            import httpx  # noqa: PLC0415 - optional dependency
+            with extra_required("JWKSClient", {"httpx": "aegis-auth[http]"}):
+                import httpx  # noqa: PLC0415 - optional dependency
 
             client = httpx.AsyncClient(timeout=timeout)
             self._owns_client = True

@@ -16,6 +16,7 @@ from typing import Any
 from aegis.auth._claims import text_collection
 from aegis.core.errors import ConfigurationError, InvalidInputError
 from aegis.core.models import Permission
+from aegis.core.utils.lazy import extra_required
 
 _ROLE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _CACHE_LIMIT = 1024  # distinct role combinations remembered; real services have a handful
@@ -148,7 +149,8 @@ class RolePolicy:
 
         Needs the ``yaml`` extra. The document has the shape :meth:`from_dict` reads.
         """
-        import yaml  # noqa: PLC0415 - optional dependency, needed only here
+        with extra_required("RolePolicy.from_yaml", {"yaml": "aegis-auth[yaml]"}):
+            import yaml  # noqa: PLC0415 - optional dependency, needed only here
 
         text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
         try:
