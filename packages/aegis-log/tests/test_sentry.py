@@ -128,6 +128,12 @@ def test_unknown_levels_are_refused() -> None:
         configure_sentry("http://key@127.0.0.1:1/1", event_level="LOUD")
 
 
+def test_unknown_personal_data_kinds_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="passport") as refused:
+        configure_sentry("http://key@127.0.0.1:1/1", mask_pii={"passport"})  # type: ignore[arg-type]
+    assert refused.value.details == {"field": "mask_pii"}
+
+
 # --- secrets inside text ------------------------------------------------------------------------
 
 

@@ -166,7 +166,8 @@ def configure_sentry(
         options: any other ``sentry_sdk.init`` option.
 
     Raises:
-        ConfigurationError: the ``sentry`` extra is not installed, or a level is unknown.
+        ConfigurationError: the ``sentry`` extra is not installed, or a level or a kind of
+            personal data is unknown.
 
     .. versionchanged:: 0.2
        Secrets inside text are masked (``password=...`` in an exception message);
@@ -181,7 +182,10 @@ def configure_sentry(
         ) from exc
     events_from, crumbs_from = _level_number(event_level), _level_number(breadcrumb_level)
     pii = None if mask_pii is None else frozenset(mask_pii)
-    mask_sensitive("", pii=pii or ())  # an unknown PII kind fails here, not on the first event
+    try:  # an unknown PII kind fails here, not on the first event
+        mask_sensitive("", pii=pii or ())
+    except ValueError as exc:
+        raise ConfigurationError(str(exc), details={"field": "mask_pii"}) from exc
     mask_event = event_masker(frozenset(sensitive_keys), mask, pii)
     sentry_sdk.init(
         dsn=dsn.get_secret_value() if isinstance(dsn, SecretStr) else dsn,
