@@ -6,6 +6,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import aegis.obs
 
 
@@ -74,3 +76,45 @@ def test_import_needs_none_of_the_optional_client_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# Makes the listed top-level modules impossible to import, as if their extra were not installed.
+HIDE_MODULES = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Hide(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Hide())
+"""
+
+
+@pytest.mark.parametrize(
+    ("hidden", "statement", "extra"),
+    [
+        ("httpx", "from aegis.obs import instrument_httpx", "http"),
+        ("httpx", "aegis.obs.http_check('http://127.0.0.1:1/')", "http"),
+        ("sqlalchemy", "aegis.obs.sqlalchemy_check(None)", "sqlalchemy"),
+        ("confluent_kafka", "aegis.obs.kafka_check('127.0.0.1:9092')", "kafka"),
+    ],
+)
+def test_a_name_whose_extra_is_missing_says_which_extra_to_install(
+    hidden: str, statement: str, extra: str
+) -> None:
+    script = (
+        f"HIDDEN = {[hidden]!r}\n{HIDE_MODULES}\n"
+        "import aegis.obs\n"
+        "try:\n"
+        f"    {statement}\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert f"needs {hidden}, which is not installed" in result.stdout, result.stdout
+    assert result.stdout.rstrip().endswith(f"pip install 'aegis-obs[{extra}]'"), result.stdout

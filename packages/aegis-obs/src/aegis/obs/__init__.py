@@ -66,7 +66,9 @@ if TYPE_CHECKING:
     from aegis.obs._httpx import instrument_httpx
 
 # Names whose modules import an optional library: loaded on first use (PEP 562).
-__getattr__ = lazy_getattr(__name__, {"instrument_httpx": "aegis.obs._httpx"})
+__getattr__ = lazy_getattr(
+    __name__, {"instrument_httpx": "aegis.obs._httpx"}, extras={"httpx": "aegis-obs[http]"}
+)
 
 __all__ = [
     "DEFAULT_EXCLUDED_PATHS",

@@ -12,6 +12,7 @@ from collections.abc import Container, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aegis.core.utils.lazy import extra_required
 from aegis.obs._health import HealthCheckError, HealthCheckFunction
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ def sqlalchemy_check(engine: AsyncEngine | Engine) -> HealthCheckFunction:
 
     A sync ``Engine`` runs in a worker thread; an ``AsyncEngine`` runs on the event loop.
     """
-    from sqlalchemy import text  # noqa: PLC0415 (optional extra)
-    from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
+    with extra_required("sqlalchemy_check", {"sqlalchemy": "aegis-obs[sqlalchemy]"}):
+        from sqlalchemy import text  # noqa: PLC0415 (optional extra)
+        from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
 
     select_one = text("SELECT 1")
 
@@ -71,7 +73,8 @@ def kafka_check(config: str | Mapping[str, Any], *, timeout: float = 1.5) -> Hea
 
     The admin client is created at the first run and reused. Details give the broker count.
     """
-    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 (optional extra)
+    with extra_required("kafka_check", {"confluent_kafka": "aegis-obs[kafka]"}):
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 (optional extra)
 
     settings: dict[str, str | int | float | bool] = (
         {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
@@ -106,7 +109,8 @@ def http_check(
 
     The check raises :class:`HealthCheckError` naming the status when it is not expected.
     """
-    import httpx  # noqa: PLC0415 (optional extra)
+    with extra_required("http_check", {"httpx": "aegis-obs[http]"}):
+        import httpx  # noqa: PLC0415 (optional extra)
 
     async def fetch(session: httpx.AsyncClient) -> dict[str, Any]:
         response = await session.get(url)
