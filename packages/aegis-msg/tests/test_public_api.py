@@ -84,3 +84,36 @@ def test_import_needs_neither_sqlalchemy_nor_redis() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# Makes SQLAlchemy impossible to import, as if the outbox extra were not installed.
+HIDE_SQLALCHEMY = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class Hide(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "sqlalchemy":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Hide())
+"""
+
+
+@pytest.mark.parametrize("name", ["Outbox", "OutboxRelay", "SqlIdempotencyStore"])
+def test_an_outbox_name_without_sqlalchemy_says_which_extra_to_install(name: str) -> None:
+    script = (
+        f"{HIDE_SQLALCHEMY}\n"
+        "try:\n"
+        f"    from aegis.msg import {name}\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == (
+        f"aegis.msg.{name} needs sqlalchemy, which is not installed: "
+        "pip install 'aegis-msg[outbox]'"
+    )

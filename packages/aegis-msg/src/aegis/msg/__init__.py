@@ -57,7 +57,7 @@ _NEEDS_SQLALCHEMY = {
 }
 
 
-__getattr__ = lazy_getattr(__name__, _NEEDS_SQLALCHEMY)
+__getattr__ = lazy_getattr(__name__, _NEEDS_SQLALCHEMY, extras={"sqlalchemy": "aegis-msg[outbox]"})
 
 
 __all__ = [
