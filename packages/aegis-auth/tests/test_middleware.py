@@ -21,6 +21,7 @@ from websockets.exceptions import InvalidStatus
 
 from aegis.auth import AuthMiddleware, Principal, TokenService
 from aegis.core import context
+from aegis.core.errors import ConfigurationError
 
 pytestmark = pytest.mark.anyio
 
@@ -144,9 +145,23 @@ async def test_a_public_route_with_a_method_leaves_other_methods_protected(
     assert listed.json() == {"user": "kim"}
 
 
-def test_a_public_route_with_a_method_refuses_a_prefix(tokens: TokenService) -> None:
-    with pytest.raises(ValueError, match="exact path, not a prefix"):
-        AuthMiddleware(websocket_app(tokens), tokens, public_paths=["GET /docs*"])
+async def test_a_public_prefix_with_a_method_opens_that_method_only(tokens: TokenService) -> None:
+    async def files(request: Request) -> Response:
+        return JSONResponse({"user": context.user_id.get()})
+
+    app = Starlette(
+        routes=[Route("/files/{name}", files, methods=["GET", "PUT"])],
+        middleware=[Middleware(AuthMiddleware, tokens=tokens, public_paths=["GET /files/*"])],
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+        assert (await http.get("/files/a")).json() == {"user": None}
+        assert (await http.put("/files/a")).status_code == 401
+
+
+def test_a_malformed_public_path_is_refused(tokens: TokenService) -> None:
+    with pytest.raises(ConfigurationError, match="must start with '/'"):
+        AuthMiddleware(websocket_app(tokens), tokens, public_paths=["GET docs"])
 
 
 async def test_lifespan_passes_through(tokens: TokenService) -> None:

@@ -160,6 +160,19 @@ async def test_skipped_paths_get_an_id_but_no_access_line(lines: Lines) -> None:
     assert access_lines(lines) == []
 
 
+async def test_skipped_paths_take_prefixes_and_methods(lines: Lines) -> None:
+    app = make_app(skip_paths=["/heal*", "GET /users/1"])
+    async with client_for(app) as client:
+        await client.get("/health")
+        await client.get("/users/1")
+        await client.get("/users/2")
+        await client.head("/users/1")
+    assert [(line["method"], line["path"]) for line in access_lines(lines)] == [
+        ("GET", "/users/2"),
+        ("HEAD", "/users/1"),
+    ]
+
+
 async def test_mounted_routes_carry_the_full_template(lines: Lines) -> None:
     async with client_for(make_app()) as client:
         response = await client.get("/api/items/5")

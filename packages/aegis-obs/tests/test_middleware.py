@@ -152,6 +152,18 @@ async def test_custom_exclusions_replace_the_defaults(
     assert total(samples, "GET", "/health/ready", "200") == 1
 
 
+async def test_an_exclusion_with_a_method_leaves_other_methods_measured(
+    registry: CollectorRegistry, scrape: Scrape, client: Client
+) -> None:
+    app = starlette_app(registry, exclude_paths=["GET /"])
+    async with client(app) as http:
+        await http.get("/")
+        await http.post("/")
+    samples = await scrape(app)
+    assert total(samples, "GET", "/", "200") == 0
+    assert total(samples, "POST", "/", "405") == 1
+
+
 async def test_unknown_methods_share_one_label_value(
     registry: CollectorRegistry, scrape: Scrape, client: Client
 ) -> None:

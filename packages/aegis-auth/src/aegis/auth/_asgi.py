@@ -14,6 +14,7 @@ from aegis.auth._principal import PRINCIPAL, Principal
 from aegis.auth._tokens import TokenService
 from aegis.core import context
 from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, AegisError
+from aegis.core.paths import PathMatcher
 from aegis.core.web import error_response
 
 _LOGGER = logging.getLogger("aegis.auth")
@@ -40,8 +41,9 @@ class AuthMiddleware:
     wrong in detail is logged (``aegis.auth`` logger), never the token. Two ``Authorization``
     headers are refused. A WebSocket with a bad token is closed with 1008 before it is
     accepted (the client sees the handshake refused with 403). Paths in ``public_paths`` pass
-    without a token: exact paths, prefixes ending in ``*`` (``/docs*``), or one method on one
-    exact path (``"POST /users"``: sign-up is public while ``GET /users`` is not).
+    without a token, written in the one path language of :mod:`aegis.core.paths`: exact
+    paths, prefixes ending in ``*`` (``/docs*``), or one method on a path or prefix
+    (``"POST /users"``: sign-up is public while ``GET /users`` is not).
 
     Args:
         app: the ASGI application.
@@ -54,6 +56,14 @@ class AuthMiddleware:
 
     Example:
         >>> app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=["/health", JWKS_PATH])
+
+    Raises:
+        ConfigurationError: a public path pattern is malformed.
+
+    .. versionchanged:: 0.1
+        ``public_paths`` takes :class:`~aegis.core.paths.PathMatcher` patterns: a method may
+        go with a prefix (``"GET /docs*"``); a malformed pattern raises
+        ``ConfigurationError`` (it raised ``ValueError``).
 
     .. versionchanged:: 0.1
         Public paths and refused requests set an unauthenticated ``scope["user"]`` and clear
@@ -72,14 +82,7 @@ class AuthMiddleware:
     ) -> None:
         self.app = app
         self.tokens = tokens
-        paths = [p for p in public_paths if " " not in p]
-        routes = [tuple(p.split(" ", 1)) for p in public_paths if " " in p]
-        if any(path.endswith("*") for _, path in routes):
-            raise ValueError("a public route with a method takes an exact path, not a prefix")
-        self._public_exact = frozenset(p for p in paths if not p.endswith("*"))
-        self._public_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
-        self._public_routes = frozenset((method.upper(), path) for method, path in routes)
-        self._public_patterns = bool(self._public_prefixes or self._public_routes)
+        self._public = PathMatcher(public_paths)
         self._cookie = cookie
         self._realm = realm
         self._type_base = type_base
@@ -90,10 +93,7 @@ class AuthMiddleware:
             return
         principal: Principal | None = None
         refused: AegisError | None = None
-        if not (
-            scope["path"] in self._public_exact
-            or (self._public_patterns and self._is_public(scope))
-        ):
+        if not self._public.matches(scope.get("method"), scope["path"]):
             tokens = self.tokens
             try:
                 credentials = self._credentials(scope)
@@ -128,12 +128,6 @@ class AuthMiddleware:
             PRINCIPAL.reset(principal_token)
             context.tenant_id.reset(tenant_token)
             context.user_id.reset(user_token)
-
-    def _is_public(self, scope: Scope) -> bool:
-        path: str = scope["path"]
-        return path.startswith(self._public_prefixes) or (
-            (scope.get("method"), path) in self._public_routes
-        )
 
     def _credentials(self, scope: Scope) -> bytes:
         """Return the token bytes; :meth:`TokenService.verify` checks their size and form."""

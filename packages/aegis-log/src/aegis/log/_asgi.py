@@ -10,6 +10,7 @@ from typing import Any, Final
 from aegis.core import context
 from aegis.core.context import request_scope
 from aegis.core.models import uuid7
+from aegis.core.paths import PathMatcher
 from aegis.log._context import isolated_context
 from aegis.log._logger import get_logger
 
@@ -50,13 +51,18 @@ class RequestLoggingMiddleware:
     Args:
         app: the ASGI application to wrap.
         service_name: written into the context of each request.
-        skip_paths: paths that get context and header but no access line (``/health``).
+        skip_paths: paths that get context and header but no access line, in the path
+            language of :mod:`aegis.core.paths` (``/metrics``, ``/health*``, ``GET /ping``).
         header: the request id header.
         correlation_header: the correlation id header.
         max_id_length: longest id accepted from a client.
 
     Example:
         >>> app.add_middleware(RequestLoggingMiddleware, service_name="users")
+
+    .. versionchanged:: 0.1
+        ``skip_paths`` takes :class:`~aegis.core.paths.PathMatcher` patterns: prefixes
+        (``/health*``) and one method (``GET /ping``), not only exact paths.
     """
 
     def __init__(
@@ -71,7 +77,7 @@ class RequestLoggingMiddleware:
     ) -> None:
         self.app = app
         self._service_name = service_name
-        self._skip_paths = frozenset(skip_paths)
+        self._skip = PathMatcher(skip_paths)
         self._header = header.lower().encode("latin-1")
         self._correlation_header = correlation_header.lower().encode("latin-1")
         self._valid_id = re.compile(rb"[A-Za-z0-9._:-]{1,%d}" % max(max_id_length, _MIN_ID_LENGTH))
@@ -146,7 +152,7 @@ class RequestLoggingMiddleware:
         caller: tuple[str | None, str | None],
     ) -> None:
         path = scope.get("path", "")
-        if path in self._skip_paths:
+        if self._skip.matches(scope.get("method"), path):
             return
         # Inside this request's scope: the reset at its end undoes these two sets as well.
         context.user_id.set(caller[0])

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import Host, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from aegis.core.paths import PathMatcher
 from aegis.obs._http_metrics import HttpMetrics, RouteMetrics, http_metrics
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -177,6 +178,10 @@ class ObservabilityMiddleware:
     SERVER span is the request's one span: no second one is opened, and it stays current.
 
     .. versionchanged:: 0.1
+        ``exclude_paths`` takes :class:`~aegis.core.paths.PathMatcher` patterns, so
+        ``"OPTIONS /api*"`` (one method) works as well.
+
+    .. versionchanged:: 0.1
         Without ``tracer_provider``, the global provider is looked up once, at the first
         request: call :func:`aegis.obs.setup_tracing` before the server starts serving.
 
@@ -185,7 +190,8 @@ class ObservabilityMiddleware:
         registry: Where the metrics live; the default registry when ``None``.
         buckets: Upper bounds, in seconds, of the duration histogram.
         size_buckets: Upper bounds, in bytes, of the response size histogram.
-        exclude_paths: Paths to leave alone; an entry ending in ``*`` is a prefix.
+        exclude_paths: Paths to leave alone, in the path language of :mod:`aegis.core.paths`
+            (``/metrics``, ``/health*``, ``GET /docs*``).
         metrics: Record the Prometheus metrics.
         tracing: Create server spans and read ``traceparent``.
         tracer_provider: The provider of the spans; the global one when ``None``.
@@ -214,9 +220,7 @@ class ObservabilityMiddleware:
         self._tracer_provider = tracer_provider
         self._tracer: trace.Tracer | None = None
         self._tracer_resolved = False
-        patterns = list(exclude_paths)
-        self._excluded_exact = frozenset(p for p in patterns if not p.endswith("*"))
-        self._excluded_prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+        self._excluded = PathMatcher(exclude_paths)
 
     def _resolve_tracer(self) -> trace.Tracer | None:
         provider = self._tracer_provider or trace.get_tracer_provider()
@@ -231,8 +235,7 @@ class ObservabilityMiddleware:
         if kind != "http" and kind != "websocket":  # noqa: PLR1714 (two compares beat a set)
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        if path in self._excluded_exact or path.startswith(self._excluded_prefixes):
+        if self._excluded.matches(scope.get("method"), scope["path"]):
             await self._serve_excluded(scope, receive, send)
             return
         if kind == "http":
