@@ -10,7 +10,8 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from starlette.routing import Mount
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
 
 from aegis.core.context import current_context
 from aegis.log import RequestLoggingMiddleware, bind_context, get_context, get_logger
@@ -171,6 +172,34 @@ async def test_skipped_paths_take_prefixes_and_methods(lines: Lines) -> None:
         ("GET", "/users/2"),
         ("HEAD", "/users/1"),
     ]
+
+
+async def test_requests_answered_before_routing_carry_their_route(lines: Lines) -> None:
+    app = make_app()
+
+    async def jwks(request: Any) -> Any:
+        return PlainTextResponse("{}")
+
+    class RefuseUsers:  # an auth middleware's shape: 401 before the router runs
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].startswith("/users/"):
+                await send({"type": "http.response.start", "status": 401, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self.app(scope, receive, send)
+
+    app.router.routes.append(Route("/jwks", jwks, methods=["GET"]))
+    app.add_middleware(RefuseUsers)
+    app.user_middleware.reverse()  # inside the logging middleware
+    async with client_for(app) as client:
+        assert (await client.get("/users/7")).status_code == 401
+        assert (await client.get("/jwks")).status_code == 200
+    refused, plain = access_lines(lines)
+    assert (refused["status"], refused["route"]) == (401, "/users/{user_id}")
+    assert plain["route"] == "/jwks"
 
 
 async def test_mounted_routes_carry_the_full_template(lines: Lines) -> None:

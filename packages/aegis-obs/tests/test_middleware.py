@@ -164,6 +164,47 @@ async def test_an_exclusion_with_a_method_leaves_other_methods_measured(
     assert total(samples, "POST", "/", "405") == 1
 
 
+class RefuseUsers:
+    """An auth middleware's shape: answers 401 for /users/... before the router runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/users/"):
+            await PlainTextResponse("no", status_code=401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def test_a_request_refused_before_routing_is_counted_under_its_route(
+    registry: CollectorRegistry, scrape: Scrape, client: Client
+) -> None:
+    app = starlette_app(registry)
+    app.add_middleware(RefuseUsers)  # outermost, then moved inside the observability one
+    app.user_middleware.reverse()
+    async with client(app) as http:
+        assert (await http.get("/users/7")).status_code == 401
+        assert (await http.get("/nowhere")).status_code == 404
+    samples = await scrape(app)
+    assert total(samples, "GET", "/users/{user_id}", "401") == 1
+    assert total(samples, "GET", UNMATCHED_ROUTE, "404") == 1
+
+
+async def test_a_starlette_route_inside_fastapi_is_counted_under_its_path(
+    registry: CollectorRegistry, scrape: Scrape, client: Client
+) -> None:
+    app = FastAPI()
+    app.router.routes.append(Route("/.well-known/jwks.json", hello, methods=["GET"]))
+    app.router.routes.append(metrics_route(registry=registry))
+    app.add_middleware(ObservabilityMiddleware, registry=registry, exclude_paths=[])
+    async with client(app) as http:
+        assert (await http.get("/.well-known/jwks.json")).status_code == 200
+    samples = await scrape(app)
+    assert total(samples, "GET", "/.well-known/jwks.json", "200") == 1
+    assert total(samples, "GET", UNMATCHED_ROUTE, "200") == 0
+
+
 async def test_unknown_methods_share_one_label_value(
     registry: CollectorRegistry, scrape: Scrape, client: Client
 ) -> None:

@@ -15,17 +15,28 @@ Example:
     >>> public = PathMatcher(["/health*", "POST /users"])
     >>> public.matches("GET", "/health/ready"), public.matches("GET", "/users")
     (True, False)
+
+:func:`route_template` names the route of a request for metrics and access lines, also when
+the router never recorded it (a request refused before routing, a plain Starlette ``Route``
+inside a FastAPI router). Neither needs Starlette: the routes are used by their shape.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Final
 
 from aegis.core.errors import ConfigurationError
 
 _METHOD: Final = re.compile(r"[A-Za-z]{1,20}")
+# starlette.routing.Match, by value: this module must not need Starlette.
+_MATCH_PARTIAL: Final = 1
+_MATCH_FULL: Final = 2
+_MOUNT_SUFFIX: Final = "/{path}"
+
+ROUTE_TEMPLATE_KEY: Final = "aegis.route_template"
+"""Where :func:`route_template` keeps its answer in the scope, for the next middleware."""
 
 
 class PathMatcher:
@@ -123,4 +134,64 @@ def _parse(pattern: str) -> tuple[str | None, str]:
     return method, path
 
 
-__all__ = ["PathMatcher"]
+def route_template(scope: MutableMapping[str, Any]) -> str | None:
+    """The route template (``/users/{user_id}``, mount prefixes included) of a request.
+
+    The route the router recorded as ``scope["route"]``, when it did; otherwise the route the
+    application's router (``scope["app"].router``) would pick for this scope, found by
+    matching its routes (a full match first, else the first partial one: a 405), so a request
+    refused before routing (a 401, a 429) and a plain Starlette ``Route`` inside a FastAPI
+    router are labelled with their route too. ``None`` when no route matches (a 404). The
+    answer is kept in the scope under :data:`ROUTE_TEMPLATE_KEY`: a second middleware asking
+    pays nothing. Call it once the app has answered (the router may set the route until then).
+
+    Example:
+        >>> route_template(scope)  # in a middleware, after the auth middleware answered 401
+        '/users/{user_id}'
+    """
+    found = scope.get(ROUTE_TEMPLATE_KEY)
+    if found is not None:
+        return str(found) or None
+    # A Mount moves root_path on by its prefix and keeps the application's in app_root_path.
+    root_path = str(scope.get("root_path", ""))
+    app_root_path = str(scope.get("app_root_path", root_path))
+    recorded = scope.get("route")
+    template = getattr(recorded, "path_format", None)
+    if isinstance(template, str) and not template.endswith(_MOUNT_SUFFIX):
+        template = root_path[len(app_root_path) :] + template
+    else:
+        app = scope.get("app")
+        routes = getattr(getattr(app, "router", None), "routes", None)
+        top = {**scope, "root_path": app_root_path}
+        template = _match(routes, top, "") if routes is not None else None
+    scope[ROUTE_TEMPLATE_KEY] = template or ""
+    return template
+
+
+def _match(routes: Iterable[Any], scope: dict[str, Any], prefix: str) -> str | None:
+    partial: tuple[Any, dict[str, Any]] | None = None
+    for route in routes:
+        matches = getattr(route, "matches", None)
+        if matches is None:
+            continue
+        match, child = matches(scope)
+        match = getattr(match, "value", match)
+        if match == _MATCH_FULL:
+            return _template(route, child, scope, prefix)
+        if match == _MATCH_PARTIAL and partial is None:
+            partial = (route, child)
+    return _template(*partial, scope, prefix) if partial is not None else None
+
+
+def _template(route: Any, child: dict[str, Any], scope: dict[str, Any], prefix: str) -> str | None:
+    selected = child.get("route", route)
+    path_format = getattr(selected, "path_format", None)
+    if not isinstance(path_format, str):
+        return None
+    inner_routes = getattr(selected, "routes", None)
+    if path_format.endswith(_MOUNT_SUFFIX) and inner_routes is not None:  # a Mount
+        return _match(inner_routes, {**scope, **child}, prefix + path_format[: -len(_MOUNT_SUFFIX)])
+    return prefix + path_format
+
+
+__all__ = ["ROUTE_TEMPLATE_KEY", "PathMatcher", "route_template"]

@@ -29,6 +29,7 @@ with extra_required(__name__, {"starlette": "aegis-core[web]"}):
         error_response,
         problem_response,
     )
+    from aegis.core._web_middleware import UnhandledErrorMiddleware
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -107,6 +108,7 @@ __all__ = [
     "DEFAULT_PROBLEM_TYPE_BASE",
     "PROBLEM_CONTENT_TYPE",
     "ProblemResponse",
+    "UnhandledErrorMiddleware",
     "error_response",
     "install_error_handlers",
     "problem_response",

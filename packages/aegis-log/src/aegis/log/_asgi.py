@@ -10,7 +10,7 @@ from typing import Any, Final
 from aegis.core import context
 from aegis.core.context import request_scope
 from aegis.core.models import uuid7
-from aegis.core.paths import PathMatcher
+from aegis.core.paths import PathMatcher, route_template
 from aegis.log._context import isolated_context
 from aegis.log._logger import get_logger
 
@@ -177,6 +177,9 @@ class RequestLoggingMiddleware:
 def _route_template(scope: Scope, root_path: str) -> str | None:
     """``/users/{user_id}`` for a matched Starlette/FastAPI route, with any mount prefix."""
     route = scope.get("route")
+    if route is None:
+        # Answered before routing (a 401, a 429), or a Starlette Route in a FastAPI router.
+        return route_template(scope)
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str):
         return None

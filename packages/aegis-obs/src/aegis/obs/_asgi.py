@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from starlette.routing import Host, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from aegis.core.paths import PathMatcher
+from aegis.core.paths import PathMatcher, route_template
 from aegis.obs._http_metrics import HttpMetrics, RouteMetrics, http_metrics
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
@@ -74,8 +74,8 @@ class _Exchange(dict[str, Any]):
     """
 
     __slots__ = (
-        "_origin", "_send", "children", "container", "method", "metrics", "prefix", "route",
-        "selected", "size", "span", "status",
+        "_origin", "_send", "children", "container", "method", "metrics", "named", "prefix",
+        "route", "selected", "size", "span", "status",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +96,7 @@ class _Exchange(dict[str, Any]):
         self.route = UNMATCHED_ROUTE
         self.container = False
         self.selected: object = None
+        self.named = False
         self.children: RouteMetrics | None = None
         self.status = 0
         self.size = 0
@@ -163,7 +164,9 @@ class ObservabilityMiddleware:
     - ``aegis_http_response_size_bytes{method,route}`` (histogram, ``size_buckets``)
 
     ``route`` is the template the router matched (``/users/{user_id}``, mount prefixes
-    included); requests no route matched share :data:`UNMATCHED_ROUTE`. Unknown methods share
+    included); a request answered before routing (a 401 from an auth middleware inside this
+    one) gets the template of the route it was for; requests no route matches share
+    :data:`UNMATCHED_ROUTE`. Unknown methods share
     ``_OTHER``. A request that raises before responding counts as status 500.
 
     Tracing: each request runs in a ``SERVER`` span named ``"{method} {route}"``, a child of the
@@ -277,6 +280,14 @@ class ObservabilityMiddleware:
         # No response started: the server answers 500 (after an exception or an app that
         # returned without responding).
         status = exchange.status or 500
+        if exchange.selected is None:
+            # Answered before the router recorded a route (a 401 from the auth middleware, a
+            # 429, a Starlette Route inside a FastAPI router): label it with the route the
+            # router would have picked, never <unmatched> for a route that exists.
+            template = route_template(exchange)
+            if template is not None:
+                exchange.route = template
+                exchange.named = True
         metrics = self._metrics
         if metrics is not None:
             children = exchange.children
@@ -332,7 +343,7 @@ def _clear_trace_context() -> Token[Context] | None:
 def _end_span(span: Span, exchange: _Exchange, status: int, failure: BaseException | None) -> None:
     # Name and route are set once, at the end: each SDK call takes the span's lock.
     attributes: dict[str, str | int] = {"http.response.status_code": status}
-    if exchange.selected is not None:
+    if exchange.selected is not None or exchange.named:
         span.update_name(f"{exchange.method} {exchange.route}")
         attributes["http.route"] = exchange.route
     if failure is not None:
