@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -183,3 +184,27 @@ async def test_repository_refuses_composite_primary_keys() -> None:
                 PairRepository(session)
     finally:
         await db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "driver", "install"),
+    [
+        ("postgresql://app:pw@db/main", "asyncpg", "pip install 'aegis-db[postgres]'"),
+        ("postgresql+asyncpg://app:pw@db/main", "asyncpg", "pip install 'aegis-db[postgres]'"),
+        ("sqlite:///app.db", "aiosqlite", "pip install 'aegis-db[sqlite]'"),
+        ("postgresql+psycopg://app:pw@db/main", "psycopg", "pip install 'psycopg[binary]'"),
+    ],
+)
+def test_a_missing_driver_is_a_configuration_error_naming_what_to_install(
+    url: str, driver: str, install: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes `import driver` fail as if it were not installed.
+    monkeypatch.setitem(sys.modules, driver, None)
+    with pytest.raises(ConfigurationError) as caught:
+        DatabaseManager(DatabaseSettings(url=SecretStr(url)))
+    assert str(caught.value).endswith(
+        f"needs the {driver} driver, which is not installed: {install}"
+    )
+    assert "pw" not in str(caught.value)
+    assert caught.value.details == {"setting": "url", "driver": driver}
+    assert isinstance(caught.value.__cause__, ImportError)

@@ -25,6 +25,7 @@ from aegis.core.errors import (
     InvalidInputError,
     register_error_code,
 )
+from aegis.db._constraint_fields import driver_error, postgres_fields, sqlite_fields
 
 if TYPE_CHECKING:
     import sqlite3
@@ -116,14 +117,9 @@ class TransactionStateError(DatabaseError):
     default_code = "DB_TRANSACTION_STATE"
 
 
-def _driver_error(exc: BaseException) -> BaseException | None:
-    """The DBAPI (or emulated DBAPI) exception under a SQLAlchemy error."""
-    return exc.orig if isinstance(exc, sa_exc.DBAPIError) else None
-
-
 def sqlstate_of(exc: BaseException) -> str | None:
     """Return the SQLSTATE of a PostgreSQL error (asyncpg, psycopg), or ``None``."""
-    orig = _driver_error(exc)
+    orig = driver_error(exc)
     if orig is None:
         return None
     code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
@@ -131,42 +127,13 @@ def sqlstate_of(exc: BaseException) -> str | None:
 
 
 def _sqlite_code(exc: BaseException) -> int | None:
-    orig = _driver_error(exc)
+    orig = driver_error(exc)
     # Looked up, not imported: a service on PostgreSQL never loads sqlite3, and no error can
     # come from a driver module that was never imported.
     driver = sys.modules.get("sqlite3")
     if driver is not None and isinstance(orig, driver.Error):
         return cast("sqlite3.Error", orig).sqlite_errorcode
     return None
-
-
-def _postgres_fields(exc: BaseException) -> dict[str, Any]:
-    """Constraint, table and column names the server reports (never the key values)."""
-    orig = _driver_error(exc)
-    server_error = getattr(orig, "orig", None) or orig  # asyncpg's error under the emulation
-    found: dict[str, Any] = {}
-    for attribute, key in [("constraint_name", "constraint"), ("table_name", "table")]:
-        value = getattr(server_error, attribute, None)
-        if isinstance(value, str) and value:
-            found[key] = value
-    column = getattr(server_error, "column_name", None)
-    if isinstance(column, str) and column:
-        found["fields"] = [column]
-    return found
-
-
-def _sqlite_fields(exc: BaseException) -> dict[str, Any]:
-    """Columns SQLite lists after a constraint failure (``UNIQUE constraint failed: t.a, t.b``).
-
-    The error is already classified by its result code; this only names the columns, which
-    SQLite reports nowhere else.
-    """
-    orig = _driver_error(exc)
-    _, colon, columns = str(orig).partition(": ")
-    if not colon:
-        return {}
-    names = [part.strip().rpartition(".")[2] for part in columns.split(",")]
-    return {"fields": [name for name in names if name.isidentifier()]}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -225,7 +192,7 @@ def translate_error(exc: BaseException) -> AegisError | None:  # noqa: PLR0911 -
 
 
 def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR0911 - a table
-    fields = _postgres_fields(exc)
+    fields = postgres_fields(exc)
     names = ", ".join(fields.get("fields", [])) or fields.get("constraint", "?")
     if code == _UNIQUE:
         return DuplicateError(f"a row with the same value already exists ({names})", details=fields)
@@ -265,7 +232,7 @@ def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR091
 
 def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:  # noqa: PLR0911 - a table
     if code in {_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY}:
-        fields = _sqlite_fields(exc)
+        fields = sqlite_fields(exc)
         names = ", ".join(fields.get("fields", [])) or "?"
         return DuplicateError(f"a row with the same value already exists ({names})", details=fields)
     if code == _SQLITE_CONSTRAINT_FOREIGNKEY:
@@ -273,7 +240,7 @@ def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:  # noqa: PLR
     if code in {_SQLITE_CONSTRAINT_NOTNULL, _SQLITE_CONSTRAINT_CHECK}:
         rule = "not_null" if code == _SQLITE_CONSTRAINT_NOTNULL else "check"
         # A NOT NULL failure names the column; a CHECK failure names the constraint.
-        named: list[str] = _sqlite_fields(exc).get("fields") or ["value"]
+        named: list[str] = sqlite_fields(exc).get("fields") or ["value"]
         return InvalidInputError(
             f"value breaks the {rule.replace('_', '-')} constraint ({named[0]})",
             field=named[0],

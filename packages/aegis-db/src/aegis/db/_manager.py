@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from aegis.core.errors import ConfigurationError
+from aegis.db._constraint_fields import remember_tables
 from aegis.db._errors import (
     TransactionStateError,
     translating_errors,
@@ -76,6 +78,25 @@ def _connect_or_report(dialect: Any, record: Any, cargs: Any, cparams: Any) -> A
         ) from exc
 
 
+# How to install each driver a dialect loads: aegis-db's extras where it declares one.
+_DRIVER_INSTALLS = {
+    "asyncpg": "pip install 'aegis-db[postgres]'",
+    "aiosqlite": "pip install 'aegis-db[sqlite]'",
+    "psycopg": "pip install 'psycopg[binary]'",
+}
+
+
+def _missing_driver(url: URL, error: ImportError) -> ConfigurationError:
+    """The error for a database URL whose driver is not installed, naming what to install."""
+    driver = (error.name or "").partition(".")[0] or url.get_driver_name()
+    install = _DRIVER_INSTALLS.get(driver, f"pip install {driver}")
+    return ConfigurationError(
+        f"the database URL ({url.drivername}://) needs the {driver} driver, which is not "
+        f"installed: {install}",
+        details={"setting": "url", "driver": driver},
+    )
+
+
 class DatabaseManager:
     """Owns the engines and hands out sessions and transactions.
 
@@ -104,9 +125,13 @@ class DatabaseManager:
         )
 
     def _create_engine(self, url: URL) -> AsyncEngine:
-        engine = create_async_engine(url, **self.settings.engine_options(url))
+        try:
+            engine = create_async_engine(url, **self.settings.engine_options(url))
+        except ImportError as exc:
+            raise _missing_driver(url, exc) from exc
         event.listen(engine.sync_engine, "do_connect", _connect_or_report)
         event.listen(engine.sync_engine, "handle_error", unstorable_parameter_error)
+        event.listen(engine.sync_engine, "handle_error", remember_tables)
         if url.get_backend_name() == "sqlite":
             _configure_sqlite(engine, url, self.settings.sqlite_transaction_mode)
         return engine
@@ -190,7 +215,9 @@ class DatabaseManager:
             )
         if propagation is Propagation.REQUIRED:
             try:
-                yield unit.session
+                # Translated here too: a joined scope raises what a scope of its own would.
+                with translating_errors():
+                    yield unit.session
             except BaseException:
                 unit.rollback_only = True
                 raise
