@@ -309,6 +309,32 @@ def test_adopted_loggers_lose_their_own_handlers(lines: Lines) -> None:
     assert lines.last()["logger"] == "uvicorn.error"
 
 
+def test_uvicorn_no_access_log_stays_honoured_after_configuration(lines: Lines) -> None:
+    import uvicorn  # noqa: PLC0415 - a test extra
+
+    access = logging.getLogger("uvicorn.access")
+    saved = (list(access.handlers), access.propagate)
+    try:
+        # What `uvicorn --no-access-log` does before it imports the application.
+        uvicorn.Config("app:app", access_log=False, log_config=None)
+        configure_logging(LogSettings(console=None), outputs=[StreamOutput(lines.buffer)])
+        # uvicorn logs access lines only when this is true (protocols/http/h11_impl.py).
+        assert not access.hasHandlers()
+    finally:
+        access.handlers[:] = saved[0]
+        access.propagate = saved[1]
+
+
+def test_uvicorn_color_message_stays_out_of_the_line(lines: Lines) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on %s", "http://127.0.0.1:8000", extra={"color_message": "\x1b[1m%s\x1b[0m"}
+    )
+    line = lines.last()
+    assert line["event"] == "Uvicorn running on http://127.0.0.1:8000"
+    assert "color_message" not in line
+    assert not [value for value in line.values() if "\x1b" in str(value)]
+
+
 def test_without_settings_json_lines_from_info_go_to_stdout(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -112,6 +112,10 @@ def _install_stdlib(settings: LogSettings) -> None:
     root.setLevel(settings.level)
     for name in settings.adopt_loggers:
         adopted = logging.getLogger(name)
+        if not adopted.handlers and not adopted.propagate:
+            # Switched off on purpose (`uvicorn --no-access-log` leaves uvicorn.access so):
+            # propagating it to the root handler would turn it back on.
+            continue
         for handler in list(adopted.handlers):
             adopted.removeHandler(handler)
         adopted.propagate = True
@@ -166,7 +170,8 @@ def configure_logging(
     stdlib loggers write the same lines: JSON in production, coloured text in development,
     with timestamp, level, logger, the request context, OpenTelemetry ids and masked fields.
     The root logger gets one aegis handler and no other; the loggers in
-    ``settings.adopt_loggers`` (uvicorn, gunicorn) lose their own handlers. Outputs of the
+    ``settings.adopt_loggers`` (uvicorn, gunicorn) lose their own handlers, except one left
+    with no handler and no propagation (``uvicorn --no-access-log``): it stays off. Outputs of the
     previous configuration are flushed and closed. Libraries must never call this.
 
     Args:

@@ -8,8 +8,11 @@ from typing import Any, Final
 from aegis.log._pipeline import PIPELINE, level_name, merged_fields
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
+# uvicorn's `color_message` is its message again with ANSI colour codes for its own console
+# formatter: the plain message is already on the line, escapes have no place in JSON.
 _RECORD_ATTRIBUTES: Final = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
