@@ -327,7 +327,9 @@ def test_uvicorn_no_access_log_stays_honoured_after_configuration(lines: Lines) 
 
 def test_uvicorn_color_message_stays_out_of_the_line(lines: Lines) -> None:
     logging.getLogger("uvicorn.error").info(
-        "Uvicorn running on %s", "http://127.0.0.1:8000", extra={"color_message": "\x1b[1m%s\x1b[0m"}
+        "Uvicorn running on %s",
+        "http://127.0.0.1:8000",
+        extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
     )
     line = lines.last()
     assert line["event"] == "Uvicorn running on http://127.0.0.1:8000"
