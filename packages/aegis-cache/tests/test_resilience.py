@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import pytest
@@ -358,4 +358,51 @@ async def test_a_lock_whose_reply_timed_out_but_which_was_taken_is_used_and_rele
     assert not await admin.exists(cache.stampede.lock_key("svc:report"))
     assert await admin.get("svc:report") == cache.encode("computed-here")
     await admin.aclose()
+    await cache.close()
+
+
+def _breaker_state(cache: Cache) -> str:
+    return cache.breaker.state
+
+
+async def _healthy(check: Callable[[], Awaitable[object]]) -> bool:
+    """How a health registry (aegis-obs's HealthRegistry) reads a check: raised means DOWN."""
+    try:
+        await check()
+    except Exception:  # noqa: BLE001 - any error is a failed check
+        return False
+    return True
+
+
+async def test_health_check_fails_while_redis_is_down_and_passes_once_it_is_back(
+    own_redis: RestartableServer, registry: CollectorRegistry
+) -> None:
+    settings = CacheSettings(url=own_redis.url, namespace="svc", circuit_failure_threshold=1)
+    cache = Cache(settings, registry=registry)
+    assert await cache.health_check() == {"backend": "redis", "circuit_open": False}
+
+    own_redis.stop()
+    # ping() answers False: registered as a check, it would pass while Redis is down.
+    assert await _healthy(cache.ping)
+    assert not await _healthy(cache.health_check)
+    with pytest.raises(CacheUnavailableError) as caught:
+        await cache.health_check()
+    assert (caught.value.status, caught.value.code) == (503, "CACHE_UNAVAILABLE")
+    assert caught.value.__cause__ is not None
+    assert await cache.get("k", "fallback") == "fallback"  # reads fail open; the circuit opens
+    assert _breaker_state(cache) == "open"
+
+    own_redis.start()
+    assert await cache.health_check() == {"backend": "redis", "circuit_open": True}
+    assert _breaker_state(cache) == "closed"  # the check's success re-enables the cache at once
+    assert await cache.set("k", 1)
+    assert await _healthy(cache.health_check)
+    await cache.close()
+
+
+async def test_health_check_of_an_in_memory_cache_always_passes(
+    registry: CollectorRegistry,
+) -> None:
+    cache = Cache(CacheSettings(namespace="svc"), registry=registry)
+    assert await cache.health_check() == {"backend": "memory", "circuit_open": False}
     await cache.close()

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from aegis.cache._backend import MemoryBackend
 from aegis.cache._core import FAILURES, TTL, CacheCore, CacheStats
 from aegis.cache._decorator import cached, invalidate
 from aegis.cache._errors import CacheUnavailableError
+from aegis.cache._redis import RedisBackend
 from aegis.cache._settings import CacheSettings
 from aegis.cache._stampede import FillOptions
 
 T = TypeVar("T")
+_BACKEND_NAMES: dict[type, str] = {RedisBackend: "redis", MemoryBackend: "memory"}
 
 
 class Cache(CacheCore):
@@ -235,13 +238,44 @@ class Cache(CacheCore):
         return await invalidate(func, *args, **kwargs)
 
     async def ping(self) -> bool:
-        """Whether the backend answers now (ignores the circuit breaker)."""
+        """Whether the backend answers now (ignores the circuit breaker).
+
+        Not a health check: it answers ``False`` rather than raising, and a health registry
+        counts any answer as healthy. Register :meth:`health_check` instead.
+        """
         try:
             await self.backend.ping()
         except FAILURES:
             return False
         self.succeeded()
         return True
+
+    async def health_check(self) -> dict[str, Any]:
+        """A health check: returns details when the backend answers ``PING``, raises when not.
+
+        Any async check registry that reads "returned" as healthy and "raised" as unhealthy takes
+        it as is, e.g. aegis-obs: ``health.add("cache", cache.health_check)``. It ignores the
+        circuit breaker (a success closes it, as any successful call does) and waits at most
+        ``settings.timeout`` per reply, as every Redis call does.
+
+        Returns:
+            ``backend`` (``"redis"``, ``"memory"`` or ``"custom"``) and ``circuit_open``:
+            whether reads and writes were skipping Redis until this check.
+
+        Raises:
+            CacheUnavailableError: the backend did not answer (HTTP 503, ``CACHE_UNAVAILABLE``),
+                with the client's error as its cause.
+        """
+        circuit_open = self.breaker.state != "closed"  # read, not allow(): that starts a probe
+        try:
+            await self.backend.ping()
+        except FAILURES as exc:
+            raise CacheUnavailableError(
+                f"the cache backend does not answer PING ({type(exc).__name__})"
+            ) from exc
+        self.succeeded()
+        backend = _BACKEND_NAMES.get(type(self.backend), "custom")
+        return {"backend": backend, "circuit_open": circuit_open}
 
     def stats(self) -> CacheStats:
         """Counts since this cache was created, with the hit ratio (sync calls included)."""
