@@ -133,6 +133,23 @@ async def test_a_duplicate_inside_an_open_transaction_is_a_duplicate_error_in_ev
             assert "taken" not in str(caught.value)
 
 
+async def test_run_transaction_joining_an_open_one_raises_a_duplicate_error_too(
+    db: DatabaseManager,
+) -> None:
+    async def add_taken(session: AsyncSession) -> None:
+        session.add(Account(name="taken"))
+        await session.flush()
+
+    await db.run_transaction(add_taken)
+    with pytest.raises(TransactionStateError, match="nothing was committed"):
+        async with db.transaction() as session:
+            session.add(Account(name="other"))
+            with pytest.raises(DuplicateError) as caught:  # raw IntegrityError before
+                await db.run_transaction(add_taken)
+            assert caught.value.details["fields"] == ["name"]
+    assert await _names(db) == ["taken"]
+
+
 async def test_session_inside_a_transaction_joins_it(db: DatabaseManager) -> None:
     async with db.transaction() as outer, db.session() as inner:
         assert inner is outer

@@ -302,13 +302,15 @@ class DatabaseManager:
         Serialization failures, deadlocks, lost connections and SQLite's busy database start
         a fresh transaction after a jittered exponential backoff, at most ``retries`` times;
         then the last error is raised (``ConcurrentUpdateError``,
-        ``DatabaseUnavailableError``). Inside an open transaction ``work`` joins it and is not
-        retried here: only the outermost transaction can be re-run.
+        ``DatabaseUnavailableError``). Inside an open transaction ``work`` joins it, as
+        ``propagation="required"`` does, and is not retried here: only the outermost
+        transaction can be re-run.
         """
-        unit = self._current.get()
-        if unit is not None:
-            unit.check_owner()
-            return await work(unit.session)
+        if self._current.get() is not None:
+            # Joined like propagation="required": the same translated errors, and a failure
+            # dooms the open transaction instead of surfacing later as a raw SQLAlchemy error.
+            async with self.transaction(propagation=Propagation.REQUIRED) as session:
+                return await work(session)
 
         async def attempt() -> T:
             async with self.transaction(isolation_level=isolation_level) as session:
