@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-import structlog
 from opentelemetry import trace
 from opentelemetry.trace import NoOpTracerProvider
 from prometheus_client import CollectorRegistry
@@ -46,9 +43,8 @@ from aegis.log import (
     LogSettings,
     RequestLoggingMiddleware,
     bind_context,
-    configure_logging,
+    configured_logging,
     get_context,
-    shutdown_logging,
 )
 from aegis.obs import ObservabilityMiddleware
 from aegis.testing import (
@@ -185,23 +181,8 @@ class Users:
 @pytest.fixture(scope="module")
 def access_lines() -> Iterator[LogLines]:
     lines = LogLines("aegis.access")
-    with logging_into(lines):
+    with configured_logging(LogSettings(console=None, level="INFO"), outputs=[lines]):
         yield lines
-
-
-@contextmanager
-def logging_into(output: LogLines) -> Iterator[None]:
-    """aegis-log writing into ``output`` for the block; the process's logging as it was after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(LogSettings(console=None, level="INFO"), outputs=[output])
-    try:
-        yield
-    finally:
-        shutdown_logging()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

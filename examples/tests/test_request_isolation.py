@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import policy_service
 import pytest
-import structlog
 import user_service
 from pydantic import SecretStr
 
 from aegis.db import DatabaseSettings
-from aegis.log import LogSettings, configure_logging, shutdown_logging
+from aegis.log import LogSettings, configured_logging
 from aegis.msg import InMemoryTransport
 from aegis.testing import (
     UVICORN_LOOPS,
@@ -94,7 +91,10 @@ def services(
         transport=InMemoryTransport(),
     )
     options: dict[str, Any] = {"loop": loop, "http": http}
-    with logging_into(lines), uvicorn_server(users_app, **options) as users:
+    with (
+        configured_logging(LogSettings(console=None, level="INFO"), outputs=[lines]),
+        uvicorn_server(users_app, **options) as users,
+    ):
         policies_app = policy_service.create_app(
             policy_service.Settings(
                 database=DatabaseSettings(
@@ -110,21 +110,6 @@ def services(
             assert not getattr(users.server.config, "reset_contextvars", False)
             tokens, ids = sign_in(users)
             yield Services(users, policies, tokens, ids, lines)
-
-
-@contextmanager
-def logging_into(output: LogLines) -> Iterator[None]:
-    """aegis-log writing into ``output`` for the block; the process's logging as it was after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    configure_logging(LogSettings(console=None, level="INFO"), outputs=[output])
-    try:
-        yield
-    finally:
-        shutdown_logging()
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 def sign_in(users: RunningServer) -> tuple[dict[str, str], dict[str, str]]:

@@ -28,6 +28,7 @@ from aegis.log import (
     capture_logs,
     clear_context,
     configure_logging,
+    configured_logging,
     get_context,
     get_logger,
     set_level,
@@ -396,3 +397,24 @@ def test_capture_logs_collects_masked_events(lines: Lines) -> None:
     get_logger("tests.capture").info("not captured")
     assert [event["event"] for event in events] == ["card declined", "after reconfiguring"]
     assert events[0]["card"] == "***"
+
+
+def test_configured_logging_undoes_itself_after_the_block() -> None:
+    root, access = logging.getLogger(), logging.getLogger("uvicorn.access")
+    own = logging.StreamHandler(io.StringIO())
+    access.addHandler(own)
+    access.propagate = False
+    root_before, level_before = list(root.handlers), root.level
+    buffer = io.BytesIO()
+    try:
+        with configured_logging(LogSettings(console=None), outputs=[StreamOutput(buffer)]):
+            assert access.handlers == []
+            assert access.propagate
+            logging.getLogger("uvicorn.access").info("GET / 200")
+        assert json.loads(buffer.getvalue())["event"] == "GET / 200"
+        assert (access.handlers, access.propagate) == ([own], False)
+        assert (root.handlers, root.level) == (root_before, level_before)
+        assert not structlog.is_configured()
+    finally:
+        access.removeHandler(own)
+        access.propagate = True

@@ -32,6 +32,7 @@ def test_public_names_are_exactly_these() -> None:
         "clear_context",
         "configure_logging",
         "configure_sentry",
+        "configured_logging",
         "get_context",
         "get_logger",
         "set_level",

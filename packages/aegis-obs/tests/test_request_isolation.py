@@ -7,13 +7,10 @@ exactly such a context: the OpenTelemetry context of an earlier trace attached a
 
 from __future__ import annotations
 
-import inspect
-import itertools
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
@@ -28,7 +25,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aegis.obs import ObservabilityMiddleware
-from aegis.testing import UVICORN_LOOPS, UVICORN_PROTOCOLS, http_request, uvicorn_server
 
 pytestmark = pytest.mark.anyio
 
@@ -36,13 +32,6 @@ EARLIER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 EARLIER = f"00-{EARLIER_TRACE}-b7ad6b7169203331-01"
 THIS_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 THIS = f"00-{THIS_TRACE}-00f067aa0ba902b7-01"
-
-# FastAPI(telemetry=...) and FastAPI's own SERVER spans exist from FastAPI 0.16x on; before, the
-# middleware's span is the only one anyway (test_a_fastapi_request_gets_one_server_span).
-FASTAPI_TELEMETRY = pytest.mark.skipif(
-    "telemetry" not in inspect.signature(FastAPI).parameters,
-    reason="this FastAPI has no tracing of its own",
-)
 
 
 async def current_trace(request: Request) -> Response:
@@ -86,33 +75,3 @@ async def test_a_request_without_traceparent_is_in_no_earlier_trace(
     assert continued == THIS_TRACE
     assert probe is None
     assert otel_context.get_current() is earlier_trace  # restored with the token afterwards
-
-
-@FASTAPI_TELEMETRY
-@pytest.mark.parametrize(
-    ("loop", "http"), list(itertools.product(UVICORN_LOOPS, UVICORN_PROTOCOLS))
-)
-def test_under_fastapis_own_tracing_a_pipelined_request_starts_its_own_trace(
-    tracer_provider: TracerProvider, loop: str, http: str
-) -> None:
-    """FastAPI opens the SERVER span (the middleware opens none): still no inherited trace."""
-    app = FastAPI(telemetry={"tracer_provider": tracer_provider})
-    app.add_middleware(ObservabilityMiddleware, registry=CollectorRegistry())
-
-    @app.post("/orders")
-    async def order() -> dict[str, str | None]:
-        span = trace.get_current_span().get_span_context()
-        return {"trace": format(span.trace_id, "032x") if span.is_valid else None}
-
-    big = b"x" * 70_000  # past uvicorn's 64 KiB high-water mark
-    with uvicorn_server(app, loop=loop, http=http) as server:
-        for _ in range(50):
-            with server.connect() as connection:
-                connection.send(
-                    http_request("POST", "/orders", headers={"traceparent": THIS}, body=big)
-                    + http_request("POST", "/orders")
-                )
-                continued = connection.read_response().json()["trace"]
-                plain = connection.read_response().json()["trace"]
-            assert continued == THIS_TRACE
-            assert plain not in {None, THIS_TRACE}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -29,6 +31,7 @@ from aegis.obs import (
     span,
     traced,
 )
+from aegis.testing import UVICORN_LOOPS, UVICORN_PROTOCOLS, http_request, uvicorn_server
 
 Spans = Callable[[], tuple[ReadableSpan, ...]]
 Client = Callable[[ASGIApp], httpx.AsyncClient]
@@ -255,3 +258,33 @@ async def test_with_fastapi_tracing_off_the_one_server_span_is_aegis(
     assert server.instrumentation_scope.name.startswith("aegis")
     assert server.context is not None
     assert body["trace_id"] == f"{server.context.trace_id:032x}"
+
+
+@FASTAPI_TELEMETRY
+@pytest.mark.parametrize(
+    ("loop", "http"), list(itertools.product(UVICORN_LOOPS, UVICORN_PROTOCOLS))
+)
+def test_under_fastapis_own_tracing_a_pipelined_request_starts_its_own_trace(
+    tracer_provider: TracerProvider, loop: str, http: str
+) -> None:
+    """FastAPI opens the SERVER span (the middleware opens none): still no inherited trace."""
+    app = FastAPI(telemetry={"tracer_provider": tracer_provider})
+    app.add_middleware(ObservabilityMiddleware, registry=CollectorRegistry())
+
+    @app.post("/orders")
+    async def order() -> dict[str, str | None]:
+        span = trace.get_current_span().get_span_context()
+        return {"trace": format(span.trace_id, "032x") if span.is_valid else None}
+
+    big = b"x" * 70_000  # past uvicorn's 64 KiB high-water mark
+    with uvicorn_server(app, loop=loop, http=http) as server:  # real server: keep-alive, pipelining
+        for _ in range(50):
+            with server.connect() as connection:
+                connection.send(
+                    http_request("POST", "/orders", headers={"traceparent": TRACEPARENT}, body=big)
+                    + http_request("POST", "/orders")
+                )
+                continued = connection.read_response().json()["trace"]
+                plain = connection.read_response().json()["trace"]
+            assert continued == TRACE_ID
+            assert plain not in {None, TRACE_ID}

@@ -21,7 +21,7 @@ from aegis.log._logger import AegisLogger, get_logger
 from aegis.log._outputs import ConsoleOutput, StreamOutput
 from aegis.log._pipeline import LogEntry, LogOutput
 from aegis.log._stdlib import AegisHandler
-from aegis.log._testing import capture_logs
+from aegis.log._testing import capture_logs, configured_logging
 
 if TYPE_CHECKING:
     from aegis.log._asgi import RequestLoggingMiddleware
@@ -76,6 +76,7 @@ __all__ = [
     "clear_context",
     "configure_logging",
     "configure_sentry",
+    "configured_logging",
     "get_context",
     "get_logger",
     "set_level",

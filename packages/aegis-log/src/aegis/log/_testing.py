@@ -1,13 +1,19 @@
-"""capture_logs: the lines a block logged, for the tests of code that logs."""
+"""Helpers for tests: the lines a block logged, and logging configured for one block only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aegis.log._configure import attach_output, detach_output
-from aegis.log._pipeline import LogEntry
+import structlog
+
+from aegis.log._configure import attach_output, configure_logging, detach_output, shutdown_logging
+from aegis.log._pipeline import LogEntry, LogOutput
+
+if TYPE_CHECKING:  # the settings models load on first use (test_imports.py)
+    from aegis.log._settings import LogSettings
 
 
 class _Capture:
@@ -41,3 +47,36 @@ def capture_logs() -> Iterator[list[dict[str, Any]]]:
         yield capture.events
     finally:
         detach_output(key)
+
+
+@contextmanager
+def configured_logging(
+    settings: LogSettings, *, outputs: Sequence[LogOutput] = ()
+) -> Iterator[None]:
+    """Run the block with :func:`~aegis.log.configure_logging` in force, then undo it.
+
+    For tests that need the application's logging (a server under test writing its access
+    lines into an output the test reads): afterwards the outputs are shut down and the
+    process's logging is as it was before — the root logger's handlers and level, the
+    handlers and ``propagate`` of the loggers ``settings.adopt_loggers`` names, structlog's
+    defaults — so later tests see no trace of it.
+
+    Example:
+        >>> with configured_logging(LogSettings(console=None), outputs=[lines]):
+        ...     serve_and_check(lines)
+    """
+    root = logging.getLogger()
+    saved = [(root, list(root.handlers), root.propagate, root.level)]
+    for name in settings.adopt_loggers:
+        adopted = logging.getLogger(name)
+        saved.append((adopted, list(adopted.handlers), adopted.propagate, adopted.level))
+    configure_logging(settings, outputs=outputs)
+    try:
+        yield
+    finally:
+        shutdown_logging()
+        for logger, handlers, propagate, level in saved:
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+            logger.setLevel(level)
+        structlog.reset_defaults()
