@@ -73,6 +73,20 @@ async def test_a_raising_check_is_down_with_its_error_and_secrets_masked() -> No
     assert "hunter2" not in result.error
 
 
+async def test_a_check_answering_false_is_down_and_one_answering_true_is_up() -> None:
+    async def answers(value: bool) -> bool:
+        return value
+
+    health = HealthRegistry()
+    health.add("redis", lambda: answers(False))
+    health.add("flag", lambda: answers(True), critical=False)
+    report = await health.run()
+    assert report.status is HealthStatus.DOWN
+    redis, flag = report.checks
+    assert (redis.status, redis.error) == (HealthStatus.DOWN, "the check answered False")
+    assert (flag.status, flag.details) == (HealthStatus.UP, {})
+
+
 async def test_a_hanging_check_is_down_after_its_timeout_and_others_still_answer() -> None:
     health = HealthRegistry()
     health.add("stuck", hangs, timeout=0.05)

@@ -23,8 +23,12 @@ _logger = logging.getLogger("aegis.obs.health")
 
 register_error_code("HEALTH_CHECK_FAILED", 503, "Health check failed")
 
-HealthCheckFunction = Callable[[], Awaitable[Mapping[str, Any] | None]]
-"""An async callable that returns (details or ``None``) when healthy and raises when not."""
+HealthCheckFunction = Callable[[], Awaitable[Mapping[str, Any] | bool | None]]
+"""An async callable that returns (details or ``None``) when healthy and raises when not.
+
+A check that answers ``False`` is DOWN and one that answers ``True`` is UP, so a probe such as
+``cache.ping`` (which answers ``False`` instead of raising) cannot pass while its server is down.
+"""
 
 HEALTH_JSON: Final = "application/health+json"
 """The media type of the IETF health-check response format (draft-inadarei-api-health-check)."""
@@ -251,13 +255,24 @@ class HealthRegistry:
             return CheckResult(
                 check.name, HealthStatus.DOWN, check.critical, duration, checked_at, error=error
             )
+        duration = time.perf_counter() - started
+        if details is False:
+            _logger.warning("health check %s is DOWN: it answered False", check.name)
+            return CheckResult(
+                check.name,
+                HealthStatus.DOWN,
+                check.critical,
+                duration,
+                checked_at,
+                error="the check answered False",
+            )
         return CheckResult(
             check.name,
             HealthStatus.UP,
             check.critical,
-            time.perf_counter() - started,
+            duration,
             checked_at,
-            details=dict(details or {}),
+            details=dict(details) if isinstance(details, Mapping) else {},
         )
 
 
