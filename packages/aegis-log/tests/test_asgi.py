@@ -10,6 +10,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from starlette.authentication import SimpleUser
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 
@@ -200,6 +201,21 @@ async def test_requests_answered_before_routing_carry_their_route(lines: Lines) 
     refused, plain = access_lines(lines)
     assert (refused["status"], refused["route"]) == (401, "/users/{user_id}")
     assert plain["route"] == "/jwks"
+
+
+async def test_a_response_sent_outside_the_auth_middleware_names_the_scope_user(
+    lines: Lines,
+) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        # What an auth middleware leaves behind once it returned: the user in the scope, the
+        # context reset; an error middleware outside it then sends the 500.
+        scope["user"] = SimpleUser("kim")
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async with client_for(RequestLoggingMiddleware(app)) as client:  # type: ignore[arg-type]
+        await client.get("/x")
+    assert access_lines(lines)[0]["user_id"] == "kim"
 
 
 async def test_mounted_routes_carry_the_full_template(lines: Lines) -> None:

@@ -44,7 +44,9 @@ class RequestLoggingMiddleware:
     * sends the request id back in the ``X-Request-ID`` response header;
     * writes one line to the ``aegis.access`` logger: method, path, route template, status,
       duration_ms and client address, with the ``user_id`` and ``tenant_id`` that were set
-      when the response started (the caller the auth middleware found, or none); at ERROR
+      when the response started (the caller the auth middleware found, or none; for a
+      response started outside the auth middleware, the authenticated ``scope["user"]`` it
+      left); at ERROR
       with the structured stack trace when the application raised (the exception is
       re-raised), at INFO otherwise.
 
@@ -125,6 +127,10 @@ class RequestLoggingMiddleware:
                 status = message["status"]
                 # Sent from inside the auth middleware: the caller of this request.
                 caller = (context.user_id.get(), context.tenant_id.get())
+                if caller[0] is None:
+                    # Sent from outside it (a 500 answered by an error middleware around
+                    # it): the caller it left in this request's scope.
+                    caller = _scope_caller(scope)
                 headers = [item for item in message.get("headers", ()) if item[0] != id_header[0]]
                 message = {**message, "headers": [*headers, id_header]}
             await send(message)
@@ -172,6 +178,19 @@ class RequestLoggingMiddleware:
             self._log.error("request", **fields)
         else:
             self._log.info("request", **fields)
+
+
+def _scope_caller(scope: Scope) -> tuple[str | None, str | None]:
+    """The authenticated ``scope["user"]`` (Starlette's ``request.user``): its id and tenant."""
+    user = scope.get("user")
+    if not getattr(user, "is_authenticated", False):
+        return None, None
+    try:
+        identity = user.identity  # type: ignore[union-attr]  # a Starlette BaseUser
+    except NotImplementedError:  # Starlette's SimpleUser names itself only by display_name
+        identity = getattr(user, "display_name", None)
+    tenant = getattr(user, "tenant", None)
+    return (str(identity) if identity else None), (str(tenant) if tenant else None)
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:

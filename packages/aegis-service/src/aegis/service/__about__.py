@@ -1,0 +1,3 @@
+"""The version of aegis-service."""
+
+__version__ = "0.1.0"

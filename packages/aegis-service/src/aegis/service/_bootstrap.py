@@ -1,0 +1,218 @@
+"""bootstrap(): one call wires the aegis packages into a Starlette or FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Any, Final
+
+from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, ConfigurationError
+from aegis.core.paths import PathMatcher
+from aegis.core.web import UnhandledErrorMiddleware, install_error_handlers
+from aegis.log import LogOutput, RequestLoggingMiddleware, configure_logging
+from aegis.obs import ObservabilityMiddleware, health_routes, metrics_route
+from aegis.service._service import Service
+from aegis.service._settings import ServiceSettings
+from aegis.service._uvicorn import adopt_uvicorn_logging
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+    from starlette.applications import Starlette
+
+    from aegis.auth import RolePolicy, TokenStore
+
+_FASTAPI_DOCS: Final = ("/docs*", "/redoc*", "/openapi.json")
+Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
+
+
+def bootstrap(
+    app: Starlette,
+    settings: ServiceSettings,
+    *,
+    policy: RolePolicy | None = None,
+    token_store: TokenStore | None = None,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
+    log_outputs: Sequence[LogOutput] = (),
+) -> Service:
+    """Wire every configured aegis component into ``app`` (Starlette or FastAPI) in one call.
+
+    It configures logging (``settings.log``, with the service name), builds the components
+    the settings name (database, cache, token service, event publisher, rate limiter: see
+    :class:`Service`) and installs, in this order from the outside in:
+
+    1. :class:`~aegis.obs.ObservabilityMiddleware`: the request's SERVER span and metrics;
+       outermost, so the span is current for every line below, the access line included,
+       and the duration covers everything (where FastAPI traces the request itself, its
+       span is the one span);
+    2. :class:`~aegis.log.RequestLoggingMiddleware`: the request id (and ``X-Request-ID``)
+       and one access line, for every answer below, a 401 or 429 included;
+    3. :class:`~aegis.core.web.UnhandledErrorMiddleware`: an unhandled exception, in the
+       app or in a middleware below, answered as a 500 problem carrying the request id and
+       logged once with its stack trace;
+    4. :class:`~aegis.auth.AuthMiddleware` (``settings.auth``): the caller, so the access
+       line above carries ``user_id``; health, metrics, JWKS and the FastAPI docs are public;
+    5. :class:`~aegis.cache.RateLimitMiddleware` (``settings.rate_limit``): after
+       authentication, so the limit can be per user;
+
+    then the middleware the app already had. It also installs the problem+json error
+    handlers, ``/metrics``, ``/health``, ``/health/live`` and ``/health/ready`` (a check per
+    configured component), the JWKS route of a service that issues tokens, one lifespan that
+    starts the components before the app's own lifespan and stops them after it, uvicorn's
+    loggers routed through aegis-log (its access log off: the access line replaces it), and
+    on FastAPI the bearer security scheme and problem+json answers in the OpenAPI document.
+
+    Call it once, after creating the app and before it serves. Middleware added to the app
+    afterwards runs outside all of the above.
+
+    Args:
+        app: the application.
+        settings: what to wire.
+        policy: the roles and permissions for tokens (aegis-auth).
+        token_store: where revocations and refresh families live; without one revocation
+            is off.
+        registry: the Prometheus registry of the request metrics, of the components' metrics
+            and of ``/metrics``; the default registry when ``None``.
+        tracer_provider: the OpenTelemetry provider of the request spans; the global one
+            when ``None``.
+        log_outputs: more aegis-log outputs besides those ``settings.log`` describes.
+
+    Returns:
+        The :class:`Service` with everything built; also ``app.state.service``.
+
+    Raises:
+        ConfigurationError: the app already serves, ``bootstrap`` already ran on it, or a
+            setting is inconsistent (a rate limit without a cache).
+
+    Example:
+        >>> app = FastAPI()
+        >>> service = bootstrap(app, Settings.load())
+    """
+    if getattr(app.state, "service", None) is not None:
+        raise ConfigurationError("bootstrap() already ran on this app: call it once")
+    if app.middleware_stack is not None:
+        raise ConfigurationError("bootstrap() must run before the app serves its first request")
+    if settings.log is not None:
+        log_settings = settings.log
+        if log_settings.service_name is None:
+            log_settings = log_settings.model_copy(update={"service_name": settings.name})
+        configure_logging(log_settings, outputs=log_outputs)
+        adopt_uvicorn_logging()
+    service = Service(app, settings, registry=registry, policy=policy, token_store=token_store)
+    type_base = settings.problem_type_base or DEFAULT_PROBLEM_TYPE_BASE
+    install_error_handlers(app, type_base=type_base)
+    public = _public_paths(app, settings)
+    service.public_paths = PathMatcher(public)
+    app.user_middleware[0:0] = _middleware(service, public, type_base, tracer_provider)
+    app.router.routes.extend(_routes(service))
+    app.router.lifespan_context = _lifespan(service, app.router.lifespan_context)
+    app.state.service = service
+    if _is_fastapi(app):
+        from aegis.service._openapi import document_openapi  # noqa: PLC0415 - FastAPI only
+
+        document_openapi(app, service)  # type: ignore[arg-type]  # _is_fastapi checked it
+    return service
+
+
+def _is_fastapi(app: Starlette) -> bool:
+    try:
+        from fastapi import FastAPI  # noqa: PLC0415 - the fastapi extra
+    except ImportError:
+        return False
+    return isinstance(app, FastAPI)
+
+
+def _public_paths(app: Starlette, settings: ServiceSettings) -> list[str]:
+    public = [settings.metrics_path, f"{settings.health_path}*"]
+    if settings.auth is not None:
+        from aegis.auth import JWKS_PATH  # noqa: PLC0415 - the auth extra
+
+        public += [JWKS_PATH, *settings.auth.public_paths]
+    if _is_fastapi(app):
+        public += _FASTAPI_DOCS
+    return public
+
+
+def _middleware(
+    service: Service, public: list[str], type_base: str, tracer_provider: TracerProvider | None
+) -> list[Middleware]:
+    settings = service.settings
+    stack = [
+        Middleware(
+            ObservabilityMiddleware,
+            registry=service.registry,
+            exclude_paths=settings.quiet_paths,
+            tracer_provider=tracer_provider,
+        ),
+        Middleware(
+            RequestLoggingMiddleware, service_name=settings.name, skip_paths=settings.quiet_paths
+        ),
+        Middleware(UnhandledErrorMiddleware, type_base=type_base),
+    ]
+    if service.tokens is not None:
+        from aegis.auth import AuthMiddleware  # noqa: PLC0415 - the auth extra
+
+        stack.append(
+            Middleware(
+                AuthMiddleware, tokens=service.tokens, public_paths=public, type_base=type_base
+            )
+        )
+    if service.rate_limiter is not None and settings.rate_limit is not None:
+        from aegis.cache import RateLimitMiddleware  # noqa: PLC0415 - the cache extra
+
+        probes = {settings.metrics_path, settings.health_path}
+        probes |= {f"{settings.health_path}/live", f"{settings.health_path}/ready"}
+        stack.append(
+            Middleware(
+                RateLimitMiddleware,
+                limiter=service.rate_limiter,
+                key=settings.rate_limit.key,
+                exempt=frozenset(probes),
+            )
+        )
+    return stack
+
+
+def _routes(service: Service) -> list[BaseRoute]:
+    settings = service.settings
+    routes: list[BaseRoute] = [
+        *health_routes(
+            service.health,
+            path=settings.health_path,
+            service_id=settings.name,
+            version=settings.version,
+        ),
+        metrics_route(settings.metrics_path, registry=service.registry),
+    ]
+    auth = settings.auth
+    if (
+        auth is not None
+        and auth.publish_jwks
+        and auth.jwks_url is None
+        and service.keys is not None
+    ):
+        from aegis.auth import HMAC_ALGORITHMS, jwks_route  # noqa: PLC0415 - the auth extra
+
+        if auth.algorithm not in HMAC_ALGORITHMS:  # an HMAC secret is never published
+            routes.append(jwks_route(service.keys))
+    return routes
+
+
+def _lifespan(service: Service, inner: Lifespan) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        # uvicorn may have configured its loggers after bootstrap() (uvicorn.run(app)).
+        if service.settings.log is not None:
+            adopt_uvicorn_logging()
+        await service.start()
+        try:
+            async with inner(app) as state:
+                yield state
+        finally:
+            await service.stop()
+
+    return lifespan

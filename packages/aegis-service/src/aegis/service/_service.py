@@ -1,0 +1,198 @@
+"""Service: the components bootstrap() built from the settings, their health checks and lifetime.
+
+Each optional member is imported only when its settings are present, so a service installs
+only the extras it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry
+
+from aegis.core.errors import ConfigurationError
+from aegis.core.paths import PathMatcher
+from aegis.obs import HealthRegistry, http_check, kafka_check, sqlalchemy_check
+from aegis.service._settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from aegis.auth import JWKSClient, KeySet, RolePolicy, TokenService, TokenStore
+    from aegis.cache import Cache, RateLimiter
+    from aegis.db import DatabaseManager
+    from aegis.msg import EventPublisher, Transport
+
+_LOGGER: Final = logging.getLogger("aegis.service")
+Hook = Callable[[], Awaitable[None]]
+
+
+class Service:
+    """What :func:`~aegis.service.bootstrap` built for one application, and its lifetime.
+
+    Every component is ``None`` when its settings are: ``db`` (a
+    :class:`~aegis.db.DatabaseManager`), ``cache`` (a :class:`~aegis.cache.Cache`),
+    ``tokens`` and ``keys`` (a :class:`~aegis.auth.TokenService` and the
+    :class:`~aegis.auth.KeySet` it signs with), ``jwks`` (the
+    :class:`~aegis.auth.JWKSClient` of a service that verifies tokens issued elsewhere),
+    ``transport`` and ``publisher`` (aegis-msg), ``rate_limiter``. ``health`` holds one check
+    per configured component. The application's lifespan starts them (:meth:`start`) before
+    the app's own start-up and stops them (:meth:`stop`) after its shutdown, in reverse order.
+
+    Attributes:
+        settings: the settings it was built from.
+        app: the application it serves.
+        health: the checks behind ``/health`` and ``/health/ready``.
+        registry: the Prometheus registry of the request metrics and ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        settings: ServiceSettings,
+        *,
+        registry: CollectorRegistry | None = None,
+        policy: RolePolicy | None = None,
+        token_store: TokenStore | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.registry = registry
+        self.health = HealthRegistry(
+            cache_seconds=settings.health_interval_seconds,
+            default_timeout=settings.health_timeout_seconds,
+        )
+        self.db: DatabaseManager | None = None
+        self.cache: Cache | None = None
+        self.keys: KeySet | None = None
+        self.tokens: TokenService | None = None
+        self.jwks: JWKSClient | None = None
+        self.transport: Transport | None = None
+        self.publisher: EventPublisher | None = None
+        self.rate_limiter: RateLimiter | None = None
+        self.public_paths = PathMatcher(())
+        """The paths that need no token (health, metrics, JWKS, docs and the settings')."""
+        self._on_start: list[Hook] = []
+        self._on_stop: list[Hook] = []
+        self.started = False
+        if settings.database is not None:
+            self._build_database()
+        if settings.cache is not None:
+            self._build_cache()
+        if settings.kafka is not None:
+            self._build_messaging()
+        if settings.auth is not None:
+            self._build_auth(policy, token_store)
+        if settings.rate_limit is not None:
+            self._build_rate_limiter()
+
+    def _build_database(self) -> None:
+        from aegis.db import DatabaseManager  # noqa: PLC0415 - the db extra
+
+        assert self.settings.database is not None  # noqa: S101 - checked by the caller
+        db = self.db = DatabaseManager(self.settings.database)
+        self.health.add("database", sqlalchemy_check(db.engine))
+        self._on_stop.append(db.dispose)
+
+    def _build_cache(self) -> None:
+        from aegis.cache import Cache  # noqa: PLC0415 - the cache extra
+
+        cache = self.cache = Cache(self.settings.cache, registry=self.registry)
+
+        async def start_cache() -> None:
+            if not await cache.start():
+                _LOGGER.warning("the cache does not answer at start-up; /health/ready says so")
+
+        async def check_cache() -> dict[str, object]:
+            return dict(await cache.health_check())
+
+        self.health.add("cache", check_cache)
+        self._on_start.append(start_cache)
+        self._on_stop.append(cache.close)
+
+    def _build_messaging(self) -> None:
+        from aegis.msg import EventPublisher, make_transport  # noqa: PLC0415 - the msg extra
+
+        kafka = self.settings.kafka
+        assert kafka is not None  # noqa: S101 - checked by the caller
+        transport = self.transport = make_transport(kafka)
+        self.publisher = EventPublisher(
+            transport, source=self.settings.name, metrics_registry=self.registry
+        )
+        self.health.add("broker", kafka_check(kafka.client_config()))
+        self._on_start.append(transport.start)
+        self._on_stop.append(transport.close)
+
+    def _build_auth(self, policy: RolePolicy | None, store: TokenStore | None) -> None:
+        from aegis.auth import JWKSClient, JWTKey, KeySet, TokenService  # noqa: PLC0415
+
+        auth = self.settings.auth
+        assert auth is not None  # noqa: S101 - checked by the caller
+        if auth.jwks_url is not None:
+            jwks = self.jwks = JWKSClient(auth.jwks_url, metrics_registry=self.registry)
+            keys = KeySet()
+            self.health.add("jwks", http_check(auth.jwks_url))
+            self._on_stop.append(jwks.aclose)
+        elif auth.signing_key is None:
+            keys = KeySet([JWTKey.generate(auth.key_id, auth.algorithm)])
+        elif auth.algorithm.startswith("HS"):
+            keys = KeySet([JWTKey.hmac(auth.key_id, auth.signing_key, auth.algorithm)])
+        else:
+            keys = KeySet([JWTKey.from_pem(auth.key_id, auth.signing_key, auth.algorithm)])
+        self.keys = keys
+        self.tokens = TokenService(
+            keys,
+            issuer=auth.issuer,
+            audience=auth.audience,
+            access_ttl=timedelta(seconds=auth.access_ttl_seconds),
+            refresh_ttl=timedelta(seconds=auth.refresh_ttl_seconds),
+            store=store,
+            policy=policy,
+            jwks=self.jwks,
+            metrics_registry=self.registry,
+        )
+
+    def _build_rate_limiter(self) -> None:
+        from aegis.cache import RateLimiter  # noqa: PLC0415 - the cache extra
+
+        limit = self.settings.rate_limit
+        assert limit is not None  # noqa: S101 - checked by the caller
+        if self.cache is None:
+            raise ConfigurationError(
+                "rate_limit needs a cache: set ServiceSettings.cache (CacheSettings(url=...))"
+            )
+        self.rate_limiter = RateLimiter(
+            self.cache,
+            limit.limit,
+            limit.period_seconds,
+            name="requests",
+            fail_open=limit.fail_open,
+        )
+
+    def on_start(self, hook: Hook) -> Hook:
+        """Run ``hook`` at start-up, after the components started (usable as a decorator)."""
+        self._on_start.append(hook)
+        return hook
+
+    def on_stop(self, hook: Hook) -> Hook:
+        """Run ``hook`` at shutdown, before the components stop (usable as a decorator)."""
+        self._on_stop.append(hook)
+        return hook
+
+    async def start(self) -> None:
+        """Start the components in order; the application's lifespan calls it."""
+        for hook in self._on_start:
+            await hook()
+        self.started = True
+
+    async def stop(self) -> None:
+        """Stop the components in reverse order; one that fails to stop does not stop the rest."""
+        self.started = False
+        for hook in reversed(self._on_stop):
+            try:
+                await hook()
+            except Exception:
+                _LOGGER.exception("stopping %s failed", getattr(hook, "__qualname__", hook))

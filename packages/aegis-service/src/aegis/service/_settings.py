@@ -1,0 +1,164 @@
+"""ServiceSettings: one aegis-config settings class holding the settings of every member used.
+
+Each member owns its settings model (``DatabaseSettings`` in aegis-db, ``CacheSettings`` in
+aegis-cache, ...); this module only gathers them. A member that is not installed (its extra
+left out) still has its field: ``None`` is accepted, a value is refused with the extra to
+install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_core import core_schema
+from pydantic_settings import SettingsConfigDict
+
+from aegis.config import AegisSettings
+from aegis.log import LogSettings
+
+DEFAULT_QUIET_PATHS = ("/metrics", "/health*")
+"""Paths with no access line, span or request metric: probes and scrapes would drown traffic."""
+
+
+def _not_installed(module: str, name: str, extra: str) -> Any:
+    """``module.name``, or a type that refuses any value and names the extra to install."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        pass
+
+    def refuse(value: object) -> object:
+        raise ValueError(f"{name} needs {module}: pip install 'aegis-service[{extra}]'")
+
+    class NotInstalled:
+        @classmethod
+        def __get_pydantic_core_schema__(
+            cls, source: object, handler: Callable[[object], object]
+        ) -> core_schema.CoreSchema:
+            return core_schema.no_info_plain_validator_function(refuse)
+
+    NotInstalled.__name__ = name
+    return NotInstalled
+
+
+if TYPE_CHECKING:
+    from aegis.cache import CacheSettings
+    from aegis.db import DatabaseSettings
+    from aegis.msg import KafkaSettings
+else:
+    DatabaseSettings = _not_installed("aegis.db", "DatabaseSettings", "db")
+    CacheSettings = _not_installed("aegis.cache", "CacheSettings", "cache")
+    KafkaSettings = _not_installed("aegis.msg", "KafkaSettings", "msg")
+
+
+class AuthSettings(BaseModel):
+    """Bearer-token authentication (aegis-auth): who issues tokens and with which key.
+
+    A service that issues tokens names a signing key (``signing_key``: a PEM private key for
+    EdDSA/ES*/RS*/PS*, a secret for HS*); without one a key is generated at start-up, which
+    suits development and tests only (tokens die with the process, and each replica has its
+    own). A service that only verifies tokens issued elsewhere sets ``jwks_url`` instead.
+
+    Example:
+        >>> AuthSettings(issuer="users", audience="aegis", public_paths=["POST /users"])
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str = Field(description="The `iss` of the tokens this service issues and accepts.")
+    audience: str = Field(description="The `aud` of the tokens this service accepts.")
+    algorithm: str = Field(default="EdDSA", description="The signing algorithm.")
+    signing_key: SecretStr | None = Field(
+        default=None, description="PEM private key or HMAC secret; None: generated at start."
+    )
+    key_id: str = Field(default="key-1", description="The `kid` of the signing key.")
+    jwks_url: str | None = Field(
+        default=None, description="Verify with the keys published here instead (no issuing)."
+    )
+    access_ttl_seconds: float = Field(default=900, gt=0, description="Access token lifetime.")
+    refresh_ttl_seconds: float = Field(
+        default=14 * 86400, gt=0, description="Refresh token lifetime."
+    )
+    public_paths: tuple[str, ...] = Field(
+        default=(),
+        description="Paths that need no token (aegis.core.paths patterns: /x, /x*, POST /x); "
+        "health, metrics, JWKS and the FastAPI docs are added.",
+    )
+    publish_jwks: bool = Field(
+        default=True, description="Serve the public keys at /.well-known/jwks.json."
+    )
+
+
+class RateLimitSettings(BaseModel):
+    """A rate limit for every request (aegis-cache), keyed by user, client or route.
+
+    Example:
+        >>> RateLimitSettings(limit=100, period_seconds=60, key="user")
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    limit: int = Field(gt=0, description="Requests allowed per period and key.")
+    period_seconds: float = Field(gt=0, description="The period, in seconds.")
+    key: Literal["user", "client", "route"] = Field(
+        default="user", description="What is limited: the caller (else its address), ..."
+    )
+    fail_open: bool = Field(
+        default=True, description="Let requests through while Redis is unavailable."
+    )
+
+
+class ServiceSettings(AegisSettings):
+    """The settings of a service built with :func:`~aegis.service.bootstrap`.
+
+    Loaded like any :class:`~aegis.config.AegisSettings` (environment variables with ``__``
+    between nested names, ``.env``, per-environment files, Vault, encrypted values).
+    Subclass it to add the service's own fields and an ``env_prefix``. Every optional
+    component is ``None`` (not configured) until set: ``database``, ``cache``, ``kafka``,
+    ``auth``, ``rate_limit`` (which needs ``cache``).
+
+    Example:
+        >>> class Settings(ServiceSettings):
+        ...     model_config = SettingsConfigDict(env_prefix="USERS_")
+        >>> settings = Settings.load(name="users", database=DatabaseSettings(url=...))
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="AEGIS_SERVICE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$",
+        description="The service name: logs, metrics, spans, the token issuer by default.",
+    )
+    version: str | None = Field(default=None, description="Reported by /health.")
+    log: LogSettings | None = Field(
+        default_factory=LogSettings,
+        description="Logging, configured by bootstrap(); None leaves logging to the caller.",
+    )
+    database: DatabaseSettings | None = None
+    cache: CacheSettings | None = None
+    kafka: KafkaSettings | None = None
+    auth: AuthSettings | None = None
+    rate_limit: RateLimitSettings | None = None
+    health_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a health result is reused: a stopped component shows in /health "
+        "within this interval.",
+    )
+    health_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="A health check slower than this is DOWN."
+    )
+    quiet_paths: tuple[str, ...] = Field(
+        default=DEFAULT_QUIET_PATHS,
+        description="No access line, span or request metric for these (aegis.core.paths).",
+    )
+    metrics_path: str = Field(default="/metrics", pattern=r"^/")
+    health_path: str = Field(default="/health", pattern=r"^/")
+    problem_type_base: str | None = Field(
+        default=None, description="Prefix of the problem `type` URIs; aegis's default if None."
+    )
