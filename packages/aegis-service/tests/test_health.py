@@ -1,0 +1,102 @@
+"""/health/ready follows the configured components: not ready within one check interval of one
+stopping, ready again when it returns; and the one lifespan starts and stops them around the
+application's own."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from starlette.applications import Starlette
+
+from aegis.cache import CacheSettings
+from aegis.db import DatabaseSettings
+from aegis.msg import KafkaSettings
+from aegis.service import ServiceSettings, bootstrap
+from aegis.testing import RestartableServer, RunningServer, uvicorn_server
+
+INTERVAL = 0.5
+
+
+def ready(server: RunningServer) -> tuple[int, dict[str, str]]:
+    with server.connect() as connection:
+        response = connection.request("GET", "/health/ready")
+    checks = response.json()["checks"]
+    statuses = {name.partition(":")[0]: entries[0]["status"] for name, entries in checks.items()}
+    return response.status, statuses
+
+
+def test_ready_turns_false_within_one_interval_of_redis_stopping_and_true_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    with RestartableServer("redis") as redis_server:
+        settings = ServiceSettings(
+            name="health",
+            log=None,
+            cache=CacheSettings(url=SecretStr(redis_server.url), namespace="health"),
+            database=DatabaseSettings(url=SecretStr(f"sqlite:///{tmp_path / 'health.db'}")),
+            health_interval_seconds=INTERVAL,
+        )
+        app = Starlette()
+        bootstrap(app, settings, registry=CollectorRegistry())
+        with uvicorn_server(app) as server:
+            assert ready(server) == (200, {"cache": "pass", "database": "pass"})
+            redis_server.stop()
+            time.sleep(INTERVAL)  # the stored result expires: the next probe checks again
+            assert ready(server) == (503, {"cache": "fail", "database": "pass"})
+            redis_server.start()
+            time.sleep(INTERVAL)
+            assert ready(server) == (200, {"cache": "pass", "database": "pass"})
+
+
+def test_one_lifespan_starts_the_components_before_the_apps_own_and_stops_them_after() -> None:
+    events: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, str]]:
+        events.append(f"app start, service started: {service.started}")
+        yield {"from_app": "kept"}
+        events.append(f"app stop, service started: {service.started}")
+
+    app = Starlette(lifespan=lifespan)
+    service = bootstrap(app, ServiceSettings(name="life", log=None), registry=CollectorRegistry())
+
+    @service.on_stop
+    async def stopping() -> None:
+        events.append("service stop hook")
+
+    with uvicorn_server(app) as server, server.connect() as connection:
+        health = connection.request("GET", "/health")
+    assert health.status == 200
+    assert json.loads(health.body)["serviceId"] == "life"
+    assert events == [
+        "app start, service started: True",
+        "app stop, service started: True",
+        "service stop hook",
+    ]
+
+
+def test_ready_follows_the_broker() -> None:
+    with RestartableServer("kafka") as broker:
+        settings = ServiceSettings(
+            name="broker",
+            log=None,
+            kafka=KafkaSettings(bootstrap_servers=broker.url, client_id="health"),
+            health_interval_seconds=INTERVAL,
+        )
+        app = Starlette()
+        service = bootstrap(app, settings, registry=CollectorRegistry())
+        assert service.publisher is not None
+        with uvicorn_server(app) as server:
+            assert ready(server) == (200, {"broker": "pass"})
+            broker.stop()
+            time.sleep(INTERVAL)
+            assert ready(server) == (503, {"broker": "fail"})
+            broker.start()
+            time.sleep(INTERVAL)
+            assert ready(server) == (200, {"broker": "pass"})
