@@ -327,7 +327,8 @@ def test_uvicorn_no_access_log_stays_honoured_after_configuration(lines: Lines) 
 
 
 def test_uvicorn_color_message_stays_out_of_the_line(lines: Lines) -> None:
-    logging.getLogger("uvicorn.error").info(
+    # WARNING: an earlier uvicorn server in the session may have left uvicorn.error at that.
+    logging.getLogger("uvicorn.error").warning(
         "Uvicorn running on %s",
         "http://127.0.0.1:8000",
         extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
