@@ -11,12 +11,16 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
+from sqlalchemy import create_engine
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from aegis.cache import CacheSettings
 from aegis.db import DatabaseSettings
-from aegis.msg import KafkaSettings
+from aegis.msg import Event, EventRegistry, KafkaSettings, Outbox
 from aegis.service import ServiceSettings, bootstrap
 from aegis.testing import RestartableServer, RunningServer, uvicorn_server
 
@@ -100,3 +104,47 @@ def test_ready_follows_the_broker() -> None:
             broker.start()
             time.sleep(INTERVAL)
             assert ready(server) == (200, {"broker": "pass"})
+
+
+class OrderPlacedData(BaseModel):
+    order_id: str
+
+
+class OrderPlaced(Event[OrderPlacedData]):
+    type = "test.order.placed"
+    version = 1
+    topic = "orders"
+    key_field = "order_id"
+
+
+def test_the_outbox_is_relayed_while_the_app_runs_and_its_backlog_reported(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'outbox.db'}"
+    outbox = Outbox(registry=EventRegistry())
+    engine = create_engine(database)
+    outbox.table.metadata.create_all(engine)
+    engine.dispose()
+    app = Starlette()
+    settings = ServiceSettings(
+        name="outbox", log=None, database=DatabaseSettings(url=SecretStr(database))
+    )
+    service = bootstrap(app, settings, registry=CollectorRegistry(), outbox=outbox)
+
+    async def place(request: Request) -> Response:
+        assert service.db is not None
+        assert service.relay is not None
+        async with service.db.transaction() as session:
+            await outbox.add(session, OrderPlaced(data=OrderPlacedData(order_id="o-1")))
+        status = await service.relay.next_attempt()
+        return JSONResponse({"published": status.published})
+
+    app.router.routes.append(Route("/orders", place, methods=["POST"]))
+    with uvicorn_server(app) as server, server.connect() as connection:
+        placed = connection.request("POST", "/orders")
+        health = connection.request("GET", "/health")
+    assert placed.json() == {"published": 1}
+    (check,) = health.json()["checks"]["outbox:responseTime"]
+    assert check["status"] == "pass"
+    assert service.relay is not None
+    assert service.relay.status.published == 1

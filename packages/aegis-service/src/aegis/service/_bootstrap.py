@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from aegis.auth import RolePolicy, TokenStore
+    from aegis.msg import Outbox, Transport
 
 _FASTAPI_DOCS: Final = ("/docs*", "/redoc*", "/openapi.json")
 Lifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
@@ -38,6 +39,8 @@ def bootstrap(
     registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
     log_outputs: Sequence[LogOutput] = (),
+    transport: Transport | None = None,
+    outbox: Outbox | None = None,
 ) -> Service:
     """Wire every configured aegis component into ``app`` (Starlette or FastAPI) in one call.
 
@@ -80,13 +83,21 @@ def bootstrap(
         tracer_provider: the OpenTelemetry provider of the request spans; the global one
             when ``None``.
         log_outputs: more aegis-log outputs besides those ``settings.log`` describes.
+        transport: an aegis-msg transport to publish through, started and stopped by its
+            owner (one several apps share); by default one is made from ``settings.kafka``
+            (the in-process transport when that is ``None`` and an outbox is given).
+        outbox: the service's transactional outbox (aegis-msg): an ``OutboxRelay`` publishes
+            it while the app runs (``service.relay``), and the ``outbox`` check reports its
+            backlog (non-critical: above ``settings.outbox_max_backlog`` it degrades
+            ``/health``, not readiness).
 
     Returns:
         The :class:`Service` with everything built; also ``app.state.service``.
 
     Raises:
         ConfigurationError: the app already serves, ``bootstrap`` already ran on it, or a
-            setting is inconsistent (a rate limit without a cache).
+            setting is inconsistent (a rate limit without a cache, an outbox without a
+            database).
 
     Example:
         >>> app = FastAPI()
@@ -102,7 +113,15 @@ def bootstrap(
             log_settings = log_settings.model_copy(update={"service_name": settings.name})
         configure_logging(log_settings, outputs=log_outputs)
         adopt_uvicorn_logging()
-    service = Service(app, settings, registry=registry, policy=policy, token_store=token_store)
+    service = Service(
+        app,
+        settings,
+        registry=registry,
+        policy=policy,
+        token_store=token_store,
+        transport=transport,
+        outbox=outbox,
+    )
     type_base = settings.problem_type_base or DEFAULT_PROBLEM_TYPE_BASE
     install_error_handlers(app, type_base=type_base)
     public = _public_paths(app, settings)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from aegis.core.errors import ConfigurationError
 from aegis.core.paths import PathMatcher
-from aegis.obs import HealthRegistry, http_check, kafka_check, sqlalchemy_check
+from aegis.obs import HealthCheckError, HealthRegistry, http_check, kafka_check, sqlalchemy_check
 from aegis.service._settings import ServiceSettings
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from aegis.auth import JWKSClient, KeySet, RolePolicy, TokenService, TokenStore
     from aegis.cache import Cache, RateLimiter
     from aegis.db import DatabaseManager
-    from aegis.msg import EventPublisher, Transport
+    from aegis.msg import EventPublisher, Outbox, OutboxRelay, Transport
 
 _LOGGER: Final = logging.getLogger("aegis.service")
 Hook = Callable[[], Awaitable[None]]
@@ -38,7 +38,8 @@ class Service:
     ``tokens`` and ``keys`` (a :class:`~aegis.auth.TokenService` and the
     :class:`~aegis.auth.KeySet` it signs with), ``jwks`` (the
     :class:`~aegis.auth.JWKSClient` of a service that verifies tokens issued elsewhere),
-    ``transport`` and ``publisher`` (aegis-msg), ``rate_limiter``. ``health`` holds one check
+    ``transport`` and ``publisher`` (aegis-msg; with an ``outbox``, its ``relay``),
+    ``rate_limiter``. ``health`` holds one check
     per configured component. The application's lifespan starts them (:meth:`start`) before
     the app's own start-up and stops them (:meth:`stop`) after its shutdown, in reverse order.
 
@@ -57,6 +58,8 @@ class Service:
         registry: CollectorRegistry | None = None,
         policy: RolePolicy | None = None,
         token_store: TokenStore | None = None,
+        transport: Transport | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -73,6 +76,7 @@ class Service:
         self.transport: Transport | None = None
         self.publisher: EventPublisher | None = None
         self.rate_limiter: RateLimiter | None = None
+        self.relay: OutboxRelay | None = None
         self.public_paths = PathMatcher(())
         """The paths that need no token (health, metrics, JWKS, docs and the settings')."""
         self._on_start: list[Hook] = []
@@ -82,8 +86,10 @@ class Service:
             self._build_database()
         if settings.cache is not None:
             self._build_cache()
-        if settings.kafka is not None:
-            self._build_messaging()
+        if settings.kafka is not None or transport is not None or outbox is not None:
+            self._build_messaging(transport)
+        if outbox is not None:
+            self._build_relay(outbox)
         if settings.auth is not None:
             self._build_auth(policy, token_store)
         if settings.rate_limit is not None:
@@ -113,18 +119,55 @@ class Service:
         self._on_start.append(start_cache)
         self._on_stop.append(cache.close)
 
-    def _build_messaging(self) -> None:
+    def _build_messaging(self, shared: Transport | None) -> None:
         from aegis.msg import EventPublisher, make_transport  # noqa: PLC0415 - the msg extra
 
         kafka = self.settings.kafka
-        assert kafka is not None  # noqa: S101 - checked by the caller
-        transport = self.transport = make_transport(kafka)
+        if shared is not None:  # its owner starts and stops it (a transport several apps share)
+            transport = self.transport = shared
+        else:
+            # Without Kafka settings: the in-process transport (development, one-process demos).
+            transport = self.transport = make_transport(kafka)
+            self._on_start.append(transport.start)
+            self._on_stop.append(transport.close)
         self.publisher = EventPublisher(
             transport, source=self.settings.name, metrics_registry=self.registry
         )
-        self.health.add("broker", kafka_check(kafka.client_config()))
-        self._on_start.append(transport.start)
-        self._on_stop.append(transport.close)
+        if kafka is not None:
+            self.health.add("broker", kafka_check(kafka.client_config()))
+
+    def _build_relay(self, outbox: Outbox) -> None:
+        from sqlalchemy import func, select  # noqa: PLC0415 - the db extra
+
+        from aegis.msg import OutboxRelay  # noqa: PLC0415 - the msg extra
+
+        if self.db is None or self.transport is None:
+            raise ConfigurationError(
+                "an outbox needs a database: set ServiceSettings.database (DatabaseSettings)"
+            )
+        engine = self.db.engine
+        relay = self.relay = OutboxRelay(
+            engine, self.transport, outbox=outbox, metrics_registry=self.registry
+        )
+        limit = self.settings.outbox_max_backlog
+        pending = select(func.count()).select_from(outbox.table)
+        pending = pending.where(outbox.table.c.sent_at.is_(None))
+
+        async def check_outbox() -> dict[str, object]:
+            async with engine.connect() as connection:
+                backlog = int((await connection.execute(pending)).scalar_one())
+            details: dict[str, object] = {"backlog": backlog, "last_error": relay.status.last_error}
+            if backlog > limit:
+                raise HealthCheckError(
+                    f"{backlog} outbox events wait to be published (more than {limit})",
+                    details=details,
+                )
+            return details
+
+        # Not critical: a backlog is a reason to look, not to take the service out of rotation.
+        self.health.add("outbox", check_outbox, critical=False)
+        self._on_start.append(relay.start)
+        self._on_stop.append(relay.stop)
 
     def _build_auth(self, policy: RolePolicy | None, store: TokenStore | None) -> None:
         from aegis.auth import JWKSClient, JWTKey, KeySet, TokenService  # noqa: PLC0415

@@ -153,6 +153,11 @@ class ServiceSettings(AegisSettings):
     health_timeout_seconds: float = Field(
         default=2.0, gt=0, description="A health check slower than this is DOWN."
     )
+    outbox_max_backlog: int = Field(
+        default=10_000,
+        ge=0,
+        description="Unpublished outbox events above which the outbox check fails (degraded).",
+    )
     quiet_paths: tuple[str, ...] = Field(
         default=DEFAULT_QUIET_PATHS,
         description="No access line, span or request metric for these (aegis.core.paths).",
