@@ -70,8 +70,9 @@ def settings() -> ServiceSettings:
     )
 
 
-def fastapi_app(provider: TracerProvider) -> FastAPI:
-    app = FastAPI(telemetry={"tracer_provider": provider})  # FastAPI's own SERVER span
+def fastapi_app(provider: TracerProvider, *, telemetry: bool = True) -> FastAPI:
+    # With telemetry, FastAPI's own SERVER span is the request's one span; without, aegis-obs's.
+    app = FastAPI(telemetry={"tracer_provider": provider, "tracing": telemetry})
 
     @app.get("/items/{item_id}")
     async def get_item(item_id: int, principal: CurrentUser) -> dict[str, Any]:
@@ -156,11 +157,15 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["fastapi", "starlette"])
+@pytest.fixture(params=["fastapi", "fastapi-without-telemetry", "starlette"])
 def served(
     request: pytest.FixtureRequest, lines: LogLines, tracing: Tracing
 ) -> Iterator[tuple[RunningServer, Service]]:
-    app = fastapi_app(tracing.provider) if request.param == "fastapi" else starlette_app()
+    app: Starlette
+    if request.param == "starlette":
+        app = starlette_app()
+    else:
+        app = fastapi_app(tracing.provider, telemetry=request.param == "fastapi")
     service = bootstrap(
         app,
         settings(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from prometheus_client import CollectorRegistry
 from starlette.middleware import Middleware
@@ -20,6 +20,7 @@ from aegis.service._settings import ServiceSettings
 from aegis.service._uvicorn import adopt_uvicorn_logging
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
     from opentelemetry.trace import TracerProvider
     from starlette.applications import Starlette
 
@@ -133,11 +134,11 @@ def bootstrap(
     if _is_fastapi(app):
         from aegis.service._openapi import document_openapi  # noqa: PLC0415 - FastAPI only
 
-        document_openapi(app, service)  # type: ignore[arg-type]  # _is_fastapi checked it
+        document_openapi(app, service)
     return service
 
 
-def _is_fastapi(app: Starlette) -> bool:
+def _is_fastapi(app: Starlette) -> TypeGuard[FastAPI]:
     try:
         from fastapi import FastAPI  # noqa: PLC0415 - the fastapi extra
     except ImportError:
