@@ -104,6 +104,22 @@ def test_stdlib_errors_without_exception_become_events(sentry: Recorder) -> None
     assert "exception" not in event
 
 
+def test_an_access_line_of_a_5xx_is_a_breadcrumb_of_the_one_error_event(sentry: Recorder) -> None:
+    access, handler = get_logger("aegis.access"), get_logger("aegis.core.web")
+    with request_context(request_id="r-5"):
+        try:
+            _charge()
+        except ValueError:
+            handler.exception("POST /charge answered 500 INTERNAL_ERROR")
+        access.error("request", status=500, route="/charge")
+        access.error("request", status=503, route="/other")  # a 5xx with no error of its own
+        handler.error("the next event carries the access lines")
+    first, second = sent_events(sentry)
+    assert first["logentry"]["message"] == "POST /charge answered 500 INTERNAL_ERROR"
+    crumbs = [c for c in second["breadcrumbs"]["values"] if c["category"] == "aegis.access"]
+    assert [c["data"]["status"] for c in crumbs] == [500, 503]
+
+
 def test_lines_below_the_breadcrumb_level_are_ignored(sentry: Recorder) -> None:
     log = get_logger("app.quiet")
     log.debug("too detailed")

@@ -30,10 +30,15 @@ _SENTRY_LEVELS: Final = {
 }
 
 
+_ACCESS_LOGGER: Final = "aegis.access"
+
+
 class SentryOutput:
     """Send ERROR lines to Sentry as events, and lower lines as breadcrumbs of the next event.
 
-    ``event_level`` and ``breadcrumb_level`` set where each begins. Events carry the message,
+    ``event_level`` and ``breadcrumb_level`` set where each begins. An ``aegis.access`` line
+    without an exception is a breadcrumb at any level: the 5xx it records was reported by the
+    line that logged its error. Events carry the message,
     logger and level, the exception with Sentry's own stack frames, the request context as
     tags (``user_id`` as the Sentry user) and every other field as ``extra``; the fields are
     the masked ones of the line.
@@ -59,7 +64,10 @@ class SentryOutput:
         level = _SENTRY_LEVELS.get(str(fields.get("level")), "error")
         extra = {key: value for key, value in fields.items() if key not in _NOT_EXTRA}
         message = fields.get("event")
-        if entry.level < self._event_level:
+        # An access line without an exception describes an answer whose error, if any, was
+        # logged (and reported) by the code that handled it: one event per error, not two.
+        access_only = logger == _ACCESS_LOGGER and entry.exc_info is None
+        if entry.level < self._event_level or access_only:
             self._sdk.add_breadcrumb(
                 type="log",
                 category=logger,

@@ -45,7 +45,8 @@ def bootstrap(
 ) -> Service:
     """Wire every configured aegis component into ``app`` (Starlette or FastAPI) in one call.
 
-    It configures logging (``settings.log``, with the service name), builds the components
+    It configures logging (``settings.log``, with the service name; Sentry too when
+    ``settings.sentry_dsn`` is set), builds the components
     the settings name (database, cache, token service, event publisher, rate limiter: see
     :class:`Service`) and installs, in this order from the outside in:
 
@@ -114,6 +115,17 @@ def bootstrap(
             log_settings = log_settings.model_copy(update={"service_name": settings.name})
         configure_logging(log_settings, outputs=log_outputs)
         adopt_uvicorn_logging()
+        if settings.sentry_dsn is not None:
+            from aegis.log import configure_sentry  # noqa: PLC0415 - the sentry extra
+
+            configure_sentry(
+                settings.sentry_dsn,
+                environment=settings.environment.value,
+                release=f"{settings.name}@{settings.version}" if settings.version else None,
+                sensitive_keys=log_settings.sensitive_keys,
+                mask=log_settings.mask,
+                mask_pii=log_settings.mask_pii,
+            )
     service = Service(
         app,
         settings,

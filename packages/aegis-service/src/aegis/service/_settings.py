@@ -139,6 +139,10 @@ class ServiceSettings(AegisSettings):
         default_factory=LogSettings,
         description="Logging, configured by bootstrap(); None leaves logging to the caller.",
     )
+    sentry_dsn: SecretStr | None = Field(
+        default=None,
+        description="Report errors to Sentry (needs aegis-service[sentry]); masked as the logs.",
+    )
     database: DatabaseSettings | None = None
     cache: CacheSettings | None = None
     kafka: KafkaSettings | None = None

@@ -1,0 +1,91 @@
+"""With ``sentry_dsn``, an unhandled error reaches Sentry once, with its request id, masked."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import sentry_sdk
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from sentry_sdk.envelope import Envelope
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from aegis.log import LogSettings, configured_logging, shutdown_logging
+from aegis.service import ServiceSettings, bootstrap
+from aegis.testing import uvicorn_server
+
+
+@pytest.fixture
+def sentry_endpoint() -> Iterator[tuple[str, list[bytes]]]:
+    """A local HTTP server standing in for Sentry: the envelopes it received."""
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if self.headers.get("Content-Encoding") == "gzip":
+                body = gzip.decompress(body)
+            bodies.append(body)  # read after sentry_sdk.flush(), which waits for the answer
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    url = f"http://public-key@127.0.0.1:{server.server_address[1]}/42"
+    try:
+        yield url, bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+async def charge(request: Request) -> Response:
+    raise RuntimeError("card declined, password=hunter2")
+
+
+def test_an_unhandled_error_becomes_one_masked_sentry_event_with_the_request_id(
+    sentry_endpoint: tuple[str, list[bytes]],
+) -> None:
+    dsn, bodies = sentry_endpoint
+    app = Starlette(routes=[Route("/charge", charge, methods=["POST"])])
+    settings = ServiceSettings(
+        name="payments", version="1.2.3", log=LogSettings(console=None), sentry_dsn=SecretStr(dsn)
+    )
+    with configured_logging(LogSettings(console=None)):
+        try:
+            bootstrap(app, settings, registry=CollectorRegistry())
+            with uvicorn_server(app) as server, server.connect() as connection:
+                answer = connection.request("POST", "/charge", headers={"X-Request-ID": "pay-1"})
+            sentry_sdk.flush(timeout=5)
+        finally:
+            shutdown_logging()
+            sentry_sdk.get_client().close()
+    assert answer.status == 500
+    events = [
+        item.payload.json
+        for body in bodies
+        for item in Envelope.deserialize(body).items
+        if item.type == "event" and item.payload.json is not None
+    ]
+    assert len(events) == 1, events
+    (event,) = events
+    assert event["tags"]["request_id"] == "pay-1"
+    assert event["release"] == "payments@1.2.3"
+    assert "hunter2" not in str(event)
