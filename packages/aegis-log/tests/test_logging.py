@@ -402,6 +402,8 @@ def test_capture_logs_collects_masked_events(lines: Lines) -> None:
 
 def test_configured_logging_undoes_itself_after_the_block() -> None:
     root, access = logging.getLogger(), logging.getLogger("uvicorn.access")
+    access_level = access.level  # uvicorn.Config(log_level="warning") may have left WARNING
+    access.setLevel(logging.INFO)
     own = logging.StreamHandler(io.StringIO())
     access.addHandler(own)
     access.propagate = False
@@ -419,3 +421,4 @@ def test_configured_logging_undoes_itself_after_the_block() -> None:
     finally:
         access.removeHandler(own)
         access.propagate = True
+        access.setLevel(access_level)
