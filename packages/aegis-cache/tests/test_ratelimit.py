@@ -136,7 +136,8 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
 async def test_the_middleware_answers_429_problem_json_with_rate_limit_headers(
     cache: Cache,
 ) -> None:
-    app = RateLimitMiddleware(_app, RateLimiter(cache, 2, 60), exempt={"/health"})
+    exempt = ["/health*", "GET /docs"]
+    app = RateLimitMiddleware(_app, RateLimiter(cache, 2, 60), exempt=exempt)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         first = await client.get("/items")
@@ -153,6 +154,9 @@ async def test_the_middleware_answers_429_problem_json_with_rate_limit_headers(
         assert body["code"] == "RATE_LIMITED"
         assert body["instance"] == "/items"
         assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/docs")).status_code == 200
+        assert (await client.post("/docs")).status_code == 429
 
 
 class _User:

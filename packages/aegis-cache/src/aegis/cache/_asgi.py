@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Literal
 
 from aegis.cache._errors import CacheUnavailableError
 from aegis.cache._ratelimit import RateLimiter
 from aegis.core import context
 from aegis.core.errors import PROBLEM_CONTENT_TYPE, AegisError, RateLimitedError
+from aegis.core.paths import PathMatcher
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -75,7 +76,12 @@ class RateLimitMiddleware:
         limiter: the limit.
         key: ``"client"``, ``"user"``, ``"route"``, or a function of the scope returning the
             key (None: not limited).
-        exempt: paths never limited (health checks, metrics).
+        exempt: paths never limited (health checks, metrics), in the path language of
+            :mod:`aegis.core.paths`: ``/health``, ``/health*``, ``GET /docs*``.
+
+    .. versionchanged:: 0.1
+        ``exempt`` takes :class:`~aegis.core.paths.PathMatcher` patterns (prefixes and
+        methods), not only exact paths.
     """
 
     def __init__(
@@ -84,15 +90,15 @@ class RateLimitMiddleware:
         limiter: RateLimiter,
         *,
         key: Literal["client", "user", "route"] | KeyFunc = "client",
-        exempt: frozenset[str] | set[str] = frozenset(),
+        exempt: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.key = _KEYS[key] if isinstance(key, str) else key
-        self.exempt = frozenset(exempt)
+        self.exempt = PathMatcher(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.exempt:
+        if scope["type"] != "http" or self.exempt.matches(scope.get("method"), scope["path"]):
             await self.app(scope, receive, send)
             return
         key = self.key(scope)

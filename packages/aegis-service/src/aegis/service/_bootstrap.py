@@ -196,14 +196,12 @@ def _middleware(
     if service.rate_limiter is not None and settings.rate_limit is not None:
         from aegis.cache import RateLimitMiddleware  # noqa: PLC0415 - the cache extra
 
-        probes = {settings.metrics_path, settings.health_path}
-        probes |= {f"{settings.health_path}/live", f"{settings.health_path}/ready"}
         stack.append(
             Middleware(
                 RateLimitMiddleware,
                 limiter=service.rate_limiter,
                 key=settings.rate_limit.key,
-                exempt=frozenset(probes),
+                exempt=[settings.metrics_path, f"{settings.health_path}*"],
             )
         )
     return stack
