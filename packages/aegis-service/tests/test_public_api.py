@@ -6,7 +6,11 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import aegis.service
+from aegis.core.errors import ConfigurationError
+from aegis.service import AuthSettings, ServiceSettings
 
 
 def test_public_names_are_exactly_these() -> None:
@@ -76,3 +80,12 @@ def test_without_an_extra_its_settings_are_refused_with_the_extra_to_install() -
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert "pip install 'aegis-service[db]'" in result.stdout
+
+
+def test_production_refuses_a_token_issuer_without_a_signing_key() -> None:
+    auth = AuthSettings(issuer="users", audience="shop")
+    with pytest.raises(ConfigurationError, match="AEGIS_SERVICE_AUTH__SIGNING_KEY"):
+        ServiceSettings.load(environment="production", name="users", auth=auth, log=None)
+    verifying = AuthSettings(issuer="users", audience="shop", jwks_url="https://users/jwks")
+    settings = ServiceSettings.load(environment="production", name="x", auth=verifying, log=None)
+    assert settings.auth == verifying

@@ -171,3 +171,19 @@ class ServiceSettings(AegisSettings):
     problem_type_base: str | None = Field(
         default=None, description="Prefix of the problem `type` URIs; aegis's default if None."
     )
+
+    def production_problems(self) -> list[str]:
+        """The base rules, and: a service that issues tokens names its signing key.
+
+        A generated key differs in every process and dies with it: tokens issued by one
+        replica fail on the next, and every restart logs everyone out.
+        """
+        problems = super().production_problems()
+        auth = self.auth
+        if auth is not None and auth.jwks_url is None and auth.signing_key is None:
+            prefix = str(self.model_config.get("env_prefix", "")).upper()
+            problems.append(
+                f"{prefix}AUTH__SIGNING_KEY: not set, so each process would sign with a key of "
+                "its own; set a PEM private key (or an HMAC secret), or AUTH__JWKS_URL"
+            )
+        return problems
