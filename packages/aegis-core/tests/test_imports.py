@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import aegis.core
+from aegis.testing import import_error_without
 
 EXTRA_MODULES = {
     "aegis.core.web": "web",
@@ -67,20 +68,6 @@ def test_masking_imports_no_third_party_library() -> None:
     assert _third_party_imported_by(["aegis.core.utils.masking", "aegis.core.context"]) == set()
 
 
-# Makes the listed top-level modules impossible to import, as if their extra were not installed.
-HIDE_MODULES = """
-import sys
-from importlib.abc import MetaPathFinder
-
-class Hide(MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Hide())
-"""
-
 EXTRA_LIBRARIES = {
     "web": ["starlette"],
     "crypto": ["argon2", "bcrypt", "cryptography"],
@@ -94,15 +81,7 @@ EXTRA_LIBRARIES = {
 def test_a_module_whose_extra_is_missing_says_which_extra_to_install(
     module: str, extra: str
 ) -> None:
-    script = (
-        f"HIDDEN = {EXTRA_LIBRARIES[extra]!r}\n{HIDE_MODULES}\n"
-        "try:\n"
-        f"    import {module}\n"
-        "except ModuleNotFoundError as exc:\n"
-        "    print(exc)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.startswith(f"{module} needs "), result.stdout
-    assert result.stdout.rstrip().endswith(f"pip install 'aegis-core[{extra}]'"), result.stdout
+    message = import_error_without(EXTRA_LIBRARIES[extra], f"import {module}")
+    assert message is not None
+    assert message.startswith(f"{module} needs ")
+    assert message.endswith(f"pip install 'aegis-core[{extra}]'")

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import aegis.obs
+from aegis.testing import import_error_without
 
 
 def test_public_names_are_exactly_these() -> None:
@@ -78,21 +79,6 @@ def test_import_needs_none_of_the_optional_client_libraries() -> None:
     assert result.stdout.strip() == "[]"
 
 
-# Makes the listed top-level modules impossible to import, as if their extra were not installed.
-HIDE_MODULES = """
-import sys
-from importlib.abc import MetaPathFinder
-
-class Hide(MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in HIDDEN:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Hide())
-"""
-
-
 @pytest.mark.parametrize(
     ("hidden", "statement", "extra"),
     [
@@ -105,16 +91,7 @@ sys.meta_path.insert(0, Hide())
 def test_a_name_whose_extra_is_missing_says_which_extra_to_install(
     hidden: str, statement: str, extra: str
 ) -> None:
-    script = (
-        f"HIDDEN = {[hidden]!r}\n{HIDE_MODULES}\n"
-        "import aegis.obs\n"
-        "try:\n"
-        f"    {statement}\n"
-        "except ModuleNotFoundError as exc:\n"
-        "    print(exc)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert f"needs {hidden}, which is not installed" in result.stdout, result.stdout
-    assert result.stdout.rstrip().endswith(f"pip install 'aegis-obs[{extra}]'"), result.stdout
+    message = import_error_without([hidden], f"import aegis.obs\n{statement}")
+    assert message is not None
+    assert f"needs {hidden}, which is not installed" in message
+    assert message.endswith(f"pip install 'aegis-obs[{extra}]'")

@@ -1,4 +1,4 @@
-"""modules_loaded_by: what statements load in a fresh interpreter, and only that."""
+"""modules_loaded_by and import_error_without: imports run in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aegis.testing import modules_loaded_by
+from aegis.testing import import_error_without, modules_loaded_by
 
 
 def test_reports_the_modules_the_statements_add() -> None:
@@ -26,3 +26,14 @@ def test_failing_statements_raise_with_their_error() -> None:
     with pytest.raises(subprocess.CalledProcessError) as failed:
         modules_loaded_by("import no_such_module_here")
     assert "ModuleNotFoundError" in failed.value.stderr
+
+
+def test_import_error_without_reports_what_a_user_without_the_library_reads() -> None:
+    message = import_error_without(["colorsys"], "import colorsys")
+    assert message == "No module named 'colorsys'"
+    assert import_error_without(["json"], "import fractions\nx = 1") is None
+
+
+def test_import_error_without_passes_other_failures_on() -> None:
+    with pytest.raises(subprocess.CalledProcessError):
+        import_error_without([], "raise ValueError('not an import error')")

@@ -30,6 +30,7 @@ def test_public_names_are_exactly_these() -> None:
         "delete_topics",
         "drop_database",
         "http_request",
+        "import_error_without",
         "modules_loaded_by",
         "redact",
         "service_url",

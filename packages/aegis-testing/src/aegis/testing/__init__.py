@@ -14,7 +14,7 @@ the log lines a server thread writes for the test to wait for.
 from typing import TYPE_CHECKING, Any
 
 from aegis.testing.__about__ import __version__
-from aegis.testing._imports import modules_loaded_by
+from aegis.testing._imports import import_error_without, modules_loaded_by
 from aegis.testing._isolation import (
     create_database,
     create_topics,
@@ -88,6 +88,7 @@ __all__ = [
     "delete_topics",
     "drop_database",
     "http_request",
+    "import_error_without",
     "modules_loaded_by",
     "redact",
     "service_url",
