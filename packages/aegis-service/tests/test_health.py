@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aegis.auth import JWKS_PATH, current_principal
 from aegis.cache import CacheSettings
 from aegis.db import DatabaseSettings
 from aegis.msg import Event, EventRegistry, KafkaSettings, Outbox
-from aegis.service import ServiceSettings, bootstrap
+from aegis.service import AuthSettings, ServiceSettings, bootstrap
 from aegis.testing import RestartableServer, RunningServer, uvicorn_server
 
 INTERVAL = 0.5
@@ -148,3 +149,36 @@ def test_the_outbox_is_relayed_while_the_app_runs_and_its_backlog_reported(
     assert check["status"] == "pass"
     assert service.relay is not None
     assert service.relay.status.published == 1
+
+
+def test_a_verifying_service_is_ready_while_the_issuers_jwks_answers() -> None:
+    issuer_app = Starlette()
+    auth = AuthSettings(issuer="users", audience="shop")
+    issuer = bootstrap(
+        issuer_app, ServiceSettings(name="users", log=None, auth=auth), registry=CollectorRegistry()
+    )
+    assert issuer.tokens is not None
+    token = issuer.tokens.issue_access_token("kim")
+
+    async def whoami(request: Request) -> Response:
+        principal = current_principal()
+        return JSONResponse({"subject": principal.subject if principal else None})
+
+    with ExitStack() as issuer_running:
+        users = issuer_running.enter_context(uvicorn_server(issuer_app))
+        verifying = AuthSettings(issuer="users", audience="shop", jwks_url=users.url + JWKS_PATH)
+        app = Starlette(routes=[Route("/whoami", whoami)])
+        settings = ServiceSettings(
+            name="orders", log=None, auth=verifying, health_interval_seconds=INTERVAL
+        )
+        bootstrap(app, settings, registry=CollectorRegistry())
+        with uvicorn_server(app) as orders:
+            with orders.connect() as connection:
+                answer = connection.request(
+                    "GET", "/whoami", headers=[("Authorization", f"Bearer {token}")]
+                )
+            assert answer.json() == {"subject": "kim"}  # verified with the issuer's public key
+            assert ready(orders) == (200, {"jwks": "pass"})
+            issuer_running.close()  # the issuer stops
+            time.sleep(INTERVAL)
+            assert ready(orders) == (503, {"jwks": "fail"})
