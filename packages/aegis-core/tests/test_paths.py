@@ -20,7 +20,7 @@ from aegis.core.paths import PathMatcher
         ("GET", "/metrics", True),
         ("GET", "/metrics/x", False),  # exact only
         ("POST", "/users", True),  # one method on one path
-        ("post", "/users", True),  # methods in any case
+        ("post", "/users", False),  # a request's method as sent (case-sensitive)
         ("GET", "/users", False),
         ("POST", "/users/1", False),
         ("GET", "/files/a/b", True),  # one method on a prefix
@@ -33,7 +33,7 @@ from aegis.core.paths import PathMatcher
 def test_each_pattern_form_matches_what_it_says(
     method: str | None, path: str, expected: bool
 ) -> None:
-    matcher = PathMatcher(["/health*", "/metrics", "POST /users", "get /files/*"])
+    matcher = PathMatcher(["/health*", "/metrics", "POST /users", "get /files/*"])  # any case
     assert matcher.matches(method, path) is expected
     assert matcher.matches_scope({"method": method, "path": path}) is expected
 

@@ -8,7 +8,9 @@ all take the same patterns, compiled once into a :class:`PathMatcher`:
 - ``POST /users``: one method on one exact path (sign-up is public, ``GET /users`` is not);
 - ``GET /files/*``: one method on every path with that prefix.
 
-Methods are matched case-insensitively; paths exactly (the ASGI ``path``, no query string).
+A pattern's method may be written in any case (``post /users``); the request's method is
+compared as sent, since HTTP methods are case-sensitive. Paths match exactly (the ASGI
+``path``, no query string).
 A WebSocket has no method: only the method-free patterns match it.
 
 Example:
@@ -43,7 +45,7 @@ class PathMatcher:
     """A compiled set of path patterns (see the module docstring) that matches fast.
 
     An exact path costs one set lookup; prefixes one ``str.startswith`` over a tuple; method
-    patterns are looked up only when some were given.
+    patterns one dict lookup, and only when some were given.
 
     Args:
         patterns: the patterns; an empty collection matches nothing.
@@ -57,7 +59,7 @@ class PathMatcher:
         True
     """
 
-    __slots__ = ("_exact", "_method_exact", "_method_prefixes", "_patterns", "_prefixes")
+    __slots__ = ("_by_method", "_exact", "_patterns", "_prefixes")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self._patterns = tuple(patterns)
@@ -78,8 +80,11 @@ class PathMatcher:
                 method_prefixes.setdefault(method, []).append(prefix)
         self._exact = frozenset(exact)
         self._prefixes = tuple(prefixes)
-        self._method_exact = frozenset(method_exact)
-        self._method_prefixes = {m: tuple(p) for m, p in method_prefixes.items()}
+        by_method: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+        for name in {m for m, _ in method_exact} | method_prefixes.keys():
+            paths = frozenset(path for m, path in method_exact if m == name)
+            by_method[name] = (paths, tuple(method_prefixes.get(name, ())))
+        self._by_method = by_method or None
 
     @property
     def patterns(self) -> tuple[str, ...]:
@@ -95,15 +100,17 @@ class PathMatcher:
 
     def matches(self, method: str | None, path: str) -> bool:
         """Whether ``path`` (requested with ``method``; ``None`` for a WebSocket) matches."""
-        if path in self._exact or (self._prefixes and path.startswith(self._prefixes)):
+        if path in self._exact:
             return True
-        if method is None or not (self._method_exact or self._method_prefixes):
+        prefixes = self._prefixes
+        if prefixes and path.startswith(prefixes):
+            return True
+        by_method = self._by_method
+        if by_method is None or method is None:
             return False
-        method = method.upper()
-        if (method, path) in self._method_exact:
-            return True
-        prefixes = self._method_prefixes.get(method)
-        return prefixes is not None and path.startswith(prefixes)
+        # The request's method as sent: HTTP methods are case-sensitive (RFC 9110 9.1).
+        rules = by_method.get(method)
+        return rules is not None and (path in rules[0] or path.startswith(rules[1]))
 
     def matches_scope(self, scope: Mapping[str, Any]) -> bool:
         """Whether the ASGI HTTP or WebSocket ``scope`` matches."""
