@@ -50,9 +50,10 @@ ${title}, built on [aegis-service](https://pypi.org/project/aegis-service/): one
 traces, problem+json errors, bearer-token authentication, `/health` and `/metrics`.
 
     pip install -e ".[test]"
-    pytest                                  # also works without the install
-    aegis-schema --registry schemas apply   # create the tables (see aegis-schema)
-    ${name}                                 # serves on 127.0.0.1:8000
+    pytest          # also works without the install
+    aegis-schema bootstrap --registry schemas --url ${package}=sqlite:///${package}.db \\
+        --history sqlite:///schema-history.db   # create the tables
+    ${name}         # serves on 127.0.0.1:8000 (python -m ${package})
 
 Settings come from `${prefix}_*` environment variables and `.env`
 (`${prefix}_DATABASE__URL`, `${prefix}_CACHE__URL`, `${prefix}_AUTH__SIGNING_KEY`, ...).
