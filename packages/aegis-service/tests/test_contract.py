@@ -11,6 +11,7 @@ logs may put ANSI escapes into the lines.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -157,15 +158,22 @@ CASES = [
 ]
 
 
-@pytest.fixture(params=["fastapi", "fastapi-without-telemetry", "starlette"])
+@pytest.fixture(
+    params=itertools.product(
+        ["fastapi", "fastapi-without-telemetry", "starlette"],
+        [("asyncio", "h11"), ("uvloop", "httptools")],
+    ),
+    ids=lambda param: f"{param[0]}-{param[1][0]}-{param[1][1]}",
+)
 def served(
     request: pytest.FixtureRequest, lines: LogLines, tracing: Tracing
 ) -> Iterator[tuple[RunningServer, Service]]:
+    framework, (loop, http) = request.param
     app: Starlette
-    if request.param == "starlette":
+    if framework == "starlette":
         app = starlette_app()
     else:
-        app = fastapi_app(tracing.provider, telemetry=request.param == "fastapi")
+        app = fastapi_app(tracing.provider, telemetry=framework == "fastapi")
     service = bootstrap(
         app,
         settings(),
@@ -175,7 +183,7 @@ def served(
     )
     # uvicorn's access log on (its default): after configure_logging its lines would reach
     # the aegis outputs next to the aegis access line.
-    with uvicorn_server(app, access_log=True) as server:
+    with uvicorn_server(app, loop=loop, http=http, access_log=True) as server:
         yield server, service
 
 
