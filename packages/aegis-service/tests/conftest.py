@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,6 +20,18 @@ from aegis.testing import LogLines
 EXPORTER = InMemorySpanExporter()
 PROVIDER = TracerProvider()
 PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
+
+
+@pytest.fixture(autouse=True)
+def _uvicorn_loggers_restored() -> Iterator[None]:
+    """bootstrap() turns uvicorn's access log off for the process: undo it after each test."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(logger, list(logger.handlers), logger.propagate, logger.level) for logger in loggers]
+    yield
+    for logger, handlers, propagate, level in saved:
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
 
 
 @pytest.fixture

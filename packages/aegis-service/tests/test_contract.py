@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -278,3 +279,15 @@ def test_uvicorns_own_logging_configuration_is_routed_through_aegis_without_colo
     assert not [line for line in lines.lines if line["logger"] == "uvicorn.access"]
     assert "\\u001b" not in json.dumps(lines.lines)
     assert not [line for line in lines.lines if "color_message" in line]
+
+
+def test_without_log_settings_logging_is_left_alone_but_uvicorns_access_log_is_off() -> None:
+    server_logger = logging.getLogger("uvicorn.error")
+    own = logging.StreamHandler()
+    server_logger.addHandler(own)
+    try:
+        bootstrap(Starlette(), ServiceSettings(name="own-logging", log=None))
+        assert own in server_logger.handlers  # the application's own logging stays
+        assert not logging.getLogger("uvicorn.access").hasHandlers()
+    finally:
+        server_logger.removeHandler(own)

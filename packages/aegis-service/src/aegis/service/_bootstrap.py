@@ -114,7 +114,6 @@ def bootstrap(
         if log_settings.service_name is None:
             log_settings = log_settings.model_copy(update={"service_name": settings.name})
         configure_logging(log_settings, outputs=log_outputs)
-        adopt_uvicorn_logging()
         if settings.sentry_dsn is not None:
             from aegis.log import configure_sentry  # noqa: PLC0415 - the sentry extra
 
@@ -126,6 +125,8 @@ def bootstrap(
                 mask=log_settings.mask,
                 mask_pii=log_settings.mask_pii,
             )
+    # The aegis access line replaces uvicorn's, whoever configures logging.
+    adopt_uvicorn_logging(server_loggers=settings.log is not None)
     service = Service(
         app,
         settings,
@@ -236,8 +237,7 @@ def _lifespan(service: Service, inner: Lifespan) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[Any]:
         # uvicorn may have configured its loggers after bootstrap() (uvicorn.run(app)).
-        if service.settings.log is not None:
-            adopt_uvicorn_logging()
+        adopt_uvicorn_logging(server_loggers=service.settings.log is not None)
         await service.start()
         try:
             async with inner(app) as state:

@@ -9,7 +9,7 @@ _SERVER_LOGGERS: Final = ("uvicorn", "uvicorn.error")
 _ACCESS_LOGGER: Final = "uvicorn.access"
 
 
-def adopt_uvicorn_logging() -> None:
+def adopt_uvicorn_logging(*, server_loggers: bool = True) -> None:
     """Send uvicorn's own lines through aegis-log and turn its access log off.
 
     uvicorn configures its loggers with handlers of its own (plain text, ANSI colours) when it
@@ -18,8 +18,13 @@ def adopt_uvicorn_logging() -> None:
     ``aegis.access`` line with less in it (no request id, route or duration), so it is turned
     off the way ``uvicorn --no-access-log`` does it: no handler, no propagation (uvicorn then
     skips it altogether; see aegis-log's ``configure_logging``, which leaves it so).
+
+    Args:
+        server_loggers: also take the handlers off ``uvicorn`` and ``uvicorn.error`` so their
+            lines reach the root logger (``False`` where the application configures logging
+            itself: only the access log is turned off).
     """
-    for name in _SERVER_LOGGERS:
+    for name in _SERVER_LOGGERS if server_loggers else ():
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
