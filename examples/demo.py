@@ -35,6 +35,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from aegis.db import DatabaseSettings
+from aegis.log import ConsoleSettings, LogSettings
 from aegis.msg import InMemoryTransport
 from aegis.schema import MigrationCoordinator, MigrationRun, SchemaRegistry
 from aegis.testing import create_database, database_url, drop_database
@@ -48,6 +49,9 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 SERVICES = ("users", "policies")
 """The services of examples/schemas/registry.yaml."""
+
+QUIET_LOGS = LogSettings(console=ConsoleSettings(stream="stderr"), level="WARNING")
+"""In one process the walkthrough owns standard output: the services log problems to stderr."""
 
 Services = tuple[str, str, Coroutine[Any, Any, object]]
 """The two base URLs and a coroutine that ends when the services stop."""
@@ -263,6 +267,7 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
             ),
             admin_email=ADMIN_EMAIL,
             admin_password=SecretStr(ADMIN_PASSWORD),
+            log=QUIET_LOGS,
         ),
         transport=transport,
     )
@@ -274,6 +279,7 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
                 url=SecretStr(databases["policies"]), sqlite_transaction_mode="IMMEDIATE"
             ),
             users_url=users_url,
+            log=QUIET_LOGS,
         ),
         transport=transport,
     )

@@ -131,6 +131,7 @@ async def running(urls: Mapping[str, str]) -> AsyncIterator[tuple[FastAPI, FastA
             ),
             admin_password=SecretStr(ADMIN_PASSWORD),
             policy_service_secret=SECRET,
+            log=None,  # the test owns logging
         ),
         transport=transport,
     )
@@ -148,6 +149,7 @@ async def running(urls: Mapping[str, str]) -> AsyncIterator[tuple[FastAPI, FastA
                 ),
                 users_url=users_url,
                 client_secret=SECRET,
+                log=None,
             ),
             transport=transport,
         )
@@ -221,7 +223,7 @@ def prepare(users: Service, policies: Service) -> Services:
         "POST", "/auth/token", content=json.dumps(login).encode(), headers=json_headers
     )
     assert response.status_code == 200, response.text
-    issuer = users.app.state.tokens
+    issuer = users.app.state.service.tokens
     admin = (
         users.send(
             "GET",
@@ -437,10 +439,12 @@ def endpoint_ids() -> list[str]:
     """Test ids, from apps built without starting them (the routes do not depend on settings)."""
     apps = {
         "users": user_service.create_app(
-            user_service.Settings(policy_service_secret=SECRET), transport=InMemoryTransport()
+            user_service.Settings(policy_service_secret=SECRET, log=None),
+            transport=InMemoryTransport(),
         ),
         "policies": policy_service.create_app(
-            policy_service.Settings(client_secret=SECRET), transport=InMemoryTransport()
+            policy_service.Settings(client_secret=SECRET, log=None),
+            transport=InMemoryTransport(),
         ),
     }
     return [f"{name} {e.method} {e.path}" for name, app in apps.items() for e in endpoints(app)]

@@ -9,6 +9,7 @@ import pytest
 import user_service
 import uvicorn
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from aegis.db import DatabaseSettings
@@ -59,8 +60,10 @@ async def users_url(
             ),
             admin_password=SecretStr("Admin-Passw0rd-Test"),
             policy_service_secret=SECRET,
+            log=None,  # pytest owns logging
         ),
         transport=transport,
+        registry=CollectorRegistry(),
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     task = asyncio.create_task(server.serve())
@@ -83,8 +86,10 @@ async def policies(
             ),
             users_url=users_url,
             client_secret=SECRET,
+            log=None,
         ),
         transport=transport,
+        registry=CollectorRegistry(),
     )
     async with app.router.lifespan_context(app):
         yield app

@@ -175,9 +175,11 @@ async def test_replayed_and_outdated_user_events_change_nothing(
     assert refused.json()["code"] == "POLICY_HOLDER_DELETED"
 
 
-async def test_health_reports_database_and_event_subscriber(client: httpx.AsyncClient) -> None:
+async def test_health_reports_database_jwks_and_event_subscriber(
+    client: httpx.AsyncClient,
+) -> None:
     health = (await client.get("/health")).json()
     assert health["status"] == "pass"
-    assert {name.split(":")[0] for name in health["checks"]} == {"database", "events"}
+    assert {name.split(":")[0] for name in health["checks"]} == {"database", "jwks", "events"}
     assert (await client.get("/health/live")).status_code == 200
     assert "aegis_http" in (await client.get("/metrics")).text

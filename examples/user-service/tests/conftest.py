@@ -4,6 +4,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from user_service import Settings, create_app
 
@@ -37,8 +38,9 @@ async def app(
         admin_email=ADMIN["email"],
         admin_password=SecretStr(ADMIN["password"]),
         policy_service_secret=SecretStr("test-secret-of-policy-service"),
+        log=None,  # pytest owns logging
     )
-    application = create_app(settings, transport=transport)
+    application = create_app(settings, transport=transport, registry=CollectorRegistry())
     async with application.router.lifespan_context(application):
         yield application
 

@@ -36,7 +36,7 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
 async def published(app: FastAPI, transport: InMemoryTransport, count: int) -> list[str]:
     """The event types on the users topic once the outbox relay has sent ``count`` of them."""
     while len(transport.messages("users")) < count:
-        await app.state.relay.next_attempt()
+        await app.state.service.relay.next_attempt()
     return [dict(m.headers())["ce_type"].decode() for m in transport.messages("users")]
 
 

@@ -1,50 +1,37 @@
-"""The policy-service application: ``create_app(settings)`` wires the aegis packages together."""
+"""The policy-service application: its routes, on a service wired by aegis-service's bootstrap().
+
+``bootstrap()`` installs logging, metrics, tracing, error answers, token verification with
+user-service's JWKS, health and one lifespan; this module keeps the domain: policies, the
+projection of user events and the calls to user-service.
+"""
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Annotated, Any
 
 import httpx
 from fastapi import Depends, FastAPI, Query, Response, status
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from user_events import UserCreated, UserData, UserDeleted, UserUpdated
 
-from aegis.auth import (
-    AuthMiddleware,
-    CurrentUser,
-    JWKSClient,
-    KeySet,
-    RolePolicy,
-    ServiceTokenAuth,
-    TokenService,
-    require_owner,
-    require_permissions,
-)
+from aegis.auth import CurrentUser, RolePolicy, ServiceTokenAuth, require_owner, require_permissions
 from aegis.core.errors import AegisError, register_error_code
 from aegis.core.models import PageParams, PaginatedResponse, SafeStr
-from aegis.core.web import install_error_handlers
-from aegis.db import DatabaseManager, Filter, session_dependency
-from aegis.log import RequestLoggingMiddleware, get_logger
+from aegis.db import Filter, session_dependency
+from aegis.log import get_logger
 from aegis.msg import (
     EventRegistry,
     EventSubscriber,
+    InMemoryTransport,
     SqlIdempotencyStore,
     Transport,
     idempotent,
-    make_transport,
 )
-from aegis.obs import (
-    HealthCheckError,
-    HealthCheckFunction,
-    HealthRegistry,
-    ObservabilityMiddleware,
-    health_routes,
-    metrics_route,
-    sqlalchemy_check,
-)
+from aegis.obs import HealthCheckError, HealthCheckFunction, instrument_engine
+from aegis.service import bootstrap
 from policy_service.models import (
     KnownUser,
     KnownUserRepository,
@@ -86,25 +73,41 @@ class HolderDeletedError(AegisError):
     default_code = "POLICY_HOLDER_DELETED"
 
 
-def create_app(  # noqa: PLR0915  # one readable wiring function: the point of the example
-    settings: Settings, *, transport: Transport | None = None
+def create_app(  # noqa: PLR0915  # the routes read best as closures over the service
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Build the application; ``transport`` shares an event transport (the one-process demo)."""
-    db = DatabaseManager(settings.database)
-    events = transport or make_transport(settings.kafka)
-    plain = httpx.AsyncClient(timeout=5.0)  # JWKS and token requests; closed at shutdown
-    verifier = TokenService(
-        KeySet(),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
+    """Build the application.
+
+    ``transport`` shares an event transport (the one-process demo; without one and without
+    Kafka settings, an in-memory transport that only this process publishes to);
+    ``registry`` and ``tracer_provider`` replace the global Prometheus registry and
+    OpenTelemetry provider.
+    """
+    app = FastAPI(title="policy-service")
+    if transport is None and settings.kafka is None:
+        transport = InMemoryTransport()
+    service = bootstrap(
+        app,
+        settings,
         policy=ROLES,
-        jwks=JWKSClient(f"{settings.users_url}/.well-known/jwks.json", client=plain),
+        transport=transport,
+        registry=registry,
+        tracer_provider=tracer_provider,
     )
+    db, events = service.db, service.transport
+    assert db is not None  # noqa: S101 - the settings always name a database
+    assert events is not None  # noqa: S101 - given, made above or from the Kafka settings
+    instrument_engine(db.engine, name="policies", registry=registry)
+    plain = httpx.AsyncClient(timeout=5.0)  # the token requests of the service account
     service_auth = ServiceTokenAuth.client_credentials(
         f"{settings.users_url}/oauth/token",
         settings.client_id,
         settings.client_secret,
-        audience=settings.jwt_audience,
+        audience=settings.auth.audience,
         scopes=["user:read"],
         client=plain,
     )
@@ -113,9 +116,12 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
     subscriber = EventSubscriber(
         events, group_id=settings.consumer_group, registry=EventRegistry(), poll_timeout=0.05
     )
-    health = HealthRegistry(cache_seconds=1.0)
-    health.add("database", sqlalchemy_check(db.engine))
-    health.add("events", subscriber_check(subscriber))
+    service.health.add("events", subscriber_check(subscriber))
+    service.on_start(subscriber.start)
+    # on_stop hooks run in reverse: the subscriber stops first, then the HTTP clients close.
+    service.on_stop(plain.aclose)
+    service.on_stop(users_client.aclose)
+    service.on_stop(subscriber.stop)
     cursor_secret = settings.cursor_secret.get_secret_value().encode()
 
     async def remember(data: UserData, *, deleted: bool = False) -> None:
@@ -196,26 +202,6 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
         async with db.transaction(propagation="requires_new") as session:
             return await KnownUserRepository(session).get_or_none(holder_id)
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The tables exist already: examples/schemas, created by aegis-schema's coordinator.
-        if transport is None:
-            await events.start()
-        await subscriber.start()
-        log.info("policy-service started", port=settings.port)
-        try:
-            yield
-        finally:
-            await subscriber.stop()
-            if transport is None:
-                await events.close()
-            await users_client.aclose()
-            await plain.aclose()
-            await db.dispose()
-
-    app = FastAPI(title="policy-service", lifespan=lifespan)
-    install_error_handlers(app)
-    app.router.routes.extend([*health_routes(health), metrics_route()])
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
     write = [Depends(require_permissions("policy:write"))]
     read = [Depends(require_permissions("policy:read"))]
@@ -283,12 +269,6 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
         await repository(session).delete(policy_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    app.add_middleware(
-        AuthMiddleware, tokens=verifier, public_paths=["/metrics", "/health*", "/docs*"]
-    )
-    app.add_middleware(RequestLoggingMiddleware, service_name="policy-service")
-    app.add_middleware(ObservabilityMiddleware)
-    app.state.subscriber = subscriber
     return app
 
 

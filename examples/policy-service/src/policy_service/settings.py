@@ -1,32 +1,56 @@
-"""The service's one settings class (aegis-config): ``POLICIES_*`` variables, ``.env``, defaults."""
+"""The service's one settings class: aegis-service's ``ServiceSettings``, ``POLICIES_*`` names."""
 
-from pydantic import SecretStr
+from typing import Any
+
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from aegis.config import AegisSettings
+from aegis.auth import JWKS_PATH
 from aegis.db import DatabaseSettings
-from aegis.msg import KafkaSettings
+from aegis.service import AuthSettings, ServiceSettings
+
+USERS_URL = "http://127.0.0.1:8001"
 
 
-class Settings(AegisSettings):
-    """Settings of policy-service; every default is the embedded one (SQLite, memory)."""
+class Settings(ServiceSettings):
+    """Settings of policy-service; every default is the embedded one (SQLite, memory).
 
-    model_config = SettingsConfigDict(env_prefix="POLICIES_", env_file=".env", extra="ignore")
+    Any secret may be written ``enc:v1:...`` (aegis-config, key ring in ``AEGIS_MASTER_KEY``).
+    """
 
+    model_config = SettingsConfigDict(
+        env_prefix="POLICIES_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    name: str = "policy-service"
     host: str = "127.0.0.1"
     port: int = 8002
     database: DatabaseSettings = DatabaseSettings(
         url=SecretStr("sqlite:///policies.db"), sqlite_transaction_mode="IMMEDIATE"
     )
-    kafka: KafkaSettings | None = None
-    """Kafka for events (``POLICIES_KAFKA__BOOTSTRAP_SERVERS``); ``None`` is the in-memory
-    transport, which reaches only subscribers in this process."""
-    consumer_group: str = "policy-service"
-    """The Kafka consumer group of the user-event projection."""
-    users_url: str = "http://127.0.0.1:8001"
+    users_url: str = USERS_URL
     """user-service: its JWKS, its token route and ``GET /users/{id}``."""
-    jwt_issuer: str = "users"
-    jwt_audience: str = "aegis"
+    auth: AuthSettings = AuthSettings(
+        issuer="users", audience="aegis", jwks_url=f"{USERS_URL}{JWKS_PATH}"
+    )
+    """Tokens are user-service's, verified with its JWKS (``{users_url}/.well-known/jwks.json``
+    unless ``POLICIES_AUTH__JWKS_URL`` says otherwise)."""
+    consumer_group: str = "policy-service"
+    """The Kafka consumer group of the user-event projection (``POLICIES_KAFKA__*``: Kafka;
+    unset: the in-memory transport, which reaches only publishers in this process)."""
     client_id: str = "policy-service"
     client_secret: SecretStr = SecretStr("dev-only-policy-service-secret")
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auth_defaults(cls, data: Any) -> Any:
+        """Fill what ``POLICIES_AUTH__*`` leaves out from user-service's URL."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("auth") or {}
+        if isinstance(given, AuthSettings):
+            given = given.model_dump(exclude_unset=True)
+        users_url = str(data.get("users_url", USERS_URL)).rstrip("/")
+        auth = {"issuer": "users", "audience": "aegis", "jwks_url": f"{users_url}{JWKS_PATH}"}
+        return {**data, "auth": auth | given}

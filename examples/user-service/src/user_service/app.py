@@ -1,22 +1,23 @@
-"""The user-service application: ``create_app(settings)`` wires the aegis packages together."""
+"""The user-service application: its routes, on a service wired by aegis-service's bootstrap().
+
+``bootstrap()`` installs logging, metrics, tracing, error answers, authentication, health, the
+JWKS route, the outbox relay and one lifespan; this module keeps the domain: accounts, sign-in,
+the service account of policy-service and the user events.
+"""
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Response, status
+from opentelemetry.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from user_events import UserCreated, UserDeleted, UserUpdated
 
 from aegis.auth import (
-    JWKS_PATH,
-    AuthMiddleware,
     CurrentUser,
     InvalidCredentialsError,
-    JWTKey,
-    KeySet,
     MemoryTokenStore,
     PasswordService,
     PermissionDeniedError,
@@ -24,28 +25,18 @@ from aegis.auth import (
     RolePolicy,
     ServiceAccount,
     ServiceAccounts,
-    TokenService,
     TokenStore,
-    jwks_route,
     require_owner,
     require_permissions,
     require_roles,
 )
-from aegis.cache import Cache
 from aegis.core.models import CursorPage, PageParams, PaginatedResponse, SafeStr
 from aegis.core.utils.security import hash_password
 from aegis.core.utils.validation import PasswordPolicy, require_strong_password
-from aegis.core.web import install_error_handlers
-from aegis.db import DatabaseManager, Filter, session_dependency
-from aegis.log import RequestLoggingMiddleware, get_logger
-from aegis.msg import OutboxRelay, Transport, make_transport
-from aegis.obs import (
-    HealthRegistry,
-    ObservabilityMiddleware,
-    health_routes,
-    metrics_route,
-    sqlalchemy_check,
-)
+from aegis.db import Filter, session_dependency
+from aegis.msg import Transport
+from aegis.obs import instrument_engine
+from aegis.service import bootstrap
 from user_service.models import (
     Login,
     Refresh,
@@ -57,8 +48,6 @@ from user_service.models import (
     user_data,
 )
 from user_service.settings import Settings
-
-log = get_logger("user_service")
 
 ROLES = RolePolicy.from_dict(
     {
@@ -72,31 +61,38 @@ ROLES = RolePolicy.from_dict(
 )
 """Who may do what; policy-service loads the same roles."""
 
-# Sign-up is public; reading users is not: "POST /users" opens one method of one path.
-PUBLIC_PATHS = [
-    "POST /users",
-    "/auth/token",
-    "/auth/refresh",
-    "/oauth/token",
-    JWKS_PATH,
-    "/metrics",
-    "/health*",
-]
 
-
-def create_app(  # noqa: PLR0915  # one readable wiring function: the point of the example
-    settings: Settings, *, transport: Transport | None = None
+def create_app(  # noqa: PLR0915  # the routes read best as closures over the service
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    registry: CollectorRegistry | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """Build the application; ``transport`` shares an event transport (the one-process demo)."""
-    db = DatabaseManager(settings.database)
-    cache = Cache(settings.cache)
-    events = transport or make_transport(settings.kafka)
+    """Build the application.
+
+    ``transport`` shares an event transport (the one-process demo); ``registry`` and
+    ``tracer_provider`` replace the global Prometheus registry and OpenTelemetry provider.
+    """
+    app = FastAPI(title="user-service")
     redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
     store: TokenStore = RedisTokenStore(redis, prefix="users:") if redis else MemoryTokenStore()
-    keys = KeySet([JWTKey.generate(f"users-{uuid.uuid4().hex[:8]}", "EdDSA")])
-    tokens = TokenService(
-        keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, store=store, policy=ROLES
+    service = bootstrap(
+        app,
+        settings,
+        policy=ROLES,
+        token_store=store,
+        transport=transport,
+        outbox=outbox,
+        registry=registry,
+        tracer_provider=tracer_provider,
     )
+    db, cache, tokens = service.db, service.cache, service.tokens
+    # The settings always name a database, a cache and auth: bootstrap() built all three.
+    assert db is not None  # noqa: S101
+    assert cache is not None  # noqa: S101
+    assert tokens is not None  # noqa: S101
+    instrument_engine(db.engine, name="users", registry=registry)
     passwords = PasswordService()
     accounts = ServiceAccounts(
         [
@@ -105,36 +101,17 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
                 client_id=settings.policy_service_client_id,
                 secret_hash=hash_password(settings.policy_service_secret.get_secret_value()),
                 scopes=frozenset({"user:read"}),
-                audiences=frozenset({settings.jwt_audience}),
+                audiences=frozenset({settings.auth.audience}),
             )
         ],
         tokens,
     )
-    relay = OutboxRelay(db.engine, events, outbox=outbox, interval=0.05)
-    health = HealthRegistry(cache_seconds=1.0)
-    health.add("database", sqlalchemy_check(db.engine))
+    app.router.routes.append(accounts.token_route())
     cursor_secret = settings.cursor_secret.get_secret_value().encode()
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # The tables exist already: examples/schemas, created by aegis-schema's coordinator.
-        await create_admin()
-        if transport is None:
-            await events.start()
-        await relay.start()
-        log.info("user-service started", port=settings.port)
-        try:
-            yield
-        finally:
-            await relay.stop()
-            if transport is None:
-                await events.close()
-            await cache.close()
-            if redis is not None:
-                await redis.aclose()
-            await db.dispose()
-
+    @service.on_start
     async def create_admin() -> None:
+        # The tables exist already: examples/schemas, created by aegis-schema's coordinator.
         async with db.transaction() as session:
             users = UserRepository(session)
             if not await users.exists(email=settings.admin_email, include_deleted=True):
@@ -149,11 +126,9 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
                 )
                 await outbox.add(session, UserCreated(data=user_data(admin)))
 
-    app = FastAPI(title="user-service", lifespan=lifespan)
-    install_error_handlers(app)
-    app.router.routes.extend(
-        [jwks_route(keys), accounts.token_route(), *health_routes(health), metrics_route()]
-    )
+    if redis is not None:
+        service.on_stop(redis.aclose)
+
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
 
     def repository(session: AsyncSession) -> UserRepository:
@@ -268,10 +243,4 @@ def create_app(  # noqa: PLR0915  # one readable wiring function: the point of t
         await cache.delete(cache_key(user_id))
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    app.add_middleware(AuthMiddleware, tokens=tokens, public_paths=PUBLIC_PATHS)
-    app.add_middleware(RequestLoggingMiddleware, service_name="user-service")
-    app.add_middleware(ObservabilityMiddleware)
-    app.state.tokens = tokens
-    app.state.relay = relay
-    app.state.events = events
     return app

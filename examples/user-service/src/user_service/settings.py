@@ -1,35 +1,64 @@
-"""The service's one settings class (aegis-config): ``USERS_*`` variables, ``.env``, defaults."""
+"""The service's one settings class: aegis-service's ``ServiceSettings`` with ``USERS_*`` names."""
 
-from pydantic import SecretStr
+import uuid
+from typing import Any
+
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from aegis.cache import CacheSettings
-from aegis.config import AegisSettings
 from aegis.db import DatabaseSettings
-from aegis.msg import KafkaSettings
+from aegis.service import AuthSettings, ServiceSettings
+
+PUBLIC_PATHS = ("POST /users", "/auth/token", "/auth/refresh", "/oauth/token")
+"""Sign-up and the token routes need no token; reading users does ("POST /users": one method)."""
 
 
-class Settings(AegisSettings):
-    """Settings of user-service; every default is the embedded one (SQLite, memory)."""
+class Settings(ServiceSettings):
+    """Settings of user-service; every default is the embedded one (SQLite, memory).
 
-    model_config = SettingsConfigDict(env_prefix="USERS_", env_file=".env", extra="ignore")
+    Any secret may be written ``enc:v1:...`` (aegis-config, key ring in ``AEGIS_MASTER_KEY``).
+    """
 
+    model_config = SettingsConfigDict(
+        env_prefix="USERS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    name: str = "user-service"
     host: str = "127.0.0.1"
     port: int = 8001
     database: DatabaseSettings = DatabaseSettings(
         url=SecretStr("sqlite:///users.db"), sqlite_transaction_mode="IMMEDIATE"
     )
     cache: CacheSettings = CacheSettings(namespace="users")
+    auth: AuthSettings = AuthSettings(issuer="users", audience="aegis")
+    """Tokens this service issues (``USERS_AUTH__SIGNING_KEY``: a PEM key; unset: one generated
+    at start); the domain's public paths are always added."""
     redis_url: SecretStr | None = None
     """Redis for token revocation; ``None`` keeps revocations in this process."""
-    kafka: KafkaSettings | None = None
-    """Kafka for events (``USERS_KAFKA__BOOTSTRAP_SERVERS``); ``None`` is the in-memory transport,
-    which reaches only subscribers in this process."""
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
-    jwt_issuer: str = "users"
-    jwt_audience: str = "aegis"
     admin_email: str = "admin@example.com"
     admin_password: SecretStr = SecretStr("Admin-Passw0rd-Demo")
     policy_service_client_id: str = "policy-service"
     policy_service_secret: SecretStr = SecretStr("dev-only-policy-service-secret")
     user_cache_ttl: int = 300
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auth_defaults(cls, data: Any) -> Any:
+        """Fill what ``USERS_AUTH__*`` leaves out; the domain's public paths are always there."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("auth") or {}
+        if isinstance(given, AuthSettings):
+            given = given.model_dump(exclude_unset=True)
+        # A generated key gets a kid of its own: a verifier that cached the previous process's
+        # key under the same kid would refuse every new token.
+        auth: dict[str, Any] = {
+            "issuer": "users",
+            "audience": "aegis",
+            "key_id": f"users-{uuid.uuid4().hex[:8]}",
+        }
+        auth |= given
+        auth["public_paths"] = (*PUBLIC_PATHS, *given.get("public_paths", ()))
+        return {**data, "auth": auth}
