@@ -1,9 +1,8 @@
 """The service's one settings class: aegis-service's ``ServiceSettings`` with ``USERS_*`` names."""
 
 import uuid
-from typing import Any
 
-from pydantic import SecretStr, model_validator
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from aegis.cache import CacheSettings
@@ -21,7 +20,11 @@ class Settings(ServiceSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_prefix="USERS_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+        env_prefix="USERS_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        nested_model_default_partial_update=True,  # USERS_AUTH__SIGNING_KEY keeps the rest
     )
 
     name: str = "user-service"
@@ -31,9 +34,16 @@ class Settings(ServiceSettings):
         url=SecretStr("sqlite:///users.db"), sqlite_transaction_mode="IMMEDIATE"
     )
     cache: CacheSettings = CacheSettings(namespace="users")
-    auth: AuthSettings = AuthSettings(issuer="users", audience="aegis")
+    auth: AuthSettings = AuthSettings(
+        issuer="users",
+        audience="aegis",
+        # A generated key gets a kid of its own: a verifier that cached the previous
+        # process's key under the same kid would refuse every new token.
+        key_id=f"users-{uuid.uuid4().hex[:8]}",
+        public_paths=PUBLIC_PATHS,
+    )
     """Tokens this service issues (``USERS_AUTH__SIGNING_KEY``: a PEM key; unset: one generated
-    at start); the domain's public paths are always added."""
+    at start)."""
     redis_url: SecretStr | None = None
     """Redis for token revocation; ``None`` keeps revocations in this process."""
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
@@ -42,23 +52,3 @@ class Settings(ServiceSettings):
     policy_service_client_id: str = "policy-service"
     policy_service_secret: SecretStr = SecretStr("dev-only-policy-service-secret")
     user_cache_ttl: int = 300
-
-    @model_validator(mode="before")
-    @classmethod
-    def _auth_defaults(cls, data: Any) -> Any:
-        """Fill what ``USERS_AUTH__*`` leaves out; the domain's public paths are always there."""
-        if not isinstance(data, dict):
-            return data
-        given = data.get("auth") or {}
-        if isinstance(given, AuthSettings):
-            given = given.model_dump(exclude_unset=True)
-        # A generated key gets a kid of its own: a verifier that cached the previous process's
-        # key under the same kid would refuse every new token.
-        auth: dict[str, Any] = {
-            "issuer": "users",
-            "audience": "aegis",
-            "key_id": f"users-{uuid.uuid4().hex[:8]}",
-        }
-        auth |= given
-        auth["public_paths"] = (*PUBLIC_PATHS, *given.get("public_paths", ()))
-        return {**data, "auth": auth}
