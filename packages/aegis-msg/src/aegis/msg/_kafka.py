@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from aegis.msg._kafka_producer import KafkaProducer
@@ -70,7 +71,9 @@ class KafkaTransport:
     """A Kafka connection for publishers and subscribers: one producer, a consumer per group.
 
     Use it as an async context manager (or call ``start()`` and ``close()``); closing flushes
-    what is queued.
+    what is queued. The producer replaces its client by itself after a fatal or fenced error
+    (see :class:`KafkaProducer`); ``metrics_registry`` is where it counts that
+    (``aegis_msg_producer_recreated_total``).
 
     Example:
         >>> async with KafkaTransport(KafkaSettings(bootstrap_servers="localhost:9092")) as kafka:
@@ -79,14 +82,20 @@ class KafkaTransport:
 
     protocol = "kafka"
 
-    def __init__(self, settings: KafkaSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
         self.settings = settings or KafkaSettings()
         self.producer = KafkaProducer(
             {
                 **self.settings.client_config(),
                 "message.timeout.ms": int(self.settings.delivery_timeout * 1000),
                 **self.settings.producer,
-            }
+            },
+            metrics_registry=metrics_registry,
         )
 
     @property

@@ -20,8 +20,10 @@ from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from prometheus_client import CollectorRegistry
 
 from aegis.msg._errors import PublishError
+from aegis.msg._metrics import MsgMetrics
 from aegis.msg._transport import BatchResult, Headers, OutgoingRecord
 
 logger = logging.getLogger("aegis.msg")
@@ -46,6 +48,22 @@ _RETRIABLE = frozenset(
         KafkaError._FATAL,
     }
 )
+# Errors after which this client cannot deliver again, whatever the broker does: the broker
+# forgot or fenced its idempotent producer id (a broker restarted empty), or the sequence
+# state is broken. Only a new client (a new producer id) gets out of them.
+_FENCED = frozenset(
+    {
+        KafkaError._FATAL,
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
+    }
+)
+# How long the broker may take to answer a metadata request before it counts as still down.
+_PROBE_TIMEOUT = 1.0
 _POLL_TIMEOUT = 0.1
 _INLINE_POLL_EVERY = 1000
 _UNREPORTED_INTS = array("i", [-1]) * _INLINE_POLL_EVERY
@@ -192,21 +210,35 @@ class KafkaProducer:
 
     ``send_batch`` returns one :class:`DeliveryResult` per record once the broker acknowledged
     or refused each one; a full local queue makes it wait, never drop. librdkafka retries
-    retriable errors with backoff (``retry.backoff.ms``) until ``message.timeout.ms``. After a
-    fatal error (the broker forgot the idempotent producer's id) the next send starts a new
-    client. ``close()`` flushes.
+    retriable errors with backoff (``retry.backoff.ms``) until ``message.timeout.ms``.
+
+    The client recovers by itself: after a fatal or fenced error (a broker restarted empty
+    forgot the idempotent producer's id), or after messages timed out while the broker answers
+    again (a client stuck on a producer id the broker no longer knows), the next send replaces
+    the client with a fresh one, logged at WARNING and counted in
+    ``aegis_msg_producer_recreated_total{reason}``. Messages still queued in the old client fail
+    as retriable (their records come back in the results), so the caller sends them again, in
+    order. ``close()`` flushes.
 
     Args:
         config: librdkafka settings (``bootstrap.servers`` at least); idempotence and acks=all
             are the defaults.
+        metrics_registry: Prometheus registry for ``aegis_msg_producer_recreated_total``.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(
+        self, config: dict[str, Any], *, metrics_registry: CollectorRegistry | None = None
+    ) -> None:
         self._config = {**PRODUCER_DEFAULTS, **config, "error_cb": self._on_error}
+        self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._producer: Producer | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._fatal = False
+        self._fatal: str | None = None  # why the client must be replaced, set by any thread
+        self._timed_out = False  # messages timed out: replace the client once the broker answers
+        self._recovering = asyncio.Lock()
+        self.recreated = 0
+        """How many times the client was replaced by a fresh one since this producer was made."""
         self._batches: set[_Batch] = set()
         self._slots = _ReportSlots()
         self._producing = 0  # batches in their produce loop; the poll thread waits meanwhile
@@ -243,10 +275,10 @@ class KafkaProducer:
 
     def _on_error(self, error: KafkaError) -> None:
         self.last_error = f"{error.name()}: {error.str()}"
-        if error.fatal():
+        if error.fatal() or error.code() in _FENCED:
             # An idempotent producer's fatal error (the broker forgot its producer id, say)
             # ends this client; the next send starts a fresh one.
-            self._fatal = True
+            self._fatal = error.name()
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.connected = False
         logger.warning("kafka producer error: %s", self.last_error)
@@ -277,7 +309,23 @@ class KafkaProducer:
             self._batches.discard(batch)
         if len(batch.errors) < batch.produced:
             self.connected = True
+        self._diagnose(batch)
         return batch.result()
+
+    def _diagnose(self, batch: _Batch) -> None:
+        """Note from a batch's failures whether the client needs replacing before the next send."""
+        timed_out = False
+        for error in batch.errors.values():
+            if not isinstance(error, KafkaError):
+                continue
+            if error.fatal() or error.code() in _FENCED:
+                self._fatal = self._fatal or error.name()
+            elif error.code() == KafkaError._MSG_TIMED_OUT:
+                timed_out = True
+        if timed_out:
+            self._timed_out = True
+        elif len(batch.errors) < batch.produced:
+            self._timed_out = False  # this client delivers: the timeouts were the outage's
 
     async def _produce(
         self, producer: Producer, batch: _Batch, records: Iterable[OutgoingRecord]
@@ -328,12 +376,38 @@ class KafkaProducer:
                     break
 
     async def _client(self) -> Producer:
-        if self._fatal and self._producer is not None:
-            logger.warning("replacing the kafka producer after a fatal error: %s", self.last_error)
-            await self._replace()
+        if (self._fatal or self._timed_out) and self._producer is not None:
+            async with self._recovering:  # one replacement for concurrent senders
+                await self._recover()
         if self._producer is None:
             raise RuntimeError("KafkaProducer.start() was not called")
         return self._producer
+
+    async def _recover(self) -> None:
+        producer = self._producer
+        if producer is None:
+            return
+        reason = self._fatal
+        if reason is None and self._timed_out:
+            # Messages timed out. While the broker is down that is the outage, and a new client
+            # would time out as well; once it answers, a client still timing out is stuck on
+            # state the broker forgot (it came back empty). One probe tells the two apart.
+            try:
+                await asyncio.to_thread(producer.list_topics, None, _PROBE_TIMEOUT)
+            except KafkaException:
+                return
+            reason = KafkaError(KafkaError._MSG_TIMED_OUT).name()
+        if reason is None:
+            return
+        logger.warning(
+            "kafka producer recreated after %s (last error: %s); undelivered messages fail as "
+            "retriable and are sent again by their publisher or outbox relay",
+            reason,
+            self.last_error,
+        )
+        await self._replace()
+        self.recreated += 1
+        self._metrics.producer_recreated.labels(reason).inc()
 
     def _pause_polling(self) -> None:
         self._producing += 1
@@ -346,7 +420,8 @@ class KafkaProducer:
 
     async def _replace(self) -> None:
         await self.close(0)
-        self._fatal = False
+        self._fatal = None
+        self._timed_out = False
         self.start()
 
     async def close(self, timeout: float = 30.0) -> None:

@@ -38,6 +38,9 @@ class MsgMetrics:
       ``unsupported_version``, ``not_retryable``.
     - ``aegis_msg_handler_duration_seconds{topic,type}``: handler time per message.
     - ``aegis_msg_consumer_lag_messages{group,topic,partition}``: messages behind the end.
+    - ``aegis_msg_producer_recreated_total{reason}``: Kafka producer clients replaced by a fresh
+      one after a fatal or fenced error, or timeouts while the broker answered (``reason``:
+      the librdkafka error name, such as ``UNKNOWN_PRODUCER_ID`` or ``_MSG_TIMED_OUT``).
 
     The two recorded per consumed message (consumed, handler duration) are plain numbers
     rendered on scrape (:mod:`aegis.core.metrics`), except in prometheus_client's
@@ -88,6 +91,12 @@ class MsgMetrics:
             "aegis_msg_consumer_lag_messages",
             "Messages between a group's position and the end.",
             ["group", "topic", "partition"],
+            registry=registry,
+        )
+        self.producer_recreated = Counter(
+            "aegis_msg_producer_recreated_total",
+            "Kafka producer clients replaced by a fresh one, by the error that required it.",
+            ["reason"],
             registry=registry,
         )
 

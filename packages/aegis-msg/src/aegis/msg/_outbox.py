@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
     select,
     update,
 )
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from aegis.core import context
 from aegis.core.errors import ConfigurationError
+from aegis.msg._errors import PublishError
 from aegis.msg._event import Event
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._registry import EventRegistry, default_registry
@@ -153,7 +155,11 @@ class OutboxRelay:
     """Publishes pending outbox rows in order; survives restarts and broker outages.
 
     Rows are read with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so several relays can run
-    side by side. A failed batch is retried with exponential backoff up to ``max_backoff``.
+    side by side. A row is marked sent only after the broker acknowledged it; a failed batch is
+    retried with exponential backoff up to ``max_backoff`` (a Kafka transport replaces a fenced
+    or stuck producer client meanwhile, so the relay recovers from a broker restarted empty
+    without a process restart). :meth:`health_check` fails while the oldest unsent row is
+    older than ``max_pending_age``: add it to the service's readiness checks.
 
     Args:
         engine: the database holding the outbox.
@@ -162,6 +168,8 @@ class OutboxRelay:
         batch_size: rows per round.
         interval: seconds between rounds when the outbox is empty.
         max_backoff: longest wait between rounds after failures.
+        max_pending_age: seconds the oldest unsent row may wait before :meth:`health_check`
+            fails.
         metrics_registry: Prometheus registry for ``aegis_msg_published_total``.
     """
 
@@ -174,14 +182,18 @@ class OutboxRelay:
         batch_size: int = 100,
         interval: float = 0.5,
         max_backoff: float = 30.0,
+        max_pending_age: float = 60.0,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
+        if max_pending_age <= 0:
+            raise ConfigurationError(f"max_pending_age must be > 0, got {max_pending_age}")
         self.engine = engine
         self.transport = transport
         self.outbox = outbox
         self.batch_size = batch_size
         self.interval = interval
         self.max_backoff = max_backoff
+        self.max_pending_age = max_pending_age
         self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._status = RelayStatus(0, 0, None)
         self._attempted = asyncio.Condition()
@@ -191,6 +203,42 @@ class OutboxRelay:
     def status(self) -> RelayStatus:
         """The counts so far and the last error (``None`` once a round succeeds)."""
         return self._status
+
+    async def oldest_pending_age(self) -> float | None:
+        """Seconds since the oldest unsent row was written; ``None`` when every row is sent."""
+        table = self.outbox.table
+        query = select(func.min(table.c.created_at)).where(table.c.sent_at.is_(None))
+        async with self.engine.connect() as connection:
+            oldest: datetime | None = (await connection.execute(query)).scalar_one()
+        if oldest is None:
+            return None
+        if oldest.tzinfo is None:  # SQLite keeps no time zone; the rows were written in UTC
+            oldest = oldest.replace(tzinfo=UTC)
+        return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+
+    async def health_check(self) -> dict[str, object]:
+        """A readiness check: pass while no unsent row is older than ``max_pending_age``.
+
+        It fails while events cannot get out (a broker down, a relay stuck) and passes again
+        once the backlog drains. The details carry the age and the relay's last error.
+
+        Raises:
+            PublishError: the oldest unsent row is older than ``max_pending_age`` seconds.
+        """
+        age = await self.oldest_pending_age()
+        details: dict[str, object] = {
+            "oldest_pending_seconds": None if age is None else round(age, 3),
+            "max_pending_age": self.max_pending_age,
+            "last_error": self._status.last_error,
+        }
+        if age is not None and age > self.max_pending_age:
+            raise PublishError(
+                f"the oldest unsent outbox event waits for {age:.1f} s "
+                f"(more than {self.max_pending_age:g} s): {self._status.last_error or 'no error'}",
+                retriable=True,
+                details=details,
+            )
+        return details
 
     async def relay_once(self) -> int:
         """Publish one batch of pending rows; return how many were delivered and marked sent."""

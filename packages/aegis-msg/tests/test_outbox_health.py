@@ -1,0 +1,71 @@
+"""The relay's backlog check: the age of the oldest unsent row against ``max_pending_age``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from aegis.core.errors import ConfigurationError
+from aegis.msg import Event, EventRegistry, InMemoryTransport, Outbox, OutboxRelay, PublishError
+
+pytestmark = pytest.mark.anyio
+
+
+class NoteData(BaseModel):
+    note: str
+
+
+class Noted(Event[NoteData]):
+    type = "test.health.noted"
+    topic = "notes"
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    yield engine
+    await engine.dispose()
+
+
+async def test_the_check_fails_while_the_oldest_row_waits_too_long_and_passes_once_sent(
+    engine: AsyncEngine,
+) -> None:
+    outbox = Outbox(source="notes", registry=EventRegistry())
+    await outbox.create_table(engine)
+    relay = OutboxRelay(
+        engine,
+        InMemoryTransport(),
+        outbox=outbox,
+        max_pending_age=0.2,
+        metrics_registry=CollectorRegistry(),
+    )
+    assert await relay.oldest_pending_age() is None
+    assert (await relay.health_check())["oldest_pending_seconds"] is None
+
+    async with async_sessionmaker(engine)() as session, session.begin():
+        await outbox.add(session, Noted(data=NoteData(note="a")))
+    age = await relay.oldest_pending_age()
+    assert age is not None
+    assert age < 0.2
+    await relay.health_check()  # young enough
+    while (age := await relay.oldest_pending_age() or 0.0) <= 0.2:
+        await asyncio.sleep(0.2 - age + 0.01)
+    with pytest.raises(PublishError, match="oldest unsent outbox event waits") as failed:
+        await relay.health_check()
+    assert failed.value.retriable
+    assert failed.value.details["max_pending_age"] == 0.2
+
+    assert await relay.relay_once() == 1  # the backlog drains: the check passes again
+    assert await relay.oldest_pending_age() is None
+    await relay.health_check()
+
+
+async def test_max_pending_age_must_be_positive(engine: AsyncEngine) -> None:
+    with pytest.raises(ConfigurationError, match="max_pending_age"):
+        OutboxRelay(engine, InMemoryTransport(), outbox=Outbox(), max_pending_age=0)
