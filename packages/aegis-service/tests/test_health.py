@@ -147,6 +147,8 @@ def test_the_outbox_is_relayed_while_the_app_runs_and_its_backlog_reported(
     assert placed.json() == {"published": 1}
     (check,) = health.json()["checks"]["outbox:responseTime"]
     assert check["status"] == "pass"
+    (age,) = health.json()["checks"]["outbox_age:responseTime"]
+    assert age["status"] == "pass"
     assert service.relay is not None
     assert service.relay.status.published == 1
 
@@ -182,3 +184,41 @@ def test_a_verifying_service_is_ready_while_the_issuers_jwks_answers() -> None:
             issuer_running.close()  # the issuer stops
             time.sleep(INTERVAL)
             assert ready(orders) == (503, {"jwks": "fail"})
+
+
+def test_not_ready_while_the_oldest_outbox_event_waits_longer_than_the_bound(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'outbox.db'}"
+    outbox = Outbox(registry=EventRegistry())
+    engine = create_engine(database)
+    outbox.table.metadata.create_all(engine)
+    engine.dispose()
+    broker = RestartableServer("kafka")  # never started: the events cannot get out
+    settings = ServiceSettings(
+        name="stuck",
+        log=None,
+        database=DatabaseSettings(url=SecretStr(database)),
+        kafka=KafkaSettings(bootstrap_servers=broker.url, delivery_timeout=0.5),
+        health_interval_seconds=0,
+        outbox_max_pending_age_seconds=0.2,
+    )
+    app = Starlette()
+    service = bootstrap(app, settings, registry=CollectorRegistry(), outbox=outbox)
+
+    async def place(request: Request) -> Response:
+        assert service.db is not None
+        async with service.db.transaction() as session:
+            await outbox.add(session, OrderPlaced(data=OrderPlacedData(order_id="o-1")))
+        return Response(status_code=204)
+
+    app.router.routes.append(Route("/orders", place, methods=["POST"]))
+    with uvicorn_server(app) as server:
+        assert ready(server)[1]["outbox_age"] == "pass"
+        with server.connect() as connection:
+            assert connection.request("POST", "/orders").status == 204
+        deadline = time.monotonic() + 10
+        while (state := ready(server))[1]["outbox_age"] == "pass":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        assert state[0] == 503

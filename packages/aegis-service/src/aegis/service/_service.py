@@ -147,7 +147,11 @@ class Service:
             )
         engine = self.db.engine
         relay = self.relay = OutboxRelay(
-            engine, self.transport, outbox=outbox, metrics_registry=self.registry
+            engine,
+            self.transport,
+            outbox=outbox,
+            max_pending_age=self.settings.outbox_max_pending_age_seconds,
+            metrics_registry=self.registry,
         )
         limit = self.settings.outbox_max_backlog
         pending = select(func.count()).select_from(outbox.table)
@@ -166,6 +170,9 @@ class Service:
 
         # Not critical: a backlog is a reason to look, not to take the service out of rotation.
         self.health.add("outbox", check_outbox, critical=False)
+        # Critical: events that cannot get out (a broker down, a stuck relay) for longer than the
+        # bound take the service out of rotation until the backlog drains.
+        self.health.add("outbox_age", relay.health_check)
         self._on_start.append(relay.start)
         self._on_stop.append(relay.stop)
 

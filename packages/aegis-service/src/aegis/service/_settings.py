@@ -162,6 +162,12 @@ class ServiceSettings(AegisSettings):
         ge=0,
         description="Unpublished outbox events above which the outbox check fails (degraded).",
     )
+    outbox_max_pending_age_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds the oldest unpublished outbox event may wait before the critical "
+        "outbox_age check fails (not ready); it passes again once the backlog drains.",
+    )
     quiet_paths: tuple[str, ...] = Field(
         default=DEFAULT_QUIET_PATHS,
         description="No access line, span or request metric for these (aegis.core.paths).",
