@@ -8,7 +8,7 @@ from array import array
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from aegis.msg._kafka_producer import _Batch, _ReportSlots
+from aegis.msg._kafka_reports import _Batch, _ReportSlots
 
 pytestmark = pytest.mark.anyio
 

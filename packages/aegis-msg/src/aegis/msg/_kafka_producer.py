@@ -14,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from array import array
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
-from aegis.msg._errors import PublishError
+from aegis.msg._kafka_reports import _Batch, _error, _ReportSlots, _resolve
 from aegis.msg._metrics import MsgMetrics
-from aegis.msg._transport import BatchResult, Headers, OutgoingRecord
+from aegis.msg._transport import BatchResult, OutgoingRecord
 
 logger = logging.getLogger("aegis.msg")
 
@@ -36,18 +36,6 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 }
 
 _BUFFER_FULL_WAIT = 0.005
-# Local errors worth sending again: the broker may be back, or a fresh client may succeed.
-_RETRIABLE = frozenset(
-    {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._PURGE_QUEUE,
-        KafkaError._PURGE_INFLIGHT,
-        KafkaError._TRANSPORT,
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError.UNKNOWN_PRODUCER_ID,
-        KafkaError._FATAL,
-    }
-)
 # Errors after which this client cannot deliver again, whatever the broker does: the broker
 # forgot or fenced its idempotent producer id (a broker restarted empty), or the sequence
 # state is broken. Only a new client (a new producer id) gets out of them.
@@ -68,141 +56,6 @@ _POLL_TIMEOUT = 0.1
 _INLINE_POLL_EVERY = 1000
 _UNREPORTED_INTS = array("i", [-1]) * _INLINE_POLL_EVERY
 _UNREPORTED_LONGS = array("q", [-1]) * _INLINE_POLL_EVERY
-
-
-class _Batch:
-    """One batch's delivery reports, written by the poll thread into flat arrays."""
-
-    __slots__ = (
-        "errors",
-        "event_ids",
-        "failed_now",
-        "failed_records",
-        "finished",
-        "future",
-        "lock",
-        "loop",
-        "offsets",
-        "partitions",
-        "produced",
-        "reported",
-        "topics",
-    )
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.topics: list[str] = []
-        self.event_ids: list[str | None] = []
-        self.partitions = array("i")
-        self.offsets = array("q")
-        self.errors: dict[int, KafkaError | PublishError] = {}
-        self.failed_records: dict[int, OutgoingRecord] = {}
-        self.produced = 0  # written by the event loop only
-        self.failed_now = 0  # written by the event loop only: refused by produce() itself
-        self.reported = 0  # written by whichever thread serves reports, under the lock
-        self.lock = threading.Lock()
-        self.finished = False  # set by the event loop once every record is produced
-        self.loop = loop
-        self.future: asyncio.Future[None] = loop.create_future()
-
-    def report(  # noqa: PLR0917 - a partial's arguments, then confluent's two
-        self,
-        index: int,
-        value: bytes,
-        key: bytes | None,
-        headers: tuple[tuple[str, bytes], ...],
-        error: KafkaError | None,
-        message: Message,
-    ) -> None:
-        if error is None:
-            self.partitions[index] = message.partition() or 0
-            self.offsets[index] = message.offset() or 0
-        else:
-            self.errors[index] = error
-            self.failed_records[index] = OutgoingRecord(
-                self.topics[index], value, key, list(headers), self.event_ids[index]
-            )
-        with self.lock:
-            self.reported += 1
-            last = self.finished and self.reported + self.failed_now == self.produced
-        if last:
-            self.loop.call_soon_threadsafe(_resolve, self.future)
-
-    def result(self) -> BatchResult:
-        """The batch's results, once every report is in."""
-        topics, event_ids = self.topics, self.event_ids
-        errors = {
-            index: error
-            if isinstance(error, PublishError)
-            else _error(topics[index], event_ids[index], error)
-            for index, error in self.errors.items()
-        }
-        return BatchResult(
-            topics,
-            event_ids,
-            self.partitions,
-            self.offsets,
-            errors,
-            failed_records=self.failed_records,
-        )
-
-    def complete(self) -> bool:
-        with self.lock:
-            self.finished = True
-            return self.reported + self.failed_now == self.produced
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class _ReportSlots:
-    """Delivery callbacks made once and reused: one per message in flight, not per message.
-
-    A fresh ``partial`` per message, alive until its report, cost about 3 µs more per message
-    than one callback made once (the allocations, and the garbage collector walking them while
-    they wait). A slot holds its message's batch and index, and the record's immutable parts
-    (a failed record can be sent again), until the report frees it for the next message. There
-    are as many slots as messages were ever in flight at once, which librdkafka bounds
-    (``queue.buffering.max.messages``).
-    """
-
-    __slots__ = ("_batches", "_callbacks", "_free", "_parts")
-
-    def __init__(self) -> None:
-        self._callbacks: list[Callable[[KafkaError | None, Message], None]] = []
-        self._free: list[int] = []
-        self._batches: list[_Batch | None] = []
-        self._parts: list[
-            tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]] | None
-        ] = []
-
-    def take(
-        self, batch: _Batch, index: int, value: bytes, key: bytes | None, headers: Headers
-    ) -> tuple[int, Callable[[KafkaError | None, Message], None]]:
-        """A free slot for one message, and the callback that reports it."""
-        slot = self._free.pop() if self._free else self._grow()
-        self._batches[slot] = batch
-        self._parts[slot] = (index, value, key, tuple(headers))
-        return slot, self._callbacks[slot]
-
-    def give_back(self, slot: int) -> None:
-        """Free ``slot`` of a message that produce() refused (no report will come)."""
-        self._batches[slot] = self._parts[slot] = None
-        self._free.append(slot)
-
-    def _grow(self) -> int:
-        slot = len(self._callbacks)
-        self._callbacks.append(partial(self._deliver, slot))
-        self._batches.append(None)
-        self._parts.append(None)
-        return slot
-
-    def _deliver(self, slot: int, error: KafkaError | None, message: Message) -> None:
-        batch, parts = self._batches[slot], self._parts[slot]
-        self.give_back(slot)
-        if batch is not None and parts is not None:
-            batch.report(*parts, error, message)
 
 
 class KafkaProducer:
@@ -237,6 +90,7 @@ class KafkaProducer:
         self._fatal: str | None = None  # why the client must be replaced, set by any thread
         self._timed_out = False  # messages timed out: replace the client once the broker answers
         self._recovering = asyncio.Lock()
+        self._down_until = 0.0  # a probe found the broker down: no new probe before then
         self.recreated = 0
         """How many times the client was replaced by a fresh one since this producer was made."""
         self._batches: set[_Batch] = set()
@@ -391,10 +245,14 @@ class KafkaProducer:
         if reason is None and self._timed_out:
             # Messages timed out. While the broker is down that is the outage, and a new client
             # would time out as well; once it answers, a client still timing out is stuck on
-            # state the broker forgot (it came back empty). One probe tells the two apart.
+            # state the broker forgot (it came back empty). One probe tells the two apart; after
+            # a failed one, senders go on without probing for a while (no queue of probes).
+            if time.monotonic() < self._down_until:
+                return
             try:
                 await asyncio.to_thread(producer.list_topics, None, _PROBE_TIMEOUT)
             except KafkaException:
+                self._down_until = time.monotonic() + _PROBE_TIMEOUT
                 return
             reason = KafkaError(KafkaError._MSG_TIMED_OUT).name()
         if reason is None:
@@ -446,14 +304,3 @@ class KafkaProducer:
                         index, _error(batch.topics[index], batch.event_ids[index], None)
                     )
             _resolve(batch.future)
-
-
-def _error(topic: str, event_id: str | None, error: KafkaError | None) -> PublishError:
-    name = error.name() if error is not None else "UNKNOWN"
-    text = error.str() if error is not None else "no delivery report before the producer closed"
-    retriable = error is None or error.retriable() or error.code() in _RETRIABLE
-    return PublishError(
-        f"event {event_id or '?'} was not delivered to {topic!r}: {name}: {text}",
-        retriable=retriable,
-        details={"topic": topic, "event_id": event_id, "kafka_error": name},
-    )
