@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import uvicorn
 from fastapi import Depends, FastAPI
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.applications import Starlette
@@ -291,3 +294,28 @@ def test_without_log_settings_logging_is_left_alone_but_uvicorns_access_log_is_o
         assert not logging.getLogger("uvicorn.access").hasHandlers()
     finally:
         server_logger.removeHandler(own)
+
+
+def test_fastapi_without_tracing_settings_gets_the_aegis_span_on_the_given_provider(
+    tracing: Tracing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another provider is the global one (an application or another test set it up): FastAPI
+    # would trace with it (and without the route of a 401), aegis-obs deferring to its span.
+    global_exporter = InMemorySpanExporter()
+    global_provider = TracerProvider()
+    global_provider.add_span_processor(SimpleSpanProcessor(global_exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: global_provider)
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def get_item(item_id: int) -> dict[str, int]:
+        return {"item": item_id}
+
+    settings = ServiceSettings(name="spans", log=None)
+    bootstrap(app, settings, registry=CollectorRegistry(), tracer_provider=tracing.provider)
+    with uvicorn_server(app) as server, server.connect() as connection:
+        assert connection.request("GET", "/items/1").status == 200
+        assert connection.request("GET", "/metrics").status == 200  # quiet: no span
+    (span,) = tracing.server_spans()
+    assert (span.attributes or {}).get("http.route") == "/items/{item_id}"
+    assert global_exporter.get_finished_spans() == ()

@@ -52,7 +52,8 @@ def bootstrap(
 
     1. :class:`~aegis.obs.ObservabilityMiddleware`: the request's SERVER span and metrics;
        outermost, so the span is current for every line below, the access line included,
-       and the duration covers everything (where FastAPI traces the request itself, its
+       and the duration covers everything (FastAPI's own request tracing is turned off,
+       unless ``FastAPI(telemetry={"tracer_provider": ...})`` asked for it: then FastAPI's
        span is the one span);
     2. :class:`~aegis.log.RequestLoggingMiddleware`: the request id (and ``X-Request-ID``)
        and one access line, for every answer below, a 401 or 429 included;
@@ -148,7 +149,25 @@ def bootstrap(
         from aegis.service._openapi import document_openapi  # noqa: PLC0415 - FastAPI only
 
         document_openapi(app, service)
+        _trace_with_aegis_obs(app)
     return service
+
+
+def _trace_with_aegis_obs(app: FastAPI) -> None:
+    """Let aegis-obs open the request's one SERVER span, unless FastAPI's was asked for.
+
+    FastAPI (0.16x) traces each request itself once any tracer provider is set, and
+    aegis-obs then opens no second span. FastAPI's span knows no route for a request refused
+    before routing (a 401), traces the quiet paths and uses the global provider, not the one
+    given to bootstrap(); aegis-obs's does all three right. So FastAPI's own tracing is turned
+    off, unless the app named a provider for it (``FastAPI(telemetry={"tracer_provider":
+    ...})``): then its span is the one span. FastAPI keeps these settings in
+    ``app._telemetry`` (private) and reads them at every request; a FastAPI without them
+    traces nothing itself.
+    """
+    config = getattr(app, "_telemetry", None)
+    if isinstance(config, dict) and "tracing" in config and config.get("tracer_provider") is None:
+        config["tracing"] = False
 
 
 def _is_fastapi(app: Starlette) -> TypeGuard[FastAPI]:

@@ -127,7 +127,7 @@ class Service:
             transport = self.transport = shared
         else:
             # Without Kafka settings: the in-process transport (development, one-process demos).
-            transport = self.transport = make_transport(kafka)
+            transport = self.transport = make_transport(kafka, metrics_registry=self.registry)
             self._on_start.append(transport.start)
             self._on_stop.append(transport.close)
         self.publisher = EventPublisher(
