@@ -25,6 +25,7 @@ from aegis.msg import (
     Outbox,
     OutboxRelay,
     PublishError,
+    make_transport,
 )
 from aegis.testing import RestartableServer
 
@@ -227,3 +228,10 @@ async def test_relay_recovers_from_a_broker_restarted_empty_twice_and_loses_noth
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
     assert_every_row_arrived_in_key_order(seen, stream.written)
+
+
+def test_make_transport_counts_recoveries_in_the_given_registry() -> None:
+    metrics = CollectorRegistry()
+    transport = make_transport(KafkaSettings(), metrics_registry=metrics)
+    assert isinstance(transport, KafkaTransport)
+    assert "aegis_msg_producer_recreated" in {metric.name for metric in metrics.collect()}
