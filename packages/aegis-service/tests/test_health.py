@@ -12,7 +12,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, SecretStr
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, make_url
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,7 +23,7 @@ from aegis.cache import CacheSettings
 from aegis.db import DatabaseSettings
 from aegis.msg import Event, EventRegistry, KafkaSettings, Outbox
 from aegis.service import AuthSettings, ServiceSettings, bootstrap
-from aegis.testing import RestartableServer, RunningServer, uvicorn_server
+from aegis.testing import RestartableServer, RunningServer, TcpProxy, uvicorn_server
 
 INTERVAL = 0.5
 
@@ -222,3 +222,38 @@ def test_not_ready_while_the_oldest_outbox_event_waits_longer_than_the_bound(
             assert time.monotonic() < deadline, state
             time.sleep(0.05)
         assert state[0] == 503
+
+
+def test_ready_turns_false_within_one_interval_of_the_database_going_away(
+    postgres_url: str,
+) -> None:
+    """The shared PostgreSQL must keep running: the path to it is cut instead (TcpProxy)."""
+    target = make_url(postgres_url)
+    socket_dir = target.query.get("host")  # an embedded server listens on a unix socket only
+    database = (
+        (f"{socket_dir}/.s.PGSQL.{target.port or 5432}", None)
+        if isinstance(socket_dir, str)
+        else (target.host or "127.0.0.1", target.port or 5432)
+    )
+    with TcpProxy(*database) as proxy:
+        through_proxy = target.difference_update_query(["host"]).set(
+            drivername="postgresql+asyncpg", host="127.0.0.1", port=proxy.port
+        )
+        settings = ServiceSettings(
+            name="health",
+            log=None,
+            database=DatabaseSettings(
+                url=SecretStr(through_proxy.render_as_string(hide_password=False))
+            ),
+            health_interval_seconds=INTERVAL,
+        )
+        app = Starlette()
+        bootstrap(app, settings, registry=CollectorRegistry())
+        with uvicorn_server(app) as server:
+            assert ready(server) == (200, {"database": "pass"})
+            proxy.cut()
+            time.sleep(INTERVAL)  # the stored result expires: the next probe checks again
+            assert ready(server) == (503, {"database": "fail"})
+            proxy.restore()
+            time.sleep(INTERVAL)
+            assert ready(server) == (200, {"database": "pass"})

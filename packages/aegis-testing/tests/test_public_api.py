@@ -21,6 +21,7 @@ def test_public_names_are_exactly_these() -> None:
         "RunningServer",
         "ServiceKind",
         "ServiceStartError",
+        "TcpProxy",
         "__version__",
         "check_service",
         "create_database",

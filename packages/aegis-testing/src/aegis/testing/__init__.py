@@ -25,6 +25,7 @@ from aegis.testing._isolation import (
     unique_name,
 )
 from aegis.testing._log_lines import LogLines
+from aegis.testing._proxy import TcpProxy
 from aegis.testing._raw_http import Headers, RawConnection, RawResponse, http_request
 from aegis.testing._servers import (
     SERVICE_KINDS,
@@ -79,6 +80,7 @@ __all__ = [
     "RunningServer",
     "ServiceKind",
     "ServiceStartError",
+    "TcpProxy",
     "__version__",
     "check_service",
     "create_database",
