@@ -60,6 +60,11 @@ def test_any_text_with_a_lone_surrogate_is_refused(text: str, surrogate: str) ->
     assert error_types({"name": text[:5] + surrogate + text[5:]}) == {"name": "unicode"}
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
 @pytest.mark.anyio
 async def test_a_request_body_gets_a_problem_naming_the_field() -> None:
     app = FastAPI()

