@@ -185,6 +185,7 @@ def test_the_public_names_of_the_context_module() -> None:
         "request_context",
         "request_id",
         "request_scope",
+        "scope_caller",
         "service_name",
         "tenant_id",
         "user_id",
@@ -254,3 +255,34 @@ def contextvars_copy_with(**fields: str) -> contextvars.Context:
 def test_request_scope_refuses_an_unknown_field() -> None:
     with pytest.raises(TypeError, match="user"), request_scope(user="admin-1"):  # type: ignore[call-arg]
         pass  # pragma: no cover - entering fails
+
+
+class _Simple:
+    """Starlette's SimpleUser shape: identity raises NotImplementedError."""
+
+    is_authenticated = True
+    display_name = "kim"
+
+    @property
+    def identity(self) -> str:
+        raise NotImplementedError
+
+
+class _Principal:
+    is_authenticated = True
+    identity = "u-7"
+    tenant = "acme"
+
+
+class _Anonymous:
+    is_authenticated = False
+    identity = "u-7"
+
+
+def test_scope_caller_reads_the_scopes_user_only() -> None:
+    assert context.scope_caller({"user": _Principal()}) == ("u-7", "acme")
+    assert context.scope_caller({"user": _Simple()}) == ("kim", None)
+    assert context.scope_caller({"user": _Anonymous()}) == (None, None)
+    assert context.scope_caller({}) == (None, None)
+    with context.request_context(user_id="earlier"):
+        assert context.scope_caller({}) == (None, None)

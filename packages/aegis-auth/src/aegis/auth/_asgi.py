@@ -114,8 +114,8 @@ class AuthMiddleware:
             scope["auth"] = principal.credentials
             subject, tenant = principal.subject, principal.tenant
         # What aegis.core.context.request_scope(user_id=..., tenant_id=...) does, spelled out:
-        # on this path of every request the block's generality costs ~0.6 µs, a quarter of what
-        # the middleware costs (benchmarks/auth_verify.py).
+        # on this path of every request the block's generality was a measurable share of the
+        # middleware's cost (benchmarks/auth_verify.py; figures in benchmarks/RESULTS.md).
         user_token = context.user_id.set(subject)
         tenant_token = context.tenant_id.set(tenant)
         principal_token = PRINCIPAL.set(principal)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from aegis.cache._errors import CacheUnavailableError
 from aegis.cache._ratelimit import RateLimiter
 from aegis.core import context
+from aegis.core.context import scope_caller
 from aegis.core.errors import PROBLEM_CONTENT_TYPE, AegisError, RateLimitedError
 from aegis.core.paths import PathMatcher
 
@@ -39,15 +40,8 @@ def user_key(scope: Scope) -> str | None:
     .. versionchanged:: 0.1
         Reads ``scope["user"]`` instead of ``aegis.core.context.user_id``.
     """
-    user: Any = scope.get("user")
-    if getattr(user, "is_authenticated", False):
-        try:
-            name = user.identity
-        except NotImplementedError:  # Starlette's SimpleUser names itself only by display_name
-            name = user.display_name
-        if name:
-            return f"user:{name}"
-    return client_key(scope)
+    name, _ = scope_caller(scope)
+    return f"user:{name}" if name else client_key(scope)
 
 
 def route_key(scope: Scope) -> str | None:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import contextvars
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypedDict, TypeVar
 
 if TYPE_CHECKING:
     from typing import Unpack
@@ -180,6 +180,26 @@ def with_current_context(function: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
+def scope_caller(scope: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The authenticated caller of an ASGI scope: its id and tenant, or ``(None, None)``.
+
+    Reads ``scope["user"]`` as aegis-auth's ``AuthMiddleware`` and Starlette's
+    ``AuthenticationMiddleware`` set it (a ``BaseUser``): its ``identity``, or its
+    ``display_name`` where the user has no identity (Starlette's ``SimpleUser``). The scope
+    belongs to one request alone, so unlike a context variable it can never show an earlier
+    request's caller, wherever it is read.
+    """
+    user: Any = scope.get("user")
+    if not getattr(user, "is_authenticated", False):
+        return None, None
+    try:
+        identity = user.identity
+    except NotImplementedError:  # Starlette's BaseUser.identity: SimpleUser does not override it
+        identity = getattr(user, "display_name", None)
+    tenant = getattr(user, "tenant", None)
+    return (str(identity) if identity else None), (str(tenant) if tenant else None)
+
+
 __all__ = [
     "CONTEXT_VARS",
     "RequestFields",
@@ -188,6 +208,7 @@ __all__ = [
     "request_context",
     "request_id",
     "request_scope",
+    "scope_caller",
     "service_name",
     "tenant_id",
     "user_id",

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Collection, MutableMapping
 from typing import Any, Final
 
 from aegis.core import context
-from aegis.core.context import request_scope
+from aegis.core.context import request_scope, scope_caller
 from aegis.core.models import uuid7
 from aegis.core.paths import PathMatcher, route_template
 from aegis.log._context import isolated_context
@@ -130,7 +130,7 @@ class RequestLoggingMiddleware:
                 if caller[0] is None:
                     # Sent from outside it (a 500 answered by an error middleware around
                     # it): the caller it left in this request's scope.
-                    caller = _scope_caller(scope)
+                    caller = scope_caller(scope)
                 headers = [item for item in message.get("headers", ()) if item[0] != id_header[0]]
                 message = {**message, "headers": [*headers, id_header]}
             await send(message)
@@ -178,19 +178,6 @@ class RequestLoggingMiddleware:
             self._log.error("request", **fields)
         else:
             self._log.info("request", **fields)
-
-
-def _scope_caller(scope: Scope) -> tuple[str | None, str | None]:
-    """The authenticated ``scope["user"]`` (Starlette's ``request.user``): its id and tenant."""
-    user = scope.get("user")
-    if not getattr(user, "is_authenticated", False):
-        return None, None
-    try:
-        identity = user.identity  # type: ignore[union-attr]  # a Starlette BaseUser
-    except NotImplementedError:  # Starlette's SimpleUser names itself only by display_name
-        identity = getattr(user, "display_name", None)
-    tenant = getattr(user, "tenant", None)
-    return (str(identity) if identity else None), (str(tenant) if tenant else None)
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:

@@ -126,7 +126,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _ReportSlots:
     """Delivery callbacks made once and reused: one per message in flight, not per message.
 
-    A fresh ``partial`` per message, alive until its report, cost about 3 µs more per message
+    A fresh ``partial`` per message, alive until its report, cost measurably more per message
     than one callback made once (the allocations, and the garbage collector walking them while
     they wait). A slot holds its message's batch and index, and the record's immutable parts
     (a failed record can be sent again), until the report frees it for the next message. There

@@ -99,7 +99,7 @@ def uvicorn_server(
     """
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
     # and accepted sockets inherit it; with proto 0 every response written in two parts waits
-    # ~40 ms for a delayed ACK (uvloop sets it regardless).
+    # for the peer's delayed ACK (uvloop sets it regardless).
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, 0))
