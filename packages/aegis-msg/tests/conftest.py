@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aegis.msg import (
     EventPublisher,
@@ -24,6 +25,7 @@ from aegis.msg import (
     make_transport,
 )
 from aegis.msg._transport import ReceivedMessage
+from aegis.testing import RestartableServer
 
 TopicFactory = Callable[..., str]
 ReadTopic = Callable[[str, int], Awaitable[list[ReceivedMessage]]]
@@ -208,3 +210,21 @@ def collector() -> Collector:
 @pytest.fixture
 def make_collector() -> Callable[[], Collector]:
     return Collector
+
+
+@pytest.fixture
+def broker() -> Iterator[RestartableServer]:
+    """A broker of the test's own that it may stop and start again at the same address."""
+    server = RestartableServer("kafka")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
+    """An asyncpg engine on the test's own PostgreSQL database."""
+    engine = create_async_engine(
+        postgres_database.replace("postgresql://", "postgresql+asyncpg://")
+    )
+    yield engine
+    await engine.dispose()

@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.sql import Select
 
 from aegis.msg import (
@@ -47,23 +47,6 @@ class AccountStep(Event[StepData]):
     type = "test.restart.step"
     topic = TOPIC
     key_field = "account"
-
-
-@pytest.fixture
-def broker() -> Iterator[RestartableServer]:
-    """A broker of this test's own (its own port): killing it touches no other test."""
-    server = RestartableServer("kafka")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(
-        postgres_database.replace("postgresql://", "postgresql+asyncpg://")
-    )
-    yield engine
-    await engine.dispose()
 
 
 async def until(condition: Callable[[], Awaitable[bool]], what: str, deadline: float) -> None:

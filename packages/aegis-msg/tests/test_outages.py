@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from aegis.msg import (
     Event,
@@ -41,23 +41,6 @@ class AccountStep(Event[StepData]):
     type = "test.account.step"
     topic = "accounts"
     key_field = "account"
-
-
-@pytest.fixture
-def broker() -> Iterator[RestartableServer]:
-    """A Kafka broker that can stop and start again at the same address."""
-    server = RestartableServer("kafka")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def engine(postgres_database: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(
-        postgres_database.replace("postgresql://", "postgresql+asyncpg://")
-    )
-    yield engine
-    await engine.dispose()
 
 
 def read(bootstrap: str, topic: str, count: int) -> list[ReceivedMessage]:
