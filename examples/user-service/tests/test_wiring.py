@@ -1,12 +1,8 @@
 """What bootstrap() wires into user-service: spans, database metrics, Sentry, encrypted settings."""
 
-import gzip
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,6 +21,7 @@ from aegis.config import encrypt_value, generate_master_key
 from aegis.db import DatabaseSettings
 from aegis.log import LogSettings, configured_logging
 from aegis.msg import InMemoryTransport
+from aegis.testing import HttpRecorder
 
 pytestmark = pytest.mark.anyio
 
@@ -102,34 +99,9 @@ async def test_an_encrypted_admin_password_is_decrypted_at_load(
 
 @pytest.fixture
 def sentry_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    """A local HTTP server standing in for Sentry: the envelopes it received."""
-    bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            bodies.append(body)
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://public-key@127.0.0.1:{server.server_address[1]}/42", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A local HTTP server standing in for Sentry: its DSN, and the envelopes it received."""
+    with HttpRecorder() as sentry:
+        yield f"http://public-key@{sentry.address}/42", sentry.bodies
 
 
 async def test_with_a_sentry_dsn_an_unhandled_error_reaches_sentry_masked(

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import sentry_sdk
@@ -20,40 +16,14 @@ from starlette.routing import Route
 
 from aegis.log import LogSettings, configured_logging, shutdown_logging
 from aegis.service import ServiceSettings, bootstrap
-from aegis.testing import uvicorn_server
+from aegis.testing import HttpRecorder, uvicorn_server
 
 
 @pytest.fixture
 def sentry_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    """A local HTTP server standing in for Sentry: the envelopes it received."""
-    bodies: list[bytes] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            if self.headers.get("Content-Encoding") == "gzip":
-                body = gzip.decompress(body)
-            bodies.append(body)  # read after sentry_sdk.flush(), which waits for the answer
-            self.send_response(200)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    url = f"http://public-key@127.0.0.1:{server.server_address[1]}/42"
-    try:
-        yield url, bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A local HTTP server standing in for Sentry: its DSN, and the envelopes it received."""
+    with HttpRecorder() as sentry:
+        yield f"http://public-key@{sentry.address}/42", sentry.bodies
 
 
 async def charge(request: Request) -> Response:

@@ -1,7 +1,9 @@
-"""TcpProxy: forwards to a real server, and a cut looks like the server going away."""
+"""TcpProxy: a cut looks like the server going away; HttpRecorder: what was POSTed."""
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import socket
 import threading
 from pathlib import Path
@@ -9,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from aegis.testing import TcpProxy
+from aegis.testing import HttpRecorder, TcpProxy
 
 
 @pytest.fixture
@@ -76,3 +78,15 @@ def test_a_unix_socket_server_is_forwarded_too(tmp_path: Path) -> None:
         assert ping(connection) == b"+PONG\r\n"
     answering.join()
     server.close()
+
+
+def test_http_recorder_keeps_each_posted_body_decompressed() -> None:
+    with HttpRecorder() as recorder:
+        for body, encoding in ((b"plain", None), (gzip.compress(b"zipped"), "gzip")):
+            host, port = recorder.address.split(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=5)
+            headers = {"Content-Encoding": encoding} if encoding else {}
+            connection.request("POST", "/api/42/envelope/", body=body, headers=headers)
+            assert connection.getresponse().read() == b"{}"
+            connection.close()
+    assert recorder.bodies == [b"plain", b"zipped"]

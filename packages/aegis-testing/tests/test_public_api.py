@@ -14,6 +14,7 @@ def test_public_names_are_exactly_these() -> None:
         "UVICORN_PROTOCOLS",
         "EmbeddedServer",
         "Headers",
+        "HttpRecorder",
         "LogLines",
         "RawConnection",
         "RawResponse",

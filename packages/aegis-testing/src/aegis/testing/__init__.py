@@ -14,6 +14,7 @@ the log lines a server thread writes for the test to wait for.
 from typing import TYPE_CHECKING, Any
 
 from aegis.testing.__about__ import __version__
+from aegis.testing._http_recorder import HttpRecorder
 from aegis.testing._imports import import_error_without, modules_loaded_by
 from aegis.testing._isolation import (
     create_database,
@@ -73,6 +74,7 @@ __all__ = [
     "UVICORN_PROTOCOLS",
     "EmbeddedServer",
     "Headers",
+    "HttpRecorder",
     "LogLines",
     "RawConnection",
     "RawResponse",
