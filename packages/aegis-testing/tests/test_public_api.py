@@ -13,6 +13,7 @@ def test_public_names_are_exactly_these() -> None:
         "UVICORN_LOOPS",
         "UVICORN_PROTOCOLS",
         "EmbeddedServer",
+        "ExportedSpan",
         "Headers",
         "HttpRecorder",
         "LogLines",
@@ -31,6 +32,7 @@ def test_public_names_are_exactly_these() -> None:
         "delete_keys",
         "delete_topics",
         "drop_database",
+        "exported_spans",
         "http_request",
         "import_error_without",
         "modules_loaded_by",
@@ -48,3 +50,7 @@ def test_every_public_name_resolves_and_uvicorn_loads_only_on_use() -> None:
     loaded = aegis.testing.modules_loaded_by("import aegis.testing")
     assert "uvicorn" not in loaded
     assert "uvicorn" in aegis.testing.modules_loaded_by("from aegis.testing import uvicorn_server")
+    assert "opentelemetry.proto" not in loaded
+    assert "opentelemetry.proto" in aegis.testing.modules_loaded_by(
+        "from aegis.testing import exported_spans"
+    )

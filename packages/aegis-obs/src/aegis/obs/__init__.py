@@ -61,6 +61,7 @@ from aegis.obs._tracing import (
     span,
     traced,
 )
+from aegis.obs._tracing_settings import TracingSettings
 
 if TYPE_CHECKING:
     from aegis.obs._httpx import instrument_httpx
@@ -87,6 +88,7 @@ __all__ = [
     "HealthStatus",
     "MetricsEndpoint",
     "ObservabilityMiddleware",
+    "TracingSettings",
     "__version__",
     "aggregate",
     "counted",

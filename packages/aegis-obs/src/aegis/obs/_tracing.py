@@ -23,6 +23,7 @@ from aegis.core.errors import ConfigurationError
 from aegis.obs._metrics import FunctionDecorator
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
     from opentelemetry.sdk.trace.sampling import Sampler
 
@@ -42,7 +43,7 @@ def setup_tracing(
     sampler: Sampler | None = None,
     resource_attributes: Attributes | None = None,
     set_global: bool = True,
-) -> trace.TracerProvider:
+) -> SdkTracerProvider:
     """Create an SDK tracer provider for the service and, by default, make it the global one.
 
     Args:

@@ -83,8 +83,9 @@ def bootstrap(
             is off.
         registry: the Prometheus registry of the request metrics, of the components' metrics
             and of ``/metrics``; the default registry when ``None``.
-        tracer_provider: the OpenTelemetry provider of the request spans; the global one
-            when ``None``.
+        tracer_provider: the OpenTelemetry provider of the request spans; when ``None``,
+            the one made from ``settings.tracing`` (installed as the process's global
+            provider, flushed at shutdown), else the global one.
         log_outputs: more aegis-log outputs besides those ``settings.log`` describes.
         transport: an aegis-msg transport to publish through, started and stopped by its
             owner (one several apps share); by default one is made from ``settings.kafka``
@@ -141,7 +142,8 @@ def bootstrap(
     install_error_handlers(app, type_base=type_base)
     public = _public_paths(app, settings)
     service.public_paths = PathMatcher(public)
-    app.user_middleware[0:0] = _middleware(service, public, type_base, tracer_provider)
+    provider = tracer_provider or service.tracer_provider
+    app.user_middleware[0:0] = _middleware(service, public, type_base, provider)
     app.router.routes.extend(_routes(service))
     app.router.lifespan_context = _lifespan(service, app.router.lifespan_context)
     app.state.service = service

@@ -6,6 +6,7 @@ only the extras it uses.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -15,10 +16,18 @@ from prometheus_client import CollectorRegistry
 
 from aegis.core.errors import ConfigurationError
 from aegis.core.paths import PathMatcher
-from aegis.obs import HealthCheckError, HealthRegistry, http_check, kafka_check, sqlalchemy_check
+from aegis.obs import (
+    HealthCheckError,
+    HealthRegistry,
+    http_check,
+    kafka_check,
+    setup_tracing,
+    sqlalchemy_check,
+)
 from aegis.service._settings import ServiceSettings
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
     from starlette.applications import Starlette
 
     from aegis.auth import JWKSClient, KeySet, RolePolicy, TokenService, TokenStore
@@ -82,6 +91,10 @@ class Service:
         self._on_start: list[Hook] = []
         self._on_stop: list[Hook] = []
         self.started = False
+        self.tracer_provider: TracerProvider | None = None
+        """The process's OpenTelemetry provider made from ``settings.tracing``, if any."""
+        if settings.tracing is not None:
+            self._build_tracing()
         if settings.database is not None:
             self._build_database()
         if settings.cache is not None:
@@ -94,6 +107,24 @@ class Service:
             self._build_auth(policy, token_store)
         if settings.rate_limit is not None:
             self._build_rate_limiter()
+
+    def _build_tracing(self) -> None:
+        tracing = self.settings.tracing
+        assert tracing is not None  # noqa: S101 - checked by the caller
+        attributes = {"service.version": self.settings.version} if self.settings.version else {}
+        provider = setup_tracing(
+            self.settings.name,
+            tracing.exporter(),
+            batch=tracing.batch,
+            sampler=tracing.sampler(),
+            resource_attributes=attributes,
+        )
+        self.tracer_provider = provider
+
+        async def flush_spans() -> None:  # the first hook added, so the last run: every span
+            await asyncio.to_thread(provider.shutdown)
+
+        self._on_stop.append(flush_spans)
 
     def _build_database(self) -> None:
         from aegis.db import DatabaseManager  # noqa: PLC0415 - the db extra

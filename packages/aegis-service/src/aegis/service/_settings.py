@@ -18,6 +18,7 @@ from pydantic_settings import SettingsConfigDict
 
 from aegis.config import AegisSettings
 from aegis.log import LogSettings
+from aegis.obs import TracingSettings
 
 DEFAULT_QUIET_PATHS = ("/metrics", "/health*")
 """Paths with no access line, span or request metric: probes and scrapes would drown traffic."""
@@ -142,6 +143,11 @@ class ServiceSettings(AegisSettings):
     sentry_dsn: SecretStr | None = Field(
         default=None,
         description="Report errors to Sentry (needs aegis-service[sentry]); masked as the logs.",
+    )
+    tracing: TracingSettings | None = Field(
+        default=None,
+        description="Export spans over OTLP/HTTP (needs aegis-service[otlp]); None: spans go "
+        "to whatever global OpenTelemetry provider the process has (none: no spans).",
     )
     database: DatabaseSettings | None = None
     cache: CacheSettings | None = None

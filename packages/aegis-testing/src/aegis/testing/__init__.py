@@ -11,6 +11,7 @@ with a real uvicorn on any of its loops and HTTP implementations, and :class:`Lo
 the log lines a server thread writes for the test to wait for.
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from aegis.testing.__about__ import __version__
@@ -45,6 +46,7 @@ from aegis.testing._services import (
 )
 
 if TYPE_CHECKING:
+    from aegis.testing._otlp import ExportedSpan, exported_spans
     from aegis.testing._uvicorn import (
         UVICORN_LOOPS,
         UVICORN_PROTOCOLS,
@@ -52,18 +54,23 @@ if TYPE_CHECKING:
         uvicorn_server,
     )
 
-# uvicorn is an optional dependency (the asgi extra): imported on first use (PEP 562).
-_UVICORN_NAMES = frozenset(
-    {"UVICORN_LOOPS", "UVICORN_PROTOCOLS", "RunningServer", "uvicorn_server"}
-)
+# Names whose modules need an optional dependency (the asgi and otlp extras): imported on first
+# use (PEP 562).
+_LAZY_NAMES = {
+    "UVICORN_LOOPS": "aegis.testing._uvicorn",
+    "UVICORN_PROTOCOLS": "aegis.testing._uvicorn",
+    "RunningServer": "aegis.testing._uvicorn",
+    "uvicorn_server": "aegis.testing._uvicorn",
+    "ExportedSpan": "aegis.testing._otlp",
+    "exported_spans": "aegis.testing._otlp",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _UVICORN_NAMES:
-        from aegis.testing import _uvicorn  # noqa: PLC0415 (optional dependency, loaded on use)
-
-        return getattr(_uvicorn, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 __all__ = [
@@ -73,6 +80,7 @@ __all__ = [
     "UVICORN_LOOPS",
     "UVICORN_PROTOCOLS",
     "EmbeddedServer",
+    "ExportedSpan",
     "Headers",
     "HttpRecorder",
     "LogLines",
@@ -91,6 +99,7 @@ __all__ = [
     "delete_keys",
     "delete_topics",
     "drop_database",
+    "exported_spans",
     "http_request",
     "import_error_without",
     "modules_loaded_by",

@@ -5,9 +5,19 @@ from __future__ import annotations
 import gzip
 import threading
 import zlib
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Self
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One POST an :class:`HttpRecorder` received: its path, headers (lower-case names), body."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
 
 
 class HttpRecorder:
@@ -26,7 +36,7 @@ class HttpRecorder:
     """
 
     def __init__(self) -> None:
-        self.bodies: list[bytes] = []
+        self.requests: list[RecordedRequest] = []
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +49,8 @@ class HttpRecorder:
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
-                recorder.bodies.append(body)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                recorder.requests.append(RecordedRequest(self.path, headers, body))
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -52,6 +63,11 @@ class HttpRecorder:
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
+
+    @property
+    def bodies(self) -> list[bytes]:
+        """The bodies received so far, oldest first."""
+        return [request.body for request in self.requests]
 
     @property
     def address(self) -> str:
