@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
+import socket
 import threading
 from typing import Any
 
@@ -64,9 +66,10 @@ def test_http_request_writes_host_and_content_length_unless_given() -> None:
     assert given == b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"
 
 
-@pytest.mark.parametrize(
-    ("loop", "http"), list(itertools.product(UVICORN_LOOPS, UVICORN_PROTOCOLS)), ids="-".join
-)
+SERVERS = list(itertools.product(UVICORN_LOOPS, UVICORN_PROTOCOLS))
+
+
+@pytest.mark.parametrize(("loop", "http"), SERVERS, ids=["-".join(server) for server in SERVERS])
 def test_one_connection_pipelines_keeps_alive_and_upgrades_to_a_websocket(
     loop: str, http: str
 ) -> None:
@@ -93,6 +96,32 @@ def test_one_connection_pipelines_keeps_alive_and_upgrades_to_a_websocket(
             connection.websocket_send_text("héllo" * 30)  # a 16-bit length frame
             assert connection.websocket_receive_text() == "echo:" + "héllo" * 30
             assert connection.websocket_close() == 1000
+
+
+def test_the_websocket_handshake_is_a_get_without_content_length_like_real_clients_send() -> None:
+    """websockets before 16.0 refuses a handshake with a Content-Length, even 0."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, RawConnection("127.0.0.1", listener.getsockname()[1]) as connection:
+        request = connection.websocket_request("/ws", headers={"X-A": "1"})
+        connection.send(request)
+        accepted, _ = listener.accept()
+        with accepted:
+            accepted.settimeout(10)
+            received = accepted.recv(65536)
+    assert received == request
+    head, _, body = request.partition(b"\r\n\r\n")
+    request_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert request_line == "GET /ws HTTP/1.1"
+    assert len(base64.b64decode(headers.pop("Sec-WebSocket-Key"), validate=True)) == 16
+    assert headers == {
+        "Host": "test",
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "X-A": "1",
+    }
+    assert body == b""
 
 
 def test_a_closed_connection_is_an_error_not_a_hang() -> None:

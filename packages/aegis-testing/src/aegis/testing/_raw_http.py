@@ -53,11 +53,15 @@ def http_request(
         b'GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n'
     """
     pairs = list(headers.items() if isinstance(headers, Mapping) else headers)
+    if not any(name.lower() == "content-length" for name, _ in pairs):
+        pairs.append(("Content-Length", str(len(body))))
+    return _request_head(method, path, pairs, host) + body
+
+
+def _request_head(method: str, path: str, pairs: list[tuple[str, str]], host: str) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     lines += [f"{name}: {value}" for name, value in pairs]
-    if not any(name.lower() == "content-length" for name, _ in pairs):
-        lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,12 @@ class RawConnection:
         return self.read_websocket_handshake()
 
     def websocket_request(self, path: str, *, headers: Headers = ()) -> bytes:
-        """The bytes of a WebSocket upgrade request, for :meth:`read_websocket_handshake`."""
+        """The bytes of a WebSocket upgrade request, for :meth:`read_websocket_handshake`.
+
+        Without ``Content-Length``, as browsers and WebSocket clients send it: a GET without
+        one has no body (RFC 9112 section 6.3), and websockets before 16.0 (uvicorn's
+        ``ws="websockets-sansio"``) refuses a handshake that carries one, even ``0``.
+        """
         self._websocket_key = base64.b64encode(os.urandom(16))
         upgrade = [
             ("Upgrade", "websocket"),
@@ -179,7 +188,7 @@ class RawConnection:
             ("Sec-WebSocket-Version", "13"),
             *(headers.items() if isinstance(headers, Mapping) else headers),
         ]
-        return http_request("GET", path, headers=[*upgrade, ("Content-Length", "0")])
+        return _request_head("GET", path, upgrade, "test")
 
     def read_websocket_handshake(self) -> RawResponse:
         """Read the answer to the last :meth:`websocket_request` (101: the upgrade is done).
