@@ -31,12 +31,15 @@ def test_public_names_are_exactly_these() -> None:
         "KeySet",
         "Match",
         "MemoryTokenStore",
+        "NowaitRevocationCheck",
         "PasswordCheck",
         "PasswordService",
         "PermissionDeniedError",
         "Principal",
         "RedisTokenStore",
         "RejectionReason",
+        "ReplicatedTokenStore",
+        "RevocationUnavailableError",
         "RoleDefinition",
         "RolePolicy",
         "ServiceAccount",
@@ -99,8 +102,10 @@ def test_error_codes_are_the_registered_ones() -> None:
         aegis.auth.TokenRevokedError("revoked"),
         aegis.auth.InvalidCredentialsError(),
         aegis.auth.PermissionDeniedError("no"),
+        aegis.auth.RevocationUnavailableError("stale"),
     ):
         assert ERROR_CODES[error.code].status == error.status
+    assert aegis.auth.RevocationUnavailableError("stale").status == 503
 
 
 @pytest.mark.parametrize(
@@ -111,6 +116,7 @@ def test_error_codes_are_the_registered_ones() -> None:
         ("httpx", "from aegis.auth import ServiceTokenAuth", "http"),
         ("httpx", "aegis.auth.JWKSClient('https://idp.example/jwks.json')", "http"),
         ("yaml", "aegis.auth.RolePolicy.from_yaml('roles: {}')", "yaml"),
+        ("redis", "from aegis.auth import ReplicatedTokenStore", "redis"),
     ],
 )
 def test_a_name_whose_extra_is_missing_says_which_extra_to_install(

@@ -45,7 +45,7 @@ async def test_quick_start_logs_in_refreshes_and_enforces_roles(redis_url: str) 
         assert (await http.get("/.well-known/jwks.json")).json()["keys"][0]["kid"] == "2026-01"
         wrong = await http.post("/login", json={"username": "lee", "password": "x"})
         assert wrong.json()["code"] == "AUTH_CREDENTIALS_INVALID"
-    await namespace["tokens"].store._client.aclose()
+    await namespace["tokens"].store.client.aclose()
 
 
 def test_rotation_jwks_and_service_account_examples_run() -> None:

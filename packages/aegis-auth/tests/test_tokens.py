@@ -17,6 +17,7 @@ from aegis.auth import (
     JWTKey,
     KeySet,
     MemoryTokenStore,
+    RedisTokenStore,
     TokenExpiredError,
     TokenRevokedError,
     TokenService,
@@ -293,7 +294,7 @@ async def test_tokens_verify_as_text_or_header_bytes() -> None:
     assert raised.value.reason == "malformed"
 
 
-async def test_verify_nowait_answers_known_tokens_without_a_store_only() -> None:
+async def test_verify_nowait_answers_known_tokens_without_a_store() -> None:
     now = [time.time()]
     tokens = service(JWTKey.generate("k"), clock=lambda: now[0])
     token = tokens.issue_access_token("u", expires_in=timedelta(minutes=1))
@@ -306,10 +307,47 @@ async def test_verify_nowait_answers_known_tokens_without_a_store_only() -> None
     now[0] += 3600
     with pytest.raises(TokenExpiredError):
         tokens.verify_nowait(token)
-    revocable = service(JWTKey.generate("k"), store=MemoryTokenStore())
+
+
+async def test_verify_nowait_asks_a_store_that_knows_from_memory() -> None:
+    store = MemoryTokenStore()
+    revocable = service(JWTKey.generate("k"), store=store)
+    known = revocable.issue_access_token("u", family="login-1")
+    other = revocable.issue_access_token("v", family="login-2")
+    principal = await revocable.verify(known)
+    await revocable.verify(other)
+    assert revocable.verify_nowait(known) is principal
+    await revocable.revoke_family("login-1")
+    with pytest.raises(TokenRevokedError):
+        revocable.verify_nowait(known)
+    assert revocable.verify_nowait(other) is not None
+    await revocable.revoke(other)
+    with pytest.raises(TokenRevokedError):
+        revocable.verify_nowait(other)
+
+
+async def test_verify_nowait_leaves_a_store_that_needs_io_to_verify(
+    redis_store: RedisTokenStore,
+) -> None:
+    revocable = service(JWTKey.generate("k"), store=redis_store)
     known = revocable.issue_access_token("u")
     await revocable.verify(known)
-    assert revocable.verify_nowait(known) is None  # revocation needs the store: await verify()
+    assert revocable.verify_nowait(known) is None  # the revocation check is a round trip
+    revocable.store = MemoryTokenStore()  # replacing the store replaces the check
+    assert revocable.verify_nowait(known) is not None
+
+
+async def test_a_revoked_token_stays_refused_through_the_leeway_after_it_expires() -> None:
+    """A token verifies until exp plus the leeway, so its revocation must live as long."""
+    keys, store = KeySet([JWTKey.generate("k")]), MemoryTokenStore()
+    past = time.time() - 20
+    issuer = TokenService(keys, issuer="iss", audience="aud", store=store, clock=lambda: past)
+    verifier = TokenService(keys, issuer="iss", audience="aud", store=store)
+    token = issuer.issue_access_token("u", expires_in=timedelta(seconds=10))  # exp 10 s ago
+    await verifier.verify(token)  # within the 30 s leeway
+    await verifier.revoke(token)
+    with pytest.raises(TokenRevokedError):
+        await verifier.verify(token)
 
 
 async def test_a_cached_token_of_a_replaced_key_set_is_verified_again() -> None:

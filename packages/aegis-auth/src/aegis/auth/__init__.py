@@ -7,8 +7,9 @@ Example:
 
 The FastAPI dependencies (``CurrentUser``, ``current_user``, ``require_roles``,
 ``require_permissions``, ``require_scopes``) need the ``fastapi`` extra, ``ServiceTokenAuth`` the
-``http`` extra, ``RolePolicy.from_yaml`` the ``yaml`` extra and ``RedisTokenStore`` a
-``redis.asyncio`` client; importing ``aegis.auth`` needs none of them.
+``http`` extra, ``RolePolicy.from_yaml`` the ``yaml`` extra, ``RedisTokenStore`` a
+``redis.asyncio`` client and ``ReplicatedTokenStore`` the ``redis`` extra; importing
+``aegis.auth`` needs none of them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aegis.auth._errors import (
     InvalidTokenError,
     PermissionDeniedError,
     RejectionReason,
+    RevocationUnavailableError,
     TokenExpiredError,
     TokenMissingError,
     TokenRevokedError,
@@ -52,7 +54,7 @@ from aegis.auth._principal import Principal, current_principal
 from aegis.auth._rbac import RoleDefinition, RolePolicy
 from aegis.auth._redis import RedisTokenStore
 from aegis.auth._service import ServiceAccount, ServiceAccounts
-from aegis.auth._store import MemoryTokenStore, TokenStore
+from aegis.auth._store import MemoryTokenStore, NowaitRevocationCheck, TokenStore
 from aegis.auth._tokens import TokenService
 from aegis.core.utils.lazy import lazy_getattr
 
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
         require_scopes,
     )
     from aegis.auth._httpx import ServiceTokenAuth
+    from aegis.auth._replica import ReplicatedTokenStore
 
 # Names whose modules import an optional library: loaded on first use (PEP 562).
 _LAZY = {
@@ -74,11 +77,18 @@ _LAZY = {
     "require_roles": "aegis.auth._fastapi",
     "require_scopes": "aegis.auth._fastapi",
     "ServiceTokenAuth": "aegis.auth._httpx",
+    "ReplicatedTokenStore": "aegis.auth._replica",
 }
 
 
 __getattr__ = lazy_getattr(
-    __name__, _LAZY, extras={"fastapi": "aegis-auth[fastapi]", "httpx": "aegis-auth[http]"}
+    __name__,
+    _LAZY,
+    extras={
+        "fastapi": "aegis-auth[fastapi]",
+        "httpx": "aegis-auth[http]",
+        "redis": "aegis-auth[redis]",
+    },
 )
 
 
@@ -100,12 +110,15 @@ __all__ = [
     "KeySet",
     "Match",
     "MemoryTokenStore",
+    "NowaitRevocationCheck",
     "PasswordCheck",
     "PasswordService",
     "PermissionDeniedError",
     "Principal",
     "RedisTokenStore",
     "RejectionReason",
+    "ReplicatedTokenStore",
+    "RevocationUnavailableError",
     "RoleDefinition",
     "RolePolicy",
     "ServiceAccount",

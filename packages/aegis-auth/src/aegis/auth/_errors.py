@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from aegis.core.errors import ForbiddenError, UnauthorizedError
+from aegis.core.errors import (
+    ExternalServiceError,
+    ForbiddenError,
+    UnauthorizedError,
+    register_error_code,
+)
+
+register_error_code("AUTH_REVOCATION_UNAVAILABLE", 503, "Revocation status unavailable")
 
 RejectionReason = Literal[
     "missing",
@@ -170,3 +177,19 @@ class PermissionDeniedError(ForbiddenError):
             "WWW-Authenticate": 'Bearer error="insufficient_scope", '
             f"scope={_quoted(' '.join(self.scopes))}"
         }
+
+
+class RevocationUnavailableError(ExternalServiceError):
+    """Whether a token is revoked cannot be told now (HTTP 503, ``AUTH_REVOCATION_UNAVAILABLE``).
+
+    Raised by a :class:`~aegis.auth.ReplicatedTokenStore` configured to fail closed when its
+    replica of the revocations is stale and Redis does not answer either. The answer carries
+    ``Retry-After``; the token may be perfectly good, so it is not a 401.
+    """
+
+    default_code = "AUTH_REVOCATION_UNAVAILABLE"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """``Retry-After: 1``: the replica resynchronises as soon as Redis is back."""
+        return {"Retry-After": "1"}

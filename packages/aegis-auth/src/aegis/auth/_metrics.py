@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from aegis.core.utils.weak import OncePerObject
@@ -56,6 +57,37 @@ class VerificationCounter(Collector):
         yield family
 
 
+class _Replica(Protocol):
+    def staleness(self) -> float: ...
+
+
+_STALENESS: Final = "aegis_auth_revocation_staleness_seconds"
+_STALENESS_HELP: Final = (
+    "Seconds since the in-process replica of the revocations was last known complete "
+    "(the largest of the running replicas; 0 when none runs)."
+)
+
+
+class StalenessGauge(Collector):
+    """``aegis_auth_revocation_staleness_seconds``, read from the running replicas at scrape time.
+
+    Computed when scraped, so it keeps growing while the replica's task is stuck reconnecting.
+    """
+
+    def __init__(self) -> None:
+        self.replicas: weakref.WeakSet[_Replica] = weakref.WeakSet()
+        """The started replicas (a replica that is closed or dropped leaves)."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Name the family without reading the replicas."""
+        yield GaugeMetricFamily(_STALENESS, _STALENESS_HELP)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """The largest staleness among the running replicas."""
+        values = [replica.staleness() for replica in list(self.replicas)]
+        yield GaugeMetricFamily(_STALENESS, _STALENESS_HELP, value=max(values, default=0.0))
+
+
 class AuthMetrics:
     """The metrics aegis.auth records. Get the set of a registry with :meth:`for_registry`.
 
@@ -73,6 +105,15 @@ class AuthMetrics:
       parameters were outdated.
     - ``aegis_auth_jwks_fetches_total{result}``: fetches of another service's JWKS, ``ok`` or
       ``error``.
+    - ``aegis_auth_revocation_staleness_seconds``: how old the in-process replica of the
+      revocations (:class:`~aegis.auth.ReplicatedTokenStore`) may be.
+    - ``aegis_auth_revocation_sync_errors_total{reason}``: the replica lost its channel
+      (``connection``), got no answer to its heartbeat (``heartbeat``) or a message it could
+      not read (``message``).
+    - ``aegis_auth_revocation_fail_open_total``: tokens accepted unchecked because the replica
+      was stale and Redis did not answer (``when_stale="open"``).
+    - ``aegis_auth_revocation_fail_closed_total``: requests refused with 503 for the same
+      reason (``when_stale="closed"``).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -110,6 +151,24 @@ class AuthMetrics:
             "aegis_auth_jwks_fetches_total",
             "Fetches of another service's JWKS, by result.",
             ["result"],
+            registry=registry,
+        )
+        self.revocation_staleness = StalenessGauge()
+        registry.register(self.revocation_staleness)
+        self.revocation_sync_errors = Counter(
+            "aegis_auth_revocation_sync_errors_total",
+            "Failures of the revocation replica's channel: connection, heartbeat or message.",
+            ["reason"],
+            registry=registry,
+        )
+        self.revocation_fail_open = Counter(
+            "aegis_auth_revocation_fail_open_total",
+            "Tokens accepted without a revocation check: replica stale and Redis unreachable.",
+            registry=registry,
+        )
+        self.revocation_fail_closed = Counter(
+            "aegis_auth_revocation_fail_closed_total",
+            "Requests refused (503): replica stale and Redis unreachable.",
             registry=registry,
         )
 

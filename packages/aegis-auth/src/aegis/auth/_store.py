@@ -2,7 +2,8 @@
 
 Entries only need to outlive the tokens they concern, so every write carries the token's expiry
 and a store may forget the entry after it. :class:`~aegis.auth.RedisTokenStore` is the
-production store (shared by every process); :class:`MemoryTokenStore` serves one process (tests,
+production store (shared by every process), :class:`~aegis.auth.ReplicatedTokenStore` keeps a
+copy of its revocations in each process; :class:`MemoryTokenStore` serves one process (tests,
 development, single-instance tools).
 """
 
@@ -34,6 +35,19 @@ class TokenStore(Protocol):
         """Mark the refresh token ``jti`` used; ``True`` the first time only (atomically)."""
 
 
+@runtime_checkable
+class NowaitRevocationCheck(Protocol):
+    """A store that can tell from memory whether a token is revoked, without I/O.
+
+    :meth:`~aegis.auth.TokenService.verify_nowait` asks it for tokens it verified before, so
+    the common request costs no coroutine even with revocation on. :class:`MemoryTokenStore`
+    and :class:`~aegis.auth.ReplicatedTokenStore` offer it; ``RedisTokenStore`` does not.
+    """
+
+    def revoked_nowait(self, jti: str, family: str | None) -> bool | None:
+        """Whether ``jti`` or ``family`` is revoked; ``None`` when that needs I/O to tell."""
+
+
 class MemoryTokenStore:
     """A :class:`TokenStore` in this process's memory: for tests and single-process services.
 
@@ -57,10 +71,17 @@ class MemoryTokenStore:
 
     async def is_revoked(self, jti: str, family: str | None) -> bool:
         """Whether ``jti`` or ``family`` is revoked and the entry has not expired."""
-        now = time.time()
-        if self._revoked.get(jti, 0) > now:
+        return self.revoked_nowait(jti, family)
+
+    def revoked_nowait(self, jti: str, family: str | None) -> bool:
+        """The same answer as :meth:`is_revoked`, without a coroutine: memory always knows."""
+        revoked = self._revoked.get(jti)
+        if revoked is not None and revoked > time.time():
             return True
-        return family is not None and self._families.get(family, 0) > now
+        if family is None:
+            return False
+        until = self._families.get(family)
+        return until is not None and until > time.time()
 
     async def consume(self, jti: str, *, expires_at: int) -> bool:
         """Mark ``jti`` used; ``True`` the first time."""

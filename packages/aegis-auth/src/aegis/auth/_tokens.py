@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from aegis.auth._jws import KeyedJWT, UnknownKeyIdError
 from aegis.auth._keys import SUPPORTED_ALGORITHMS, JWTKey, KeySet
 from aegis.auth._metrics import AuthMetrics, VerificationSource
 from aegis.auth._principal import SERVICE_SUBJECT_PREFIX, Principal
+from aegis.auth._store import NowaitRevocationCheck, TokenStore
 from aegis.core.errors import ConfigurationError
 from aegis.core.utils.security import token_urlsafe
 
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 
     from aegis.auth._jwks import JWKSClient
     from aegis.auth._rbac import RolePolicy
-    from aegis.auth._store import TokenStore
 
 _RESERVED = frozenset({*REQUIRED_CLAIMS, "nbf", "roles", "permissions", "scope", "tenant", "fam"})
 _HEADER_TYPES = {"access": "at+jwt", "refresh": "rt+jwt"}  # RFC 9068 / RFC 8725 section 3.11
@@ -85,7 +86,8 @@ class TokenService:
         refresh_ttl: lifetime of refresh tokens.
         leeway: clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
         store: revocations and used refresh tokens; needed by :meth:`refresh` and
-            :meth:`revoke`. Without one, tokens cannot be revoked before they expire.
+            :meth:`revoke`. Without one, tokens cannot be revoked before they expire. A store
+            that answers from memory (``revoked_nowait``) keeps :meth:`verify_nowait` synchronous.
         policy: role hierarchy applied to the roles of verified tokens.
         jwks: another service's published keys, fetched for ``kid`` values not in ``keys``.
         algorithms: algorithms accepted at all; each key accepts only its own.
@@ -135,7 +137,7 @@ class TokenService:
         self.access_ttl = int(access_ttl.total_seconds())
         self.refresh_ttl = int(refresh_ttl.total_seconds())
         self.leeway = leeway.total_seconds()
-        self.store = store
+        self.store = store  # through the property: also finds the store's revoked_nowait
         self.policy = policy
         self.jwks = jwks
         self._jwt = KeyedJWT(allowed, REQUIRED_CLAIMS)
@@ -148,6 +150,20 @@ class TokenService:
         self._metrics = AuthMetrics.for_registry(metrics_registry)
         self._verifications = self._metrics.verifications
         self._issued = {kind: self._metrics.issued.labels(kind) for kind in ("access", "refresh")}
+
+    @property
+    def store(self) -> TokenStore | None:
+        """Revocations and used refresh tokens (``None``: no revocation)."""
+        return self._store
+
+    @store.setter
+    def store(self, store: TokenStore | None) -> None:
+        self._store = store
+        # Looked up once: verify_nowait calls it for every cached token.
+        check: Callable[[str, str | None], bool | None] | None = None
+        if store is not None and isinstance(store, NowaitRevocationCheck):  # mypy: None first
+            check = store.revoked_nowait
+        self._revoked_nowait = check
 
     # --- issuing -------------------------------------------------------------------------------
 
@@ -340,7 +356,8 @@ class TokenService:
                 if kind is not None and verified.kind != kind:
                     self._reject_kind(verified.kind, kind)
                 principal = verified.principal
-            if self.store is not None and await self.store.is_revoked(
+            store = self._store
+            if store is not None and await store.is_revoked(
                 str(principal.token_id), principal.family
             ):
                 self._log_rejection("revoked", f"jti {principal.token_id}")
@@ -358,17 +375,32 @@ class TokenService:
         """Verify ``token`` when no I/O is needed, else return ``None`` (then await :meth:`verify`).
 
         That is the case for a token verified before (its expiry, type and key are checked
-        again) when there is no ``store`` to ask about revocation: the common request then
-        costs no coroutine. :class:`~aegis.auth.AuthMiddleware` calls it first.
+        again) when there is no ``store``, or when the store can tell from memory whether the
+        token is revoked (:class:`~aegis.auth.NowaitRevocationCheck`: ``MemoryTokenStore``,
+        a fresh ``ReplicatedTokenStore``): the common request then costs no coroutine.
+        :class:`~aegis.auth.AuthMiddleware` calls it first.
 
         Raises:
             InvalidTokenError: the cached token is not of ``kind``.
             TokenExpiredError: the cached token has expired.
+            TokenRevokedError: the cached token or its family is revoked.
+
+        .. versionchanged:: unreleased
+            Answers with a store that offers ``revoked_nowait`` (it returned ``None`` whenever
+            a store was set).
         """
-        if self.store is not None:
+        revoked_nowait = self._revoked_nowait
+        if revoked_nowait is None and self._store is not None:
             return None
         try:
             principal = self._from_cache(token, kind)
+            if principal is not None and revoked_nowait is not None:
+                revoked = revoked_nowait(principal.token_id or "", principal.family)
+                if revoked is None:  # the store cannot tell without I/O: verify() asks it
+                    return None
+                if revoked:
+                    self._log_rejection("revoked", f"jti {principal.token_id}")
+                    raise TokenRevokedError("revoked")
         except AuthenticationError as exc:
             self._verifications.add(exc.reason, "cache")
             raise
@@ -502,9 +534,7 @@ class TokenService:
         family = principal.family
         if family is None:
             raise InvalidTokenError("claims")
-        if not await store.consume(
-            str(principal.token_id), expires_at=int(principal.expires_at or 0)
-        ):
+        if not await store.consume(str(principal.token_id), expires_at=self._kept_until(principal)):
             await self.revoke_family(family)
             self._metrics.refresh_reuse.inc()
             _LOGGER.warning("refresh token reused: family of %r revoked", principal.subject)
@@ -527,8 +557,12 @@ class TokenService:
         """
         store = self._require_store()
         principal = await self._verify(token, None)
-        await store.revoke(str(principal.token_id), expires_at=int(principal.expires_at or 0))
+        await store.revoke(str(principal.token_id), expires_at=self._kept_until(principal))
         self._metrics.revocations.labels("token").inc()
+
+    def _kept_until(self, principal: Principal) -> int:
+        # The token verifies until exp plus the leeway: so long must its entry live.
+        return math.ceil((principal.expires_at or 0) + self.leeway)
 
     async def revoke_family(self, family: str) -> None:
         """Revoke every token of a refresh-token family (one login): logout everywhere."""
