@@ -38,12 +38,24 @@ from aegis.db import DatabaseSettings
 from aegis.log import ConsoleSettings, LogSettings
 from aegis.msg import InMemoryTransport
 from aegis.schema import MigrationCoordinator, MigrationRun, SchemaRegistry
-from aegis.testing import create_database, database_url, drop_database
+from aegis.testing import (
+    EmbeddedServer,
+    RestartableServer,
+    ServiceKind,
+    create_database,
+    database_url,
+    drop_database,
+    start_server,
+)
 
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "Admin-Passw0rd-Demo"  # noqa: S105  # the demo's own throwaway admin
 PASSWORD = "Correct-Horse-Battery-9"  # noqa: S105
 EVENT_WAIT_SECONDS = 30.0
+OUTAGE_WAIT_SECONDS = 90.0
+"""After a broker restart: the producer and the consumer group reconnect first."""
+REVOCATION_BOUND_SECONDS = 5.0
+"""A revocation reaches every service within this (the revocation replica's staleness bound)."""
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 """The services' schema registry: every table each of them uses."""
 
@@ -53,8 +65,20 @@ SERVICES = ("users", "policies")
 QUIET_LOGS = LogSettings(console=ConsoleSettings(stream="stderr"), level="WARNING")
 """In one process the walkthrough owns standard output: the services log problems to stderr."""
 
-Services = tuple[str, str, Coroutine[Any, Any, object]]
-"""The two base URLs and a coroutine that ends when the services stop."""
+
+@dataclass
+class Services:
+    """The running services: their base URLs, what ends when they stop, what they run on."""
+
+    users_url: str
+    policies_url: str
+    stopped: Coroutine[Any, Any, object]
+    """Ends when the services stop (Ctrl-C); close it unawaited when leaving on purpose."""
+    databases: dict[str, str] = field(default_factory=dict)
+    """Each service's database URL."""
+    broker: RestartableServer | None = None
+    """``--real`` without ``--kafka-bootstrap``: the demo's own Kafka broker, which a step
+    stops and starts again (empty, as Tansu keeps nothing)."""
 
 
 @dataclass
@@ -65,6 +89,8 @@ class Walkthrough:
     policies: httpx.AsyncClient
     results: list[bool] = field(default_factory=list)
     admin_token: str = ""
+    broker: RestartableServer | None = None
+    """The demo's own Kafka broker (``--real``), which the outage step stops and restarts."""
 
     def step(self, title: str, ok: bool, detail: str) -> bool:
         """Print one step's outcome and remember it."""
@@ -95,9 +121,11 @@ async def login(w: Walkthrough, email: str) -> dict[str, Any]:
     return body
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]]) -> bool:
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float = EVENT_WAIT_SECONDS
+) -> bool:
     """Ask ``check`` until it says yes (an event crossing services takes a moment)."""
-    deadline = time.monotonic() + EVENT_WAIT_SECONDS
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
             return True
@@ -226,6 +254,15 @@ async def walkthrough(w: Walkthrough) -> None:  # one scripted story
         f"{family.status_code} {code_of(family)}",
     )
 
+    await logout_is_honoured_everywhere(w, bob)
+    if w.broker is not None:
+        await events_resume_after_broker_restart(w, w.broker, run)
+
+    await show_metrics(w)
+
+
+async def show_metrics(w: Walkthrough) -> None:
+    """The request metrics of user-service, a few lines of them."""
     metrics = await w.users.get("/metrics")
     lines = [line for line in metrics.text.splitlines() if line.startswith("aegis_http_requests")]
     w.step(
@@ -235,6 +272,63 @@ async def walkthrough(w: Walkthrough) -> None:  # one scripted story
     )
     for line in lines[:3]:
         print(f"        {line}")
+
+
+async def logout_is_honoured_everywhere(w: Walkthrough, email: str) -> None:
+    """Log in, log out on user-service: policy-service refuses the token too, soon after."""
+    auth = bearer((await login(w, email))["access_token"])
+    before = await w.policies.get("/policies", headers=auth)
+    out = await w.users.post("/auth/logout", headers=auth)
+    logged_out = time.monotonic()
+
+    async def refused() -> bool:
+        answer = await w.policies.get("/policies", headers=auth)
+        return answer.status_code == HTTPStatus.UNAUTHORIZED
+
+    honoured = await wait_for(refused, REVOCATION_BOUND_SECONDS)
+    elapsed = time.monotonic() - logged_out
+    w.step(
+        "logout on user-service is honoured by policy-service",
+        before.status_code == HTTPStatus.OK
+        and out.status_code == HTTPStatus.NO_CONTENT
+        and honoured,
+        f"{before.status_code} before, {out.status_code} logout, "
+        + (f"401 within {elapsed * 1000:.0f} ms" if honoured else "still accepted"),
+    )
+
+
+async def events_resume_after_broker_restart(
+    w: Walkthrough, broker: RestartableServer, run: str
+) -> None:
+    """Kill the broker, delete a user meanwhile, start it again empty: the event still arrives."""
+    email = f"carol-{run}@example.com"
+    created = await w.users.post(
+        "/users", json={"email": email, "name": "Carol", "password": PASSWORD}
+    )
+    carol = created.json().get("id", "")
+    token = (await login(w, email))["access_token"]
+    policy = {"number": f"C-{run}", "premium": "80.00", "starts_on": "2027-01-01"}
+    made = await w.policies.post("/policies", json=policy, headers=bearer(token))
+    policy_id = made.json().get("id", "")
+    await asyncio.to_thread(broker.stop)
+    deleted = await w.users.delete(f"/users/{carol}", headers=bearer(w.admin_token))
+    await asyncio.to_thread(broker.start)  # Tansu keeps nothing: topics and offsets are gone
+    restarted = time.monotonic()
+
+    async def cancelled() -> bool:
+        response = await w.policies.get(f"/policies/{policy_id}", headers=bearer(w.admin_token))
+        return response.status_code == HTTPStatus.OK and response.json()["status"] == "cancelled"
+
+    arrived = await wait_for(cancelled, OUTAGE_WAIT_SECONDS)
+    elapsed = time.monotonic() - restarted
+    w.step(
+        "events resume after a broker restart (empty): Carol's policy cancelled",
+        made.status_code == HTTPStatus.CREATED
+        and deleted.status_code == HTTPStatus.NO_CONTENT
+        and arrived,
+        "user.deleted written while the broker was down, "
+        + (f"handled {elapsed:.1f} s after it came back" if arrived else "never handled"),
+    )
 
 
 def create_tables(urls: dict[str, str], data: Path) -> MigrationRun:
@@ -294,7 +388,7 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
                 raise SystemExit("a service failed to start (is the port taken?)")
             await asyncio.sleep(0.05)
         stopped = asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)  # Ctrl-C (uvicorn)
-        yield users_url, f"http://{args.host}:{args.policies_port}", stopped
+        yield Services(users_url, f"http://{args.host}:{args.policies_port}", stopped, databases)
     finally:
         for server in servers:
             server.should_exit = True
@@ -302,26 +396,68 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
 
 
 @contextlib.asynccontextmanager
-async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Services]:
-    """``--real``: each service in its own process on PostgreSQL, Redis and Kafka."""
-    if not (args.postgres_url and args.redis_url and args.kafka_bootstrap):
-        raise SystemExit(
-            '--real needs PostgreSQL, Redis and Kafka: eval "$(./dev services up)" '
-            "or pass --postgres-url, --redis-url and --kafka-bootstrap"
-        )
+async def processes(
+    args: argparse.Namespace, data: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[Services]:
+    """``--real``: each service in its own process on PostgreSQL, Redis and Kafka.
+
+    A server not given by its option (or AEGIS_TEST_* variable) is started here, embedded, and
+    stopped on leaving, whether the walkthrough passed, failed or was interrupted. ``env``: more
+    environment variables for both services.
+    """
+    async with contextlib.AsyncExitStack() as owned:
+        postgres_url = args.postgres_url or await owned.enter_async_context(embedded("postgres"))
+        redis_url = args.redis_url or await owned.enter_async_context(embedded("redis"))
+        broker = None
+        kafka_bootstrap = args.kafka_bootstrap
+        if kafka_bootstrap is None:  # entered, so it is stopped however the demo ends
+            broker = await asyncio.to_thread(owned.enter_context, RestartableServer("kafka"))
+            kafka_bootstrap = broker.url
+            print(f"kafka          embedded broker {broker.url} (stopped when the demo ends)")
+        servers: dict[ServiceKind, str] = {
+            "postgres": postgres_url,
+            "redis": redis_url,
+            "kafka": kafka_bootstrap,
+        }
+        async with service_processes(args, data, servers, env or {}) as services:
+            services.broker = broker
+            yield services
+
+
+@contextlib.asynccontextmanager
+async def embedded(kind: ServiceKind) -> AsyncIterator[str]:
+    """An embedded server of ``kind`` for the demo's lifetime; its URL."""
+    server: EmbeddedServer = await asyncio.to_thread(start_server, kind)
+    print(f"{kind:<14} embedded server (pid {server.pid}, stopped when the demo ends)")
+    try:
+        yield server.url
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@contextlib.asynccontextmanager
+async def service_processes(
+    args: argparse.Namespace, data: Path, servers: dict[ServiceKind, str], env: dict[str, str]
+) -> AsyncIterator[Services]:
+    """Start user-service, then policy-service, each a process with a database of its own.
+
+    ``servers``: the URL of each kind of server (the Kafka one a bootstrap address).
+    """
+    postgres_url, redis_url = servers["postgres"], servers["redis"]
+    kafka_bootstrap = servers["kafka"]
     users_url = f"http://{args.host}:{args.users_port}"
     policies_url = f"http://{args.host}:{args.policies_port}"
     # A database per service on that server, the demo's own, dropped afterwards.
     names = {service: f"aegis_demo_{uuid.uuid4().hex[:8]}_{service}" for service in SERVICES}
-    databases = {service: database_url(args.postgres_url, name) for service, name in names.items()}
-    common = {**os.environ, "AEGIS_ENV": "development"}
+    databases = {service: database_url(postgres_url, name) for service, name in names.items()}
+    common = {**os.environ, "AEGIS_ENV": "development", **env}
     users_env = {
         "USERS_HOST": args.host,
         "USERS_PORT": str(args.users_port),
         "USERS_DATABASE__URL": databases["users"],
-        "USERS_CACHE__URL": args.redis_url,
-        "USERS_REDIS_URL": args.redis_url,
-        "USERS_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
+        "USERS_CACHE__URL": redis_url,
+        "USERS_REDIS_URL": redis_url,
+        "USERS_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "USERS_KAFKA__CLIENT_ID": "user-service",
         "USERS_ADMIN_EMAIL": ADMIN_EMAIL,
         "USERS_ADMIN_PASSWORD": ADMIN_PASSWORD,
@@ -330,7 +466,8 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
         "POLICIES_HOST": args.host,
         "POLICIES_PORT": str(args.policies_port),
         "POLICIES_DATABASE__URL": databases["policies"],
-        "POLICIES_KAFKA__BOOTSTRAP_SERVERS": args.kafka_bootstrap,
+        "POLICIES_REDIS_URL": redis_url,
+        "POLICIES_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "POLICIES_KAFKA__CLIENT_ID": "policy-service",
         # librdkafka's default session timeout makes a group join take ~23 s on Tansu.
         "POLICIES_KAFKA__CONSUMER": '{"session.timeout.ms": 6000, "heartbeat.interval.ms": 500}',
@@ -341,35 +478,35 @@ async def processes(args: argparse.Namespace, data: Path) -> AsyncIterator[Servi
     started: list[subprocess.Popen[bytes]] = []
     try:
         for name in names.values():
-            await asyncio.to_thread(create_database, args.postgres_url, name)
+            await asyncio.to_thread(create_database, postgres_url, name)
         await asyncio.to_thread(create_tables, databases, data)
-        for module, env, url in (
+        for module, service_env, url in (
             ("user_service", users_env, users_url),
             ("policy_service", policies_env, policies_url),
         ):
-            log = (data / f"{module}.log").open("wb")
-            started.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", module],
-                    env={**common, **env},
-                    cwd=data,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+            with (data / f"{module}.log").open("wb") as log:  # the child keeps its own copy
+                started.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", module],
+                        env={**common, **service_env},
+                        cwd=data,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
                 )
-            )
             await ready(url, started[-1], data / f"{module}.log")
         exited = asyncio.to_thread(started[0].wait)  # Ctrl-C reaches the services too
-        yield users_url, policies_url, exited
+        yield Services(users_url, policies_url, exited, databases)
     finally:
         for process in started:
             process.send_signal(signal.SIGINT)
         for process in started:
             try:
-                process.wait(timeout=15)
+                await asyncio.to_thread(process.wait, 15)
             except subprocess.TimeoutExpired:
                 process.kill()
         for name in names.values():
-            await asyncio.to_thread(drop_database, args.postgres_url, name)
+            await asyncio.to_thread(drop_database, postgres_url, name)
 
 
 async def ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -391,13 +528,14 @@ async def demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="aegis-demo-") as directory:
         data = Path(directory)
         services = processes(args, data) if args.real else in_process(args, data)
-        async with services as (users_url, policies_url, stopped):
+        async with services as running:
+            users_url, policies_url = running.users_url, running.policies_url
             print(f"user-service   {users_url}\npolicy-service {policies_url}", flush=True)
             async with (
                 httpx.AsyncClient(base_url=users_url, timeout=10.0) as users,
                 httpx.AsyncClient(base_url=policies_url, timeout=10.0) as policies,
             ):
-                w = Walkthrough(users, policies)
+                w = Walkthrough(users, policies, broker=running.broker)
                 await walkthrough(w)
             passed = sum(w.results)
             verdict = "every step behaved" if all(w.results) else "SOME STEPS FAILED"
@@ -411,9 +549,9 @@ async def demo(args: argparse.Namespace) -> int:
                     f"admin token:\n  export TOKEN={w.admin_token}",
                     flush=True,
                 )
-                await stopped
+                await running.stopped
             else:
-                stopped.close()  # never awaited: the services are stopped on leaving
+                running.stopped.close()  # never awaited: the services are stopped on leaving
         return 0 if w.results and all(w.results) else 1
 
 

@@ -140,7 +140,7 @@ def test_binary_round_trip_carries_every_envelope_field() -> None:
     assert headers["ce_dataschema"] == b"https://schemas.example.com/account-opened/3"
     assert headers["ce_subject"] == b"acc/7"
     assert headers["ce_causationid"] == b"e-0"
-    assert headers["traceparent"] == b"00-x"
+    assert headers["traceparent"] == headers["ce_traceparent"] == b"00-x"
     assert record.key == b"7"
     decoded = codec.decode(message(record.headers, record.value, record.key))
     assert decoded == event.model_copy(update={"source": "accounts-svc"})
@@ -155,6 +155,7 @@ def test_structured_round_trip_and_a_non_model_data_type() -> None:
     assert body["data"] == 41
     assert body["traceparent"] == "00-abc"
     assert dict(record.headers)["traceparent"] == b"00-abc"
+    assert "ce_traceparent" not in dict(record.headers)  # structured: the envelope carries it
     assert codec.decode(message(record.headers, record.value)) == event.model_copy(
         update={"source": "counter", "correlationid": event.id}
     )

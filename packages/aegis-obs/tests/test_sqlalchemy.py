@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
 from prometheus_client import CollectorRegistry
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from aegis.obs import instrument_engine, statement_operation
+
+Spans = Callable[[], tuple[ReadableSpan, ...]]
 
 
 def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
@@ -82,3 +89,37 @@ def test_statement_operation_is_the_first_keyword_or_other(
     statement: str | None, operation: str
 ) -> None:
     assert statement_operation(statement) == operation
+
+
+@pytest.mark.anyio
+async def test_each_statement_is_a_client_span_in_the_current_trace_without_its_text(
+    postgres_database: str, registry: CollectorRegistry, spans: Spans
+) -> None:
+    engine = create_async_engine(
+        postgres_database.replace("postgresql://", "postgresql+psycopg://", 1)
+    )
+    instrument_engine(engine, name="orders", registry=registry)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("handler") as handler:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 'alice@example.com'"))
+            with pytest.raises(ProgrammingError):
+                await connection.execute(text("SELECT * FROM no_such_table"))
+    await engine.dispose()
+
+    statements = [span for span in spans() if span.kind is SpanKind.CLIENT]
+    assert [span.name for span in statements][-2:] == ["SELECT orders", "SELECT orders"]
+    ok, refused = statements[-2:]
+    parent = handler.get_span_context().span_id
+    assert ok.parent is not None
+    assert refused.parent is not None
+    assert (ok.parent.span_id, refused.parent.span_id) == (parent, parent)
+    assert dict(ok.attributes or {}) == {
+        "db.system.name": "postgresql",
+        "db.operation.name": "SELECT",
+        "aegis.db.engine": "orders",
+    }
+    assert "alice" not in repr(ok.to_json())
+    assert ok.status.status_code is StatusCode.UNSET
+    assert refused.status.status_code is StatusCode.ERROR
+    assert [event.name for event in refused.events] == ["exception"]

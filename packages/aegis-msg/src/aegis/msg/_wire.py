@@ -31,6 +31,9 @@ WireMode = Literal["binary", "structured"]
 
 STRUCTURED_CONTENT_TYPE: Final = "application/cloudevents+json"
 TRACEPARENT_HEADER: Final = "traceparent"
+"""W3C Trace Context's Kafka header, which OpenTelemetry's Kafka instrumentations read."""
+CE_TRACEPARENT_HEADER: Final = "ce_traceparent"
+"""The same value as the CloudEvents distributed-tracing extension attribute (binary mode)."""
 
 handling_event_id: Final = contextvars.ContextVar[str | None]("aegis_msg_event_id", default=None)
 """Id of the event whose handler is running: events published from it name it as their cause."""
@@ -209,7 +212,8 @@ class EventCodec:
         if cause is not None:
             shared.append(("ce_causationid", cause.encode()))
         if traceparent is not None:
-            shared.append((TRACEPARENT_HEADER, traceparent.encode()))
+            parent_bytes = traceparent.encode()
+            shared += [(TRACEPARENT_HEADER, parent_bytes), (CE_TRACEPARENT_HEADER, parent_bytes)]
         correlation_bytes = None if correlation is None else correlation.encode()
         # With the context's correlation id, the plain event's trailing headers are constant.
         tail: Headers = (
@@ -316,7 +320,8 @@ class EventCodec:
             headers.append(("ce_causationid", causation.encode()))
         parent = event.traceparent or traceparent
         if parent is not None:
-            headers.append((TRACEPARENT_HEADER, parent.encode()))
+            parent_bytes = parent.encode()
+            headers += [(TRACEPARENT_HEADER, parent_bytes), (CE_TRACEPARENT_HEADER, parent_bytes)]
         return headers
 
     def envelope(self, event: Event[Any], *, traceparent: str | None = None) -> dict[str, Any]:

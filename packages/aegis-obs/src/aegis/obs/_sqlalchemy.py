@@ -1,4 +1,4 @@
-"""Database query metrics from SQLAlchemy engine events (``aegis-obs[sqlalchemy]``)."""
+"""Database query metrics and spans from SQLAlchemy engine events (``aegis-obs[sqlalchemy]``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Histogram
 
+from aegis.obs.__about__ import __version__
 from aegis.obs._metrics import counter, gauge, histogram
 
 if TYPE_CHECKING:
@@ -43,7 +46,13 @@ def instrument_engine(
     registry: CollectorRegistry | None = None,
     buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
 ) -> None:
-    """Record query and pool metrics of a SQLAlchemy engine (sync or async).
+    """Record query and pool metrics, and a span per statement, of a SQLAlchemy engine.
+
+    Sync and async engines alike. Each statement is a CLIENT span ``OPERATION engine`` in the
+    trace that is current when it runs (the request's, the event handler's), with
+    ``db.system.name``, ``db.operation.name`` and ``aegis.db.engine``; never the statement
+    text or its values, which may hold personal data. Without an OpenTelemetry SDK the spans
+    are no-ops.
 
     - ``aegis_db_query_duration_seconds{engine,operation}``: cursor execution time, by the
       statement's first keyword (``SELECT``, ``INSERT``..., else ``OTHER``).
@@ -101,19 +110,36 @@ def instrument_engine(
         multiprocess_mode="livesum",
     ).labels(name)
     pool = sync_engine.pool
+    tracer = trace.get_tracer("aegis.obs", __version__)  # follows a provider set later
+    system = sync_engine.dialect.name
 
-    def before(_conn: Any, _cursor: Any, _statement: str, *_: Any) -> None:
-        _conn.info.setdefault(_STARTED_KEY, []).append(time.perf_counter())
+    def before(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        operation = statement_operation(statement)
+        span = tracer.start_span(
+            f"{operation} {name}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system.name": system,
+                "db.operation.name": operation,
+                "aegis.db.engine": name,
+            },
+        )
+        conn.info.setdefault(_STARTED_KEY, []).append((time.perf_counter(), span))
 
-    def after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        started = _conn.info[_STARTED_KEY].pop()
+    def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        started, span = conn.info[_STARTED_KEY].pop()
         duration.labels(name, statement_operation(statement)).observe(time.perf_counter() - started)
+        span.end()
 
     def failed(context: ExceptionContext) -> None:
         errors.labels(name, statement_operation(context.statement)).inc()
         connection = context.connection
         if connection is not None and connection.info.get(_STARTED_KEY):
-            connection.info[_STARTED_KEY].pop()
+            _, span = connection.info[_STARTED_KEY].pop()
+            error = context.original_exception
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+            span.end()
 
     # Counted here rather than read from the pool: its own counter changes only after the
     # checkin event has run. Sync engines check connections out from many threads.
