@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -197,10 +197,23 @@ class KafkaConsumerChannel:
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        self._hooks.assigned([(p.topic, p.partition) for p in partitions])
+        self._on_loop(self._hooks.assigned, partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        self._hooks.lost([(p.topic, p.partition) for p in partitions])
+        self._on_loop(self._hooks.lost, partitions)
+
+    def _on_loop(
+        self,
+        hook: Callable[[Sequence[TopicPartition]], None],
+        partitions: list[KafkaTopicPartition],
+    ) -> None:
+        """Run a rebalance hook on the event loop, where the subscriber's state lives, and wait.
+
+        librdkafka calls back on this worker thread, inside ``consume()``.
+        """
+        assert self._loop is not None  # noqa: S101 - set by start()
+        listed = [(p.topic, p.partition) for p in partitions]
+        asyncio.run_coroutine_threadsafe(_call(hook, listed), self._loop).result()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
         assert self._loop is not None  # noqa: S101 - set by start()
@@ -275,6 +288,12 @@ class KafkaConsumerChannel:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+async def _call(
+    hook: Callable[[Sequence[TopicPartition]], None], partitions: list[TopicPartition]
+) -> None:
+    hook(partitions)
 
 
 def log_failed_commit(error: KafkaError | None, partitions: list[KafkaTopicPartition]) -> None:

@@ -132,6 +132,7 @@ class EventSubscriber:
         self._capacity = asyncio.Event()
         self._channel: ConsumerChannel | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._retiring: asyncio.Task[None] | None = None
         self.stopping = False
 
     def on(
@@ -210,6 +211,8 @@ class EventSubscriber:
             lane.interrupt.set()
         await task
         await self._wait_for_lanes(list(self._lanes.values()))
+        if self._retiring is not None:
+            await self._retiring
         commits = self._offsets.commits()
         await channel.close(commits)
 
@@ -278,6 +281,11 @@ class EventSubscriber:
         handle = self._handling.handle
         queue, slots, offsets = lane.queue, lane.slots, lane.offsets
         try:
+            retiring = self._retiring
+            if retiring is not None and not retiring.done():
+                # Handlers of lost partitions still run: a key must not run twice at once here,
+                # nor its later events before its earlier one (the new partition may differ).
+                await asyncio.shield(retiring)
             while queue and not lane.revoked and not self.stopping:
                 message = queue[0]
                 if not await handle(message, lane):
@@ -331,10 +339,23 @@ class EventSubscriber:
         logger.info("group %s was assigned %s", self.group_id, partitions)
 
     def lost(self, partitions: Sequence[TopicPartition]) -> None:
-        """Rebalance hook: ``partitions`` are gone without a commit; stop their lanes."""
+        """Rebalance hook: ``partitions`` are gone without a commit; stop their lanes.
+
+        Handlers still running on them finish (up to ``graceful_timeout``, then they are
+        cancelled); messages fetched meanwhile wait for them, so an event of a key never runs
+        before or beside an earlier one of the same key in this process.
+        """
         gone = set(partitions)
-        for lane in self._lanes.values():
-            if lane.partition in gone:
-                lane.revoked = True
-                lane.interrupt.set()
+        lanes = [lane for lane in self._lanes.values() if lane.partition in gone]
+        for lane in lanes:
+            lane.revoked = True
+            lane.interrupt.set()
         self._offsets.drop(gone)
+        running = [lane for lane in lanes if lane.task is not None]
+        if running:
+            self._retiring = asyncio.create_task(self._retire(self._retiring, running))
+
+    async def _retire(self, earlier: asyncio.Task[None] | None, lanes: Sequence[Lane]) -> None:
+        if earlier is not None:
+            await earlier
+        await self._wait_for_lanes(lanes)
