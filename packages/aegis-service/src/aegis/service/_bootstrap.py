@@ -79,8 +79,12 @@ def bootstrap(
         app: the application.
         settings: what to wire.
         policy: the roles and permissions for tokens (aegis-auth).
-        token_store: where revocations and refresh families live; without one revocation
-            is off.
+        token_store: where revocations and refresh families live; without one (and without
+            ``settings.auth.revocation_redis_url``, which builds a
+            :class:`~aegis.auth.ReplicatedTokenStore` on that Redis) revocation is off. A
+            ``ReplicatedTokenStore`` given here is started and stopped with the app (its client
+            stays the caller's) and checked for readiness as ``revocations`` (critical when it
+            fails closed).
         registry: the Prometheus registry of the request metrics, of the components' metrics
             and of ``/metrics``; the default registry when ``None``.
         tracer_provider: the OpenTelemetry provider of the request spans; when ``None``,
@@ -101,7 +105,7 @@ def bootstrap(
     Raises:
         ConfigurationError: the app already serves, ``bootstrap`` already ran on it, or a
             setting is inconsistent (a rate limit without a cache, an outbox without a
-            database).
+            database, a ``token_store`` and ``revocation_redis_url`` both given).
 
     Example:
         >>> app = FastAPI()

@@ -30,12 +30,21 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
     from starlette.applications import Starlette
 
-    from aegis.auth import JWKSClient, KeySet, RolePolicy, TokenService, TokenStore
+    from aegis.auth import (
+        JWKSClient,
+        KeySet,
+        ReplicatedTokenStore,
+        RolePolicy,
+        TokenService,
+        TokenStore,
+    )
     from aegis.cache import Cache, RateLimiter
     from aegis.db import DatabaseManager
     from aegis.msg import EventPublisher, Outbox, OutboxRelay, Transport
+    from aegis.service._settings import AuthSettings
 
 _LOGGER: Final = logging.getLogger("aegis.service")
+_REDIS_TIMEOUT: Final = 2.0  # seconds per Redis reply of the revocation store (writes, checks)
 Hook = Callable[[], Awaitable[None]]
 
 
@@ -47,6 +56,8 @@ class Service:
     ``tokens`` and ``keys`` (a :class:`~aegis.auth.TokenService` and the
     :class:`~aegis.auth.KeySet` it signs with), ``jwks`` (the
     :class:`~aegis.auth.JWKSClient` of a service that verifies tokens issued elsewhere),
+    ``revocations`` (the :class:`~aegis.auth.ReplicatedTokenStore` of
+    ``AuthSettings.revocation_redis_url``, or the one given as ``token_store``),
     ``transport`` and ``publisher`` (aegis-msg; with an ``outbox``, its ``relay``),
     ``rate_limiter``. ``health`` holds one check
     per configured component. The application's lifespan starts them (:meth:`start`) before
@@ -82,6 +93,7 @@ class Service:
         self.keys: KeySet | None = None
         self.tokens: TokenService | None = None
         self.jwks: JWKSClient | None = None
+        self.revocations: ReplicatedTokenStore | None = None
         self.transport: Transport | None = None
         self.publisher: EventPublisher | None = None
         self.rate_limiter: RateLimiter | None = None
@@ -212,6 +224,14 @@ class Service:
 
         auth = self.settings.auth
         assert auth is not None  # noqa: S101 - checked by the caller
+        if auth.revocation_redis_url is not None:
+            if store is not None:
+                raise ConfigurationError(
+                    "give bootstrap() a token_store or set AuthSettings.revocation_redis_url, "
+                    "not both"
+                )
+            store = self._build_revocations(auth)
+        self._follow_revocations(store)
         if auth.jwks_url is not None:
             jwks = self.jwks = JWKSClient(auth.jwks_url, metrics_registry=self.registry)
             keys = KeySet()
@@ -235,6 +255,53 @@ class Service:
             jwks=self.jwks,
             metrics_registry=self.registry,
         )
+
+    def _build_revocations(self, auth: AuthSettings) -> ReplicatedTokenStore:
+        """The shared revocations of ``auth``: a replica of Redis's, owned by this service."""
+        assert auth.revocation_redis_url is not None  # noqa: S101 - checked by the caller
+        try:
+            from redis.asyncio import Redis  # noqa: PLC0415 - aegis-auth's redis extra
+
+            from aegis.auth import ReplicatedTokenStore  # noqa: PLC0415
+        except ImportError as exc:
+            raise ConfigurationError(
+                "AuthSettings.revocation_redis_url needs redis: pip install 'aegis-auth[redis]'"
+            ) from exc
+        client = Redis.from_url(
+            auth.revocation_redis_url.get_secret_value(),
+            socket_connect_timeout=_REDIS_TIMEOUT,
+            socket_timeout=_REDIS_TIMEOUT,
+        )
+        self._on_stop.append(client.aclose)  # after the replica's close (stops run reversed)
+        return ReplicatedTokenStore(
+            client,
+            prefix=auth.revocation_key_prefix,
+            max_staleness=auth.revocation_max_staleness_seconds,
+            when_stale=auth.revocation_when_stale,
+            metrics_registry=self.registry,
+        )
+
+    def _follow_revocations(self, store: TokenStore | None) -> None:
+        """Start and stop a revocation replica with the app, and check it for readiness."""
+        try:
+            from aegis.auth import ReplicatedTokenStore  # noqa: PLC0415 - aegis-auth[redis]
+        except ImportError:
+            return  # then no store can be one
+        if not isinstance(store, ReplicatedTokenStore):
+            return
+        replica = self.revocations = store
+
+        async def start_revocations() -> None:
+            if not await replica.start():
+                _LOGGER.warning(
+                    "the revocations are not loaded at start-up (Redis unreachable?); checks "
+                    "go to Redis until they are, and /health/ready says so"
+                )
+
+        # Critical when failing closed: a stale replica with Redis down answers 503 anyway.
+        self.health.add("revocations", replica.health_check, critical=store.when_stale == "closed")
+        self._on_start.append(start_revocations)
+        self._on_stop.append(replica.close)
 
     def _build_rate_limiter(self) -> None:
         from aegis.cache import RateLimiter  # noqa: PLC0415 - the cache extra

@@ -62,6 +62,9 @@ class AuthSettings(BaseModel):
     EdDSA/ES*/RS*/PS*, a secret for HS*); without one a key is generated at start-up, which
     suits development and tests only (tokens die with the process, and each replica has its
     own). A service that only verifies tokens issued elsewhere sets ``jwks_url`` instead.
+    Every service that verifies the issuer's tokens sets the same ``revocation_redis_url`` (and
+    prefix) so a revocation made by any of them is honoured by all (needs
+    ``aegis-auth[redis]``).
 
     Example:
         >>> AuthSettings(issuer="users", audience="aegis", public_paths=["POST /users"])
@@ -91,6 +94,34 @@ class AuthSettings(BaseModel):
     publish_jwks: bool = Field(
         default=True, description="Serve the public keys at /.well-known/jwks.json."
     )
+    revocation_redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis shared by every service that verifies this issuer's tokens: "
+        "revocations (logout, reused refresh tokens) are written there and each service "
+        "keeps a replica in memory, fed by pub/sub (aegis-auth's ReplicatedTokenStore). "
+        "None: no revocation store unless bootstrap() is given a token_store.",
+    )
+    revocation_prefix: str | None = Field(
+        default=None,
+        description="Prefix of the revocation keys and channel; the same in every service "
+        'sharing them. None: "<issuer>:".',
+    )
+    revocation_max_staleness_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How long the replica answers after its channel went quiet; the bound on "
+        "how late a revocation is honoured while Redis is unreachable.",
+    )
+    revocation_when_stale: Literal["closed", "open"] = Field(
+        default="closed",
+        description="Replica stale and Redis unreachable: refuse requests (503, and the "
+        "revocations readiness check is critical) or let tokens through (logged, counted).",
+    )
+
+    @property
+    def revocation_key_prefix(self) -> str:
+        """``revocation_prefix``, or ``"<issuer>:"`` when it is not set."""
+        return self.revocation_prefix if self.revocation_prefix is not None else f"{self.issuer}:"
 
 
 class RateLimitSettings(BaseModel):
