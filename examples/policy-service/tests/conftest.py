@@ -2,6 +2,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import policy_service
@@ -47,13 +48,20 @@ def database_urls(tmp_path: Path, create_tables: CreateTables) -> dict[str, str]
 
 
 @pytest.fixture
+def revocations() -> dict[str, Any]:
+    """Settings both services get for shared revocations: none (test_revocation.py has Redis)."""
+    return {}
+
+
+@pytest.fixture
 async def users_url(
-    transport: InMemoryTransport, database_urls: dict[str, str]
+    transport: InMemoryTransport, database_urls: dict[str, str], revocations: dict[str, Any]
 ) -> AsyncIterator[str]:
     """user-service on a real socket: policy-service reaches its JWKS and API over HTTP."""
     port = free_port()
     app = user_service.create_app(
         user_service.Settings(
+            **revocations,
             port=port,
             database=DatabaseSettings(
                 url=SecretStr(database_urls["users"]), sqlite_transaction_mode="IMMEDIATE"
@@ -77,10 +85,14 @@ async def users_url(
 
 @pytest.fixture
 async def policies(
-    transport: InMemoryTransport, users_url: str, database_urls: dict[str, str]
+    transport: InMemoryTransport,
+    users_url: str,
+    database_urls: dict[str, str],
+    revocations: dict[str, Any],
 ) -> AsyncIterator[FastAPI]:
     app = policy_service.create_app(
         policy_service.Settings(
+            **revocations,
             database=DatabaseSettings(
                 url=SecretStr(database_urls["policies"]), sqlite_transaction_mode="IMMEDIATE"
             ),

@@ -41,11 +41,17 @@ class Settings(ServiceSettings):
     client_id: str = "policy-service"
     client_secret: SecretStr = SecretStr("dev-only-policy-service-secret")
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
+    redis_url: SecretStr | None = None
+    """The Redis where user-service keeps its revocations (``POLICIES_REDIS_URL``, the same as
+    ``USERS_REDIS_URL``): a token revoked there (logout, a reused refresh token) is refused here
+    too, checked in memory (``auth.revocation_redis_url``). ``None``: no revocation check, a
+    revoked token works here until it expires (a store in memory cannot be shared between
+    processes)."""
 
     @model_validator(mode="before")
     @classmethod
     def _auth_defaults(cls, data: Any) -> Any:
-        """Fill what ``POLICIES_AUTH__*`` leaves out from user-service's URL."""
+        """Fill what ``POLICIES_AUTH__*`` leaves out from user-service's URL and ``redis_url``."""
         if not isinstance(data, dict):
             return data
         given = data.get("auth") or {}
@@ -53,4 +59,6 @@ class Settings(ServiceSettings):
             given = given.model_dump(exclude_unset=True)
         users_url = str(data.get("users_url", USERS_URL)).rstrip("/")
         auth = {"issuer": "users", "audience": "aegis", "jwks_url": f"{users_url}{JWKS_PATH}"}
+        if data.get("redis_url"):  # user-service's revocations (prefix "users:", the issuer's)
+            auth["revocation_redis_url"] = data["redis_url"]
         return {**data, "auth": auth | given}

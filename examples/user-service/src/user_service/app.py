@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Query, Response, status
 from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from user_events import UserCreated, UserDeleted, UserUpdated
 
@@ -21,11 +20,9 @@ from aegis.auth import (
     MemoryTokenStore,
     PasswordService,
     PermissionDeniedError,
-    RedisTokenStore,
     RolePolicy,
     ServiceAccount,
     ServiceAccounts,
-    TokenStore,
     require_owner,
     require_permissions,
     require_roles,
@@ -75,8 +72,9 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     ``tracer_provider`` replace the global Prometheus registry and OpenTelemetry provider.
     """
     app = FastAPI(title="user-service")
-    redis = Redis.from_url(settings.redis_url.get_secret_value()) if settings.redis_url else None
-    store: TokenStore = RedisTokenStore(redis, prefix="users:") if redis else MemoryTokenStore()
+    # With Redis, bootstrap() builds a ReplicatedTokenStore from the settings (shared with
+    # policy-service, prefix "users:"); without, revocations stay in this process.
+    store = None if settings.auth.revocation_redis_url else MemoryTokenStore()
     service = bootstrap(
         app,
         settings,
@@ -125,9 +123,6 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
                     }
                 )
                 await outbox.add(session, UserCreated(data=user_data(admin)))
-
-    if redis is not None:
-        service.on_stop(redis.aclose)
 
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
 

@@ -1,8 +1,9 @@
 """The service's one settings class: aegis-service's ``ServiceSettings`` with ``USERS_*`` names."""
 
 import uuid
+from typing import Self
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from aegis.cache import CacheSettings
@@ -45,10 +46,20 @@ class Settings(ServiceSettings):
     """Tokens this service issues (``USERS_AUTH__SIGNING_KEY``: a PEM key; unset: one generated
     at start)."""
     redis_url: SecretStr | None = None
-    """Redis for token revocation; ``None`` keeps revocations in this process."""
+    """Redis for token revocation, shared with policy-service (``USERS_REDIS_URL``): logouts and
+    reused refresh tokens are written there and announced to every service's in-process replica
+    (``auth.revocation_redis_url``, unless ``USERS_AUTH__REVOCATION_REDIS_URL`` says otherwise).
+    ``None`` keeps revocations in this process only."""
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
     admin_email: str = "admin@example.com"
     admin_password: SecretStr = SecretStr("Admin-Passw0rd-Demo")
     policy_service_client_id: str = "policy-service"
     policy_service_secret: SecretStr = SecretStr("dev-only-policy-service-secret")
     user_cache_ttl: int = 300
+
+    @model_validator(mode="after")
+    def _shared_revocations(self) -> Self:
+        """``redis_url`` is the revocation Redis too, unless ``auth`` names one."""
+        if self.redis_url is not None and self.auth.revocation_redis_url is None:
+            self.auth = self.auth.model_copy(update={"revocation_redis_url": self.redis_url})
+        return self
