@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 from aegis.core.utils.lazy import lazy_getattr
 from aegis.msg.__about__ import __version__
 from aegis.msg._asyncapi import AsyncAPI
+from aegis.msg._dlt import DeadLetter
+from aegis.msg._dlt_client import DeadLetters, ReplayResult
+from aegis.msg._dlt_selection import DeadLetterSelection
 from aegis.msg._errors import (
     EventInProgressError,
     InvalidEventError,
@@ -66,6 +69,9 @@ __all__ = [
     "BatchResult",
     "Claim",
     "Concurrency",
+    "DeadLetter",
+    "DeadLetterSelection",
+    "DeadLetters",
     "DeliveryResult",
     "Event",
     "EventCodec",
@@ -88,6 +94,7 @@ __all__ = [
     "PublishError",
     "RedisIdempotencyStore",
     "RelayStatus",
+    "ReplayResult",
     "RetryPolicy",
     "SqlIdempotencyStore",
     "StoredMessage",
