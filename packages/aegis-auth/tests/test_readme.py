@@ -6,8 +6,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
+from redis.asyncio import Redis
+
+from aegis.auth import JWTKey, KeySet, RedisTokenStore, TokenRevokedError
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -59,3 +63,32 @@ def test_rotation_jwks_and_service_account_examples_run() -> None:
     exec(block("JWKS: verifying another service's tokens"), namespace)  # noqa: S102
     exec(block("Service accounts"), namespace)  # noqa: S102
     assert namespace["account"].secret_hash.startswith("$argon2id$")
+
+
+@pytest.mark.anyio
+async def test_revocation_example_follows_a_logout_made_by_another_service(
+    redis_url: str, redis_prefix: str
+) -> None:
+    keys = KeySet([JWTKey.generate("2026-01", "EdDSA")])
+    namespace: dict[str, Any] = {"REDIS_URL": redis_url, "keys": keys}
+    code = block("Revocation across services").replace('"users:"', repr(redis_prefix))
+    exec(code, namespace)  # noqa: S102
+    tokens, store = namespace["tokens"], namespace["store"]
+    lifespan = namespace["lifespan"](None)
+    await anext(lifespan)  # started
+    issuer_client = Redis.from_url(redis_url)
+    try:
+        pair = tokens.issue_pair("kim")
+        principal = await tokens.verify(pair.access_token)
+        issuer = RedisTokenStore(issuer_client, prefix=redis_prefix)  # the issuing service's
+        await issuer.revoke_family(principal.family, expires_at=principal.expires_at)
+        with anyio.fail_after(5):
+            while store.revoked_nowait(str(principal.token_id), principal.family) is not True:
+                await anyio.sleep(0.002)
+        with pytest.raises(TokenRevokedError):
+            tokens.verify_nowait(pair.access_token)
+        assert (await store.health_check())["revoked_families"] == 1
+    finally:
+        await anext(lifespan, None)  # stopped
+        await issuer_client.aclose()
+        await store.redis.client.aclose()

@@ -199,9 +199,13 @@ class ReplicatedTokenStore:
         self._metrics.revocation_staleness.replicas.discard(self.replica)
         await self._listener.stop()
 
-    def revoked_nowait(self, jti: str, family: str | None) -> bool | None:
-        """Whether ``jti`` or ``family`` is revoked, from memory; ``None`` when stale."""
-        return self.replica.revoked_nowait(jti, family)
+    @property
+    def revoked_nowait(self) -> Callable[[str, str | None], bool | None]:
+        """``revoked_nowait(jti, family)``: revoked or not, from memory; ``None`` when stale.
+
+        The replica's own method: the check of every request is one call, not two.
+        """
+        return self.replica.revoked_nowait
 
     async def is_revoked(self, jti: str, family: str | None) -> bool:
         """Whether ``jti`` or ``family`` is revoked: from memory, or from Redis when stale.
