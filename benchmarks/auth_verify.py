@@ -18,7 +18,13 @@ for HS256, ES256 and EdDSA. Then a hello-world Starlette route called in-process
 token (the token check's share of a request). Times are CPU time (``process_time``), best of
 interleaved rounds.
 
+With Redis (``--redis-url``), revocation (see ``_auth_revocation.py``): a cached token through
+the middleware's path with no store, ``MemoryTokenStore``, ``ReplicatedTokenStore`` (from
+memory) and ``RedisTokenStore`` (an ``MGET`` per request); and how long a revocation written in
+this process takes to be refused by a ``ReplicatedTokenStore`` in another process.
+
 Usage: .venv/bin/python benchmarks/auth_verify.py [--calls 20000] [--rounds 5]
+       [--redis-url redis://127.0.0.1:6379/0] [--trials 500]
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import jwt
+from _auth_revocation import nowait_rates, percentiles, propagation
 from _results import Results, add_json_argument, figure
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import ECKey, OctKey, OKPKey
@@ -235,6 +242,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="'' to skip")
+    parser.add_argument("--trials", type=int, default=500, help="revocations propagated")
     add_json_argument(parser)
     args = parser.parse_args()
     results = Results(
@@ -285,7 +294,41 @@ async def main() -> None:
         raw=figure("bare Starlette", best["bare"] * 1e6),
         higher_is_better=False,
     )
+    if args.redis_url:
+        await revocation(results, args.redis_url, args.calls, args.rounds, args.trials)
     results.write(args.json)
+
+
+async def revocation(results: Results, url: str, calls: int, rounds: int, trials: int) -> None:
+    """The hot path with each revocation store, and the propagation time between processes."""
+    rates = await nowait_rates(url, calls, rounds)
+    print(
+        "cached EdDSA token, the middleware's path, verifications/s (CPU): "
+        + ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
+        + f"; replica/no store {rates['ReplicatedTokenStore'] / rates['no store']:.2f}x"
+    )
+    results.case(
+        "verify EdDSA, cached, revocation checked from memory (ReplicatedTokenStore)",
+        "verifications/s",
+        aegis=figure("ReplicatedTokenStore", rates["ReplicatedTokenStore"]),
+        raw=figure("no store", rates["no store"]),
+        peers=[
+            figure("MemoryTokenStore", rates["MemoryTokenStore"]),
+            figure("RedisTokenStore (MGET per request)", rates["RedisTokenStore"]),
+        ],
+        goal=">= 0.5x no store",
+    )
+    delays = percentiles(await propagation(url, trials))
+    print(
+        f"revocation propagation to another process, {trials} trials: "
+        + ", ".join(f"{name} {value:.2f} ms" for name, value in delays.items())
+    )
+    results.table(
+        f"Revocation propagation: revoke() in one process until a ReplicatedTokenStore in "
+        f"another refuses the token ({trials} trials, goal <= 1 s)",
+        ["p50 ms", "p90 ms", "p99 ms", "max ms"],
+        [[f"{value:.2f}" for value in delays.values()]],
+    )
 
 
 if __name__ == "__main__":
