@@ -1,5 +1,6 @@
 """`./dev demo` end to end: the services as real processes, the walkthrough over real HTTP."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -62,3 +63,43 @@ def test_demo_passes_with_each_service_a_process_on_postgres_redis_and_kafka(
         kafka_bootstrap,
     )
     assert_walkthrough_passed(result)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_ctrl_c_on_a_serving_real_demo_stops_every_server_it_started(
+    postgres_database: str, redis_url: str
+) -> None:
+    users, policies = free_port(), free_port()
+    options = {
+        "--users-port": str(users),
+        "--policies-port": str(policies),
+        "--postgres-url": postgres_database,
+        "--redis-url": redis_url,
+    }
+    demo = subprocess.Popen(
+        [sys.executable, str(DEMO), "--real", "--serve", *(x for o in options.items() for x in o)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert demo.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in demo.stdout:  # ends at "serving until Ctrl-C", or when the demo dies
+            lines.append(line)
+            if line.startswith("serving until Ctrl-C"):
+                break
+        broker = next(line.split()[3] for line in lines if "embedded broker" in line)
+        broker_port = int(broker.rpartition(":")[2])
+        assert not port_is_free(broker_port), "".join(lines)
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=60) == 0
+    finally:
+        demo.kill()
+        demo.wait()
+        demo.stdout.close()
+    assert all(port_is_free(port) for port in (broker_port, users, policies)), "".join(lines)
