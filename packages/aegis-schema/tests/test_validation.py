@@ -97,6 +97,21 @@ def test_a_service_cycle_is_a_problem_naming_the_cycle(registry_dir: Path) -> No
     ]
 
 
+def test_a_service_cycle_is_reported_at_the_reference_that_closes_it(examples_dir: Path) -> None:
+    """Not at the first table of a service, which may have no reference at all."""
+    users = examples_dir / "users.yaml"
+    users.write_text(
+        users.read_text()
+        + "  - name: main_policy\n    type: uuid\n"
+        + "references:\n  - column: main_policy\n    references: policies.policies.id\n"
+    )
+    closing = users.read_text().splitlines().index("    references: policies.policies.id") + 1
+    problems = SchemaRegistry.load(examples_dir).validate()
+    assert [(p.rule, p.file, p.line, p.subject) for p in problems] == [
+        ("dependency-cycle", "users.yaml", closing, "users.users")
+    ]
+
+
 def _v(version: str, *columns: SchemaColumn, **changes: object) -> SchemaDefinition:
     base = [SchemaColumn(name="id", type="uuid", primary_key=True), *columns]
     return SchemaDefinition(service="s", table="t", version=version, columns=base, **changes)

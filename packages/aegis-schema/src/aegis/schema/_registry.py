@@ -15,6 +15,7 @@ from aegis.schema._errors import SchemaValidationError, SchemaVersionConflictErr
 from aegis.schema._graph import DependencyGraph
 from aegis.schema._models import SchemaDefinition
 from aegis.schema._problems import Problem, Severity
+from aegis.schema._validation import validate_schemas
 from aegis.schema._yaml import (
     definition_data,
     definitions_from_document,
@@ -294,10 +295,8 @@ class SchemaRegistry:
         return DependencyGraph(self.schemas())
 
     def validate(self) -> list[Problem]:
-        """Check the current versions together; see :func:`validate_registry`."""
-        from aegis.schema._validation import validate_registry  # noqa: PLC0415 - import cycle
-
-        return validate_registry(self)
+        """Check the current versions together (see :data:`~aegis.schema.REGISTRY_RULES`)."""
+        return validate_schemas(self.schemas())
 
     def copy_with(
         self, definitions: Iterable[SchemaDefinition], removed: Iterable[str] = ()

@@ -6,14 +6,11 @@ Every problem carries a stable rule name (:data:`REGISTRY_RULES`), the file and 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
 
+from aegis.schema._graph import DependencyGraph
 from aegis.schema._models import SchemaDefinition, SchemaIndex
 from aegis.schema._problems import Problem, Severity
-
-if TYPE_CHECKING:
-    from aegis.schema._registry import SchemaRegistry
 
 REGISTRY_RULES: dict[str, str] = {
     "yaml-syntax": "the file is not valid YAML",
@@ -104,9 +101,12 @@ def validate_definition(schema: SchemaDefinition) -> list[Problem]:
 
 
 def validate_schemas(schemas: Iterable[SchemaDefinition]) -> list[Problem]:
-    """Check tables together: each on its own, references between them, index names, cycles."""
-    from aegis.schema._graph import DependencyGraph  # noqa: PLC0415 - the graph imports errors
+    """Check tables together: each on its own, references between them, index names, cycles.
 
+    A dependency cycle is reported at the reference that closes it: from a table of the cycle's
+    last service to one of its first (``policies -> users -> policies``: the reference in a
+    ``users`` table to a ``policies`` table).
+    """
     tables = list(schemas)
     by_key = {schema.key: schema for schema in tables}
     services = {schema.service for schema in tables}
@@ -130,23 +130,32 @@ def validate_schemas(schemas: Iterable[SchemaDefinition]) -> list[Problem]:
                     )
                 )
     for cycle in DependencyGraph(tables).cycles():
-        first_table = next(schema for schema in tables if schema.service == cycle[0])
+        schema, position = _closing_reference(tables, cycle)
         path = " -> ".join([*cycle, cycle[0]])
         problems.append(
             Problem(
                 "dependency-cycle",
                 f"services depend on each other: {path}",
-                first_table.source_file,
-                first_table.line_of("references"),
-                subject=cycle[0],
+                schema.source_file,
+                schema.line_of(f"references.{position}.references"),
+                subject=schema.key,
             )
         )
     return problems
 
 
-def validate_registry(registry: SchemaRegistry) -> list[Problem]:
-    """Check the registry's current versions together (see :data:`REGISTRY_RULES`)."""
-    return validate_schemas(registry.schemas())
+def _closing_reference(
+    tables: Sequence[SchemaDefinition], cycle: Sequence[str]
+) -> tuple[SchemaDefinition, int]:
+    """The first reference from a table of ``cycle[-1]`` to one of ``cycle[0]``, by position."""
+    last, first = cycle[-1], cycle[0]
+    for schema in tables:
+        if schema.service != last:
+            continue
+        for position, reference in enumerate(schema.references):
+            if reference.target_service == first:
+                return schema, position
+    raise AssertionError(f"no reference from {last} to {first} closes the cycle {cycle}")
 
 
 def _check_reference(
