@@ -209,6 +209,13 @@ class TestSelection:
         assert not selection.matches(letter(offset=7, partition=0))
         assert not selection.matches(letter(offset=7, headers=[("ce_id", b"evt-2")]))
 
+    def test_a_position_holds_only_in_its_own_partition(self) -> None:
+        positions = tuple(map(parse_position, ["0:5-7", "1:1-3", "1:10-12"]))
+        selection = DeadLetterSelection(positions=positions)
+        assert selection.matches(letter(partition=0, offset=6))
+        assert not selection.matches(letter(partition=1, offset=6))
+        assert selection.matches(letter(partition=1, offset=11))
+
     def test_offsets_and_times_bound_every_partition(self) -> None:
         selection = DeadLetterSelection(
             from_offset=5, to_offset=9, since=NOW - timedelta(minutes=1), until=NOW

@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
 from aegis.msg import (
+    DeadLetters,
     Event,
     EventPublisher,
     EventRegistry,
@@ -88,9 +96,12 @@ async def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int,
     return status, out, err
 
 
-def group_ids(bootstrap: str) -> list[str]:
-    result = AdminClient({"bootstrap.servers": bootstrap}).list_consumer_groups().result(10)
-    return [group.group_id for group in result.valid]
+def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """The offsets ``group`` has committed, by topic and partition."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    request = [ConsumerGroupTopicPartitions(group)]
+    found = admin.list_consumer_group_offsets(request)[group].result(10).topic_partitions
+    return {(tp.topic, tp.partition): tp.offset for tp in found}
 
 
 def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[Any]]]) -> None:
@@ -190,11 +201,11 @@ async def test_dead_letters_are_listed_then_replayed_once_to_the_fixed_handler(
     async with service(kafka, topic, group, gateway_down) as publisher:
         await publisher.publish_batch(orders, topic=topic)
         dead = await records(bootstrap, dlt, at_least=3)
-    groups_before = group_ids(bootstrap)
+    offsets = committed(bootstrap, group)
+    assert offsets == {(topic, 0): 4}
 
     await assert_listed(capsys, bootstrap, dlt=dlt, topic=topic, group=group, broken=broken)
-    # Reading joined no group and committed nothing: the broker knows no new group.
-    assert set(group_ids(bootstrap)) == set(groups_before)
+    assert committed(bootstrap, group) == offsets  # the service's group is left alone
 
     status, out, _ = await run(
         ["dlt", "replay", dlt, "--all", "--dry-run", "--bootstrap", bootstrap], capsys
@@ -300,6 +311,31 @@ def dead_letters(bootstrap: str, kafka_topic_factory: TopicFactory) -> tuple[str
     producer.produce(dlt, b"not json", None, headers=[("ce_id", b"orphan")], partition=1)
     assert producer.flush(10) == 0
     return dlt, origin
+
+
+def test_reading_commits_nothing_even_when_handed_the_service_group_settings(
+    dead_letters: tuple[str, str], bootstrap: str
+) -> None:
+    dlt, _ = dead_letters
+    service_group = unique_name("aegis-test-service", separator="-")
+    service = Consumer({"bootstrap.servers": bootstrap, "group.id": service_group})
+    service.commit(offsets=[TopicPartition(dlt, 0, 1)], asynchronous=False)
+    service.close()
+    careless = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        consumer={
+            "group.id": service_group,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": 10,
+            "enable.auto.offset.store": True,
+        },
+    )
+    with DeadLetters(careless) as dead:
+        assert len(list(dead.read(dlt))) == 7
+        assert dead.get(dlt, 1, 2).event_id == "evt-1-2"
+        reader_group = dead.reader_group
+    assert committed(bootstrap, service_group) == {(dlt, 0): 1}
+    assert committed(bootstrap, reader_group) == {}
 
 
 async def test_list_selects_records_by_position_offset_id_time_and_limit(

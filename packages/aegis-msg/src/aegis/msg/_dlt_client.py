@@ -76,6 +76,8 @@ class DeadLetters:
     def __init__(self, settings: KafkaSettings, *, timeout: float = 10.0) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.reader_group = f"aegis-msg-dlt-reader-{uuid.uuid4().hex[:12]}"
+        """The group id librdkafka requires of the reader: never joined, never committed to."""
         self._consumer: Consumer | None = None
         self._last_client_error: str | None = None
 
@@ -115,7 +117,7 @@ class DeadLetters:
                 **_READER_DEFAULTS,
                 **self.settings.consumer,
                 # assign() only: this group is never joined and nothing is ever committed.
-                "group.id": f"aegis-msg-dlt-reader-{uuid.uuid4().hex[:12]}",
+                "group.id": self.reader_group,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": True,

@@ -19,7 +19,7 @@ def show_text(letter: DeadLetter) -> str:
     """One dead letter in full: where from, the error, headers, payload and stack trace."""
     rows = [
         ("record", f"{letter.topic} {letter.position}"),
-        ("time", _time_text(letter.timestamp, "milliseconds")),
+        ("dead-lettered", _time_text(letter.timestamp, "milliseconds")),
         ("key", "(none)" if letter.key is None else letter.summary()["key"]),
         ("event", f"{letter.event_type or '?'} {letter.event_id or '?'}"),
         ("original", _origin(letter)),
@@ -44,6 +44,7 @@ def show_text(letter: DeadLetter) -> str:
 
 
 def record_line(letter: DeadLetter) -> str:
+    """One line of ``dlt list``: position, time, event, original record and error."""
     error = f"{_short_class(letter.exception_class)}: {letter.exception_message or ''}"
     return "  ".join(
         [
@@ -57,6 +58,7 @@ def record_line(letter: DeadLetter) -> str:
 
 
 def list_summary(topic: str, letters: list[DeadLetter]) -> str:
+    """The count of ``dlt list``, by original topic and by error class."""
     if not letters:
         return f"no dead letters in {topic} match"
     origins = Counter(letter.original_topic or "?" for letter in letters)
@@ -70,6 +72,7 @@ def list_summary(topic: str, letters: list[DeadLetter]) -> str:
 
 
 def result_line(result: ReplayResult) -> str:
+    """One line of ``dlt replay``: the record, where it went (or would go) or why not."""
     letter = result.letter
     head = f"{letter.position}  {letter.event_type or '?'} {letter.event_id or '?'}  -> "
     if result.error is not None:
@@ -80,6 +83,7 @@ def result_line(result: ReplayResult) -> str:
 
 
 def result_json(result: ReplayResult) -> dict[str, Any]:
+    """One JSON line of ``dlt replay --json``."""
     status = "failed" if result.error else "dry_run" if result.dry_run else "replayed"
     return {
         "position": result.letter.position,
@@ -93,6 +97,7 @@ def result_json(result: ReplayResult) -> dict[str, Any]:
 
 
 def replay_summary(topic: str, results: list[ReplayResult], failed: int, *, dry_run: bool) -> str:
+    """The last line of ``dlt replay``: how many were (or would be) replayed, how many failed."""
     if not results:
         return f"no dead letters in {topic} match; nothing to replay"
     done = len(results) - failed
