@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -477,3 +478,25 @@ async def test_the_installed_command_lists_dead_letters(
         f"test.dlt.order.placed evt-0-1  from {origin}[0]@1  GatewayError: declined evt-0-1"
         in result.stdout
     )
+
+
+async def test_the_readme_example_finds_and_replays_a_dead_letter_by_event_id(
+    dead_letters: tuple[str, str], bootstrap: str
+) -> None:
+    dlt, origin = dead_letters
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Dead letters\n", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None
+    code = (
+        match.group(1)
+        .replace("kafka-1:9092", bootstrap)
+        .replace('"orders.DLT"', repr(dlt))
+        .replace("01a248d3-9179-7002-939a-4e0219d89275", "evt-0-1")
+    )
+    namespace: dict[str, Any] = {}
+    await asyncio.to_thread(exec, code, namespace)
+    (result,) = namespace["results"]
+    assert (result.target, result.letter.position) == (origin, "0:1")
+    (replayed,) = await records(bootstrap, origin, at_least=1)
+    assert dict(replayed.headers() or [])["ce_id"] == b"evt-0-1"
