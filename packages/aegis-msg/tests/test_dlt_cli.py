@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from aegis.msg import (
     DeadLetters,
+    DeadLetterSelection,
     Event,
     EventPublisher,
     EventRegistry,
@@ -37,6 +38,7 @@ from aegis.msg import (
     RetryPolicy,
 )
 from aegis.msg._cli import main
+from aegis.msg._dlt_selection import OffsetRange
 from aegis.testing import unique_name
 
 pytestmark = pytest.mark.anyio
@@ -105,10 +107,16 @@ def committed(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): tp.offset for tp in found}
 
 
-def produce(bootstrap: str, topic: str, items: list[tuple[bytes | None, bytes, list[Any]]]) -> None:
+def produce(
+    bootstrap: str,
+    topic: str,
+    items: list[tuple[bytes | None, bytes, list[Any]]],
+    *,
+    partition: int = 0,
+) -> None:
     producer = Producer({"bootstrap.servers": bootstrap})
     for key, value, headers in items:
-        producer.produce(topic, value, key, headers=headers)
+        producer.produce(topic, value, key, headers=headers, partition=partition)
     assert producer.flush(10) == 0
 
 
@@ -337,6 +345,26 @@ def test_reading_commits_nothing_even_when_handed_the_service_group_settings(
         reader_group = dead.reader_group
     assert committed(bootstrap, service_group) == {(dlt, 0): 1}
     assert committed(bootstrap, reader_group) == {}
+
+
+def test_a_later_read_sees_records_added_since_an_earlier_one(
+    dead_letters: tuple[str, str], bootstrap: str
+) -> None:
+    dlt, origin = dead_letters
+    with DeadLetters(KafkaSettings(bootstrap_servers=bootstrap)) as dead:
+        assert [
+            letter.offset
+            for letter in dead.read(dlt, DeadLetterSelection(positions=(OffsetRange(1, 4, None),)))
+        ] == []
+        produce(
+            bootstrap,
+            dlt,
+            [(b"k", b"{}", spring_headers("evt-late", origin, 9, "late"))],
+            partition=1,
+        )
+        later = list(dead.read(dlt, DeadLetterSelection(positions=(OffsetRange(1, 4, None),))))
+        assert [(letter.position, letter.event_id) for letter in later] == [("1:4", "evt-late")]
+        assert dead.get(dlt, 1, 4).exception_message == "late"
 
 
 async def test_list_selects_records_by_position_offset_id_time_and_limit(

@@ -111,20 +111,29 @@ class DeadLetters:
         }
 
     def _reader(self) -> Consumer:
+        """The client for metadata and time lookups, kept while this object lives."""
         if self._consumer is None:
-            config = {
-                **self._client_config(),
-                **_READER_DEFAULTS,
-                **self.settings.consumer,
-                # assign() only: this group is never joined and nothing is ever committed.
-                "group.id": self.reader_group,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-            }
-            self._consumer = _client(Consumer, config)
+            self._consumer = self._new_reader()
         return self._consumer
+
+    def _new_reader(self) -> Consumer:
+        """A fresh client for one read.
+
+        librdkafka caches each partition's end per client: a later read must not stop at an
+        end an earlier one saw.
+        """
+        config = {
+            **self._client_config(),
+            **_READER_DEFAULTS,
+            **self.settings.consumer,
+            # assign() only: this group is never joined and nothing is ever committed.
+            "group.id": self.reader_group,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+        return _client(Consumer, config)
 
     def _unreachable(self, exc: KafkaException) -> ExternalServiceError:
         if self._consumer is not None:
@@ -177,20 +186,26 @@ class DeadLetters:
                 details={"topic": topic, "partitions": missing},
             )
         count = 0
-        for partition in partitions:
-            bounds = selection.bounds(partition)
-            if bounds is None:
-                continue
-            first = self._first_since(topic, partition, bounds[0], selection)
-            if first is None:
-                continue
-            for message in self._scan(topic, partition, first, bounds[1]):
-                letter = DeadLetter.from_message(message)
-                if selection.matches(letter):
-                    yield letter
-                    count += 1
-                    if selection.limit is not None and count >= selection.limit:
-                        return
+        scanner = self._new_reader()
+        try:
+            for partition in partitions:
+                bounds = selection.bounds(partition)
+                first = (
+                    None
+                    if bounds is None
+                    else self._first_since(topic, partition, bounds[0], selection)
+                )
+                if bounds is None or first is None:
+                    continue
+                for message in self._scan(scanner, topic, partition, first, bounds[1]):
+                    letter = DeadLetter.from_message(message)
+                    if selection.matches(letter):
+                        yield letter
+                        count += 1
+                        if selection.limit is not None and count >= selection.limit:
+                            return
+        finally:
+            scanner.close()
 
     def get(self, topic: str, partition: int, offset: int) -> DeadLetter:
         """The record at ``partition``:``offset`` of ``topic``.
@@ -205,9 +220,13 @@ class DeadLetters:
                 f"topic {topic!r} has partitions {_span(partitions)}; no partition {partition}",
                 details={"topic": topic, "partition": partition},
             )
-        for message in self._scan(topic, partition, offset, offset):
-            if message.offset() == offset:
-                return DeadLetter.from_message(message)
+        scanner = self._new_reader()
+        try:
+            for message in self._scan(scanner, topic, partition, offset, offset):
+                if message.offset() == offset:
+                    return DeadLetter.from_message(message)
+        finally:
+            scanner.close()
         raise NotFoundError(
             f"topic {topic!r} has no record at {partition}:{offset} "
             "(past its end, or removed by retention or compaction)",
@@ -232,9 +251,10 @@ class DeadLetters:
             return None  # nothing at or after ``since`` in this partition
         return max(first, found.offset)
 
-    def _scan(self, topic: str, partition: int, first: int, last: int | None) -> Iterator[Message]:
+    def _scan(
+        self, consumer: Consumer, topic: str, partition: int, first: int, last: int | None
+    ) -> Iterator[Message]:
         """Messages of one partition from ``first`` to ``last`` (or its current end)."""
-        consumer = self._reader()
         where = KafkaTopicPartition(topic, partition, first)
         consumer.assign([where])
         following = first  # the offset after the last message seen
@@ -251,6 +271,7 @@ class DeadLetters:
                     if end >= 0 and following >= end:
                         return
                     if time.monotonic() > deadline:
+                        consumer.poll(0)  # serves the error callbacks, which say why
                         raise self._silent(topic, partition)
                     continue
                 deadline = time.monotonic() + self.timeout
@@ -273,7 +294,6 @@ class DeadLetters:
             consumer.unassign()
 
     def _silent(self, topic: str, partition: int) -> ExternalServiceError:
-        self._reader().poll(0)  # serves the error callbacks, which say why
         reason = f": {self._last_client_error}" if self._last_client_error else ""
         return ExternalServiceError(
             f"no answer from Kafka at {self.settings.bootstrap_servers} reading "
