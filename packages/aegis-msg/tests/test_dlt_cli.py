@@ -449,6 +449,11 @@ async def test_replay_reports_each_record_that_cannot_be_sent_and_exits_1(
     assert f"aegis-msg dlt: error: no dead letter of event nope in {dlt}\n" in err
     assert len(await records(bootstrap, origin)) == 1  # the dry run sent nothing
 
+    argv = ["dlt", "replay", dlt, "--id", "evt-0-1", "--id", "evt-0-2", "--limit", "1"]
+    status, out, err = await run([*argv, "--dry-run", "--bootstrap", bootstrap], capsys)
+    assert (status, err) == (0, "")  # the limit, not a missing event, left evt-0-2 out
+    assert out.splitlines()[-1] == "dry run: 1 of 1 dead letter would be replayed; nothing was sent"
+
 
 async def test_bad_topics_records_and_brokers_are_one_line_errors(
     dead_letters: tuple[str, str], bootstrap: str, capsys: pytest.CaptureFixture[str]

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from aegis.core.errors import AegisError, ConfigurationError, InvalidInputError
 from aegis.msg._dlt_client import DeadLetters, client_logger
 from aegis.msg._dlt_output import (
+    Tally,
     list_summary,
     record_line,
     replay_summary,
@@ -35,7 +36,6 @@ ENV_PREFIX: Final = "AEGIS_MSG_KAFKA__"
 """``AEGIS_MSG_KAFKA__BOOTSTRAP_SERVERS`` and so on: a variable per :class:`KafkaSettings` field."""
 
 _DICT_FIELDS: Final = ("producer", "consumer")
-_MESSAGE_WIDTH: Final = 100
 _CLIENT_ID: Final = "aegis-msg-dlt"
 
 
@@ -206,11 +206,11 @@ def _selection(args: argparse.Namespace) -> DeadLetterSelection:
 
 
 def _list(args: argparse.Namespace, selection: DeadLetterSelection, dead: DeadLetters) -> int:
-    letters = []
+    tally = Tally()
     for letter in dead.read(args.topic, selection):
-        letters.append(letter)
+        tally.add(letter)
         _out(json.dumps(letter.summary()) if args.json else record_line(letter))
-    summary = list_summary(args.topic, letters)
+    summary = list_summary(args.topic, tally)
     if args.json:
         sys.stderr.write(summary + "\n")
     else:
@@ -237,7 +237,8 @@ def _replay(args: argparse.Namespace, selection: DeadLetterSelection, dead: Dead
     results = dead.replay(letters, to=args.to, dry_run=args.dry_run)
     for result in results:
         _out(json.dumps(result_json(result)) if args.json else result_line(result))
-    unseen = sorted(selection.event_ids - {letter.event_id for letter in letters})
+    cut_short = selection.limit is not None and len(letters) >= selection.limit
+    unseen = [] if cut_short else sorted(selection.event_ids - {x.event_id for x in letters})
     for event_id in unseen:
         sys.stderr.write(
             f"aegis-msg dlt: error: no dead letter of event {event_id} in {args.topic}\n"

@@ -57,17 +57,30 @@ def record_line(letter: DeadLetter) -> str:
     )
 
 
-def list_summary(topic: str, letters: list[DeadLetter]) -> str:
-    """The count of ``dlt list``, by original topic and by error class."""
-    if not letters:
+class Tally:
+    """What ``dlt list`` counts as it prints: records by original topic and by error class."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.origins: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def add(self, letter: DeadLetter) -> None:
+        """Count ``letter`` (nothing else of it is kept)."""
+        self.count += 1
+        self.origins[letter.original_topic or "?"] += 1
+        self.errors[_short_class(letter.exception_class)] += 1
+
+
+def list_summary(topic: str, tally: Tally) -> str:
+    """The last line of ``dlt list``: the count, by original topic and by error class."""
+    if not tally.count:
         return f"no dead letters in {topic} match"
-    origins = Counter(letter.original_topic or "?" for letter in letters)
-    errors = Counter(_short_class(letter.exception_class) for letter in letters)
     return (
-        f"{_plural(len(letters), 'dead letter')} in {topic}; from "
-        + ", ".join(f"{name} ({count})" for name, count in origins.most_common())
+        f"{_plural(tally.count, 'dead letter')} in {topic}; from "
+        + ", ".join(f"{name} ({count})" for name, count in tally.origins.most_common())
         + "; errors "
-        + ", ".join(f"{name} ({count})" for name, count in errors.most_common())
+        + ", ".join(f"{name} ({count})" for name, count in tally.errors.most_common())
     )
 
 
