@@ -98,16 +98,16 @@ async def test_an_encrypted_admin_password_is_decrypted_at_load(
 
 
 @pytest.fixture
-def sentry_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    """A local HTTP server standing in for Sentry: its DSN, and the envelopes it received."""
+def sentry_endpoint() -> Iterator[tuple[str, HttpRecorder]]:
+    """A local HTTP server standing in for Sentry: its DSN, and the server (``.bodies``)."""
     with HttpRecorder() as sentry:
-        yield f"http://public-key@{sentry.address}/42", sentry.bodies
+        yield f"http://public-key@{sentry.address}/42", sentry
 
 
 async def test_with_a_sentry_dsn_an_unhandled_error_reaches_sentry_masked(
-    tmp_path: Path, sentry_endpoint: tuple[str, list[bytes]]
+    tmp_path: Path, sentry_endpoint: tuple[str, HttpRecorder]
 ) -> None:
-    dsn, bodies = sentry_endpoint
+    dsn, sentry = sentry_endpoint
     # A database without the tables: the sign-up's INSERT fails, an unhandled error (500).
     settings = Settings(
         database=database(f"sqlite:///{tmp_path / 'empty.db'}"),
@@ -128,6 +128,7 @@ async def test_with_a_sentry_dsn_an_unhandled_error_reaches_sentry_masked(
             sentry_sdk.get_client().close()
     assert answer.status_code == 500, answer.text
     assert answer.json()["request_id"] == "signup-1"
+    bodies = sentry.bodies  # read after the flush: .bodies is what had arrived when read
     events = [
         item.payload.json
         for body in bodies

@@ -20,10 +20,10 @@ from aegis.testing import HttpRecorder, uvicorn_server
 
 
 @pytest.fixture
-def sentry_endpoint() -> Iterator[tuple[str, list[bytes]]]:
-    """A local HTTP server standing in for Sentry: its DSN, and the envelopes it received."""
+def sentry_endpoint() -> Iterator[tuple[str, HttpRecorder]]:
+    """A local HTTP server standing in for Sentry: its DSN, and the server (``.bodies``)."""
     with HttpRecorder() as sentry:
-        yield f"http://public-key@{sentry.address}/42", sentry.bodies
+        yield f"http://public-key@{sentry.address}/42", sentry
 
 
 async def charge(request: Request) -> Response:
@@ -31,9 +31,9 @@ async def charge(request: Request) -> Response:
 
 
 def test_an_unhandled_error_becomes_one_masked_sentry_event_with_the_request_id(
-    sentry_endpoint: tuple[str, list[bytes]],
+    sentry_endpoint: tuple[str, HttpRecorder],
 ) -> None:
-    dsn, bodies = sentry_endpoint
+    dsn, sentry = sentry_endpoint
     app = Starlette(routes=[Route("/charge", charge, methods=["POST"])])
     settings = ServiceSettings(
         name="payments", version="1.2.3", log=LogSettings(console=None), sentry_dsn=SecretStr(dsn)
@@ -48,6 +48,7 @@ def test_an_unhandled_error_becomes_one_masked_sentry_event_with_the_request_id(
             shutdown_logging()
             sentry_sdk.get_client().close()
     assert answer.status == 500
+    bodies = sentry.bodies  # read after the flush: .bodies is what had arrived when read
     events = [
         item.payload.json
         for body in bodies
