@@ -37,6 +37,9 @@ class HttpRecorder:
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        """Every POST received, oldest first."""
+        self.bodies: list[bytes] = []
+        """Their bodies, the same order (the list grows as they arrive)."""
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +54,7 @@ class HttpRecorder:
                     body = zlib.decompress(body)
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 recorder.requests.append(RecordedRequest(self.path, headers, body))
+                recorder.bodies.append(body)
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -63,11 +67,6 @@ class HttpRecorder:
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), daemon=True
         )
-
-    @property
-    def bodies(self) -> list[bytes]:
-        """The bodies received so far, oldest first."""
-        return [request.body for request in self.requests]
 
     @property
     def address(self) -> str:
