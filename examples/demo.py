@@ -34,6 +34,7 @@ import user_service
 import uvicorn
 from pydantic import SecretStr
 
+from aegis.auth import MemoryTokenStore
 from aegis.db import DatabaseSettings
 from aegis.log import ConsoleSettings, LogSettings
 from aegis.msg import InMemoryTransport
@@ -349,6 +350,7 @@ def create_tables(urls: dict[str, str], data: Path) -> MigrationRun:
 async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Services]:
     """Both services in this process: two uvicorn servers, one shared in-memory transport."""
     transport = InMemoryTransport()
+    revocations = MemoryTokenStore()  # a logout on user-service reaches policy-service too
     users_url = f"http://{args.host}:{args.users_port}"
     databases = {service: f"sqlite:///{data / f'{service}.db'}" for service in SERVICES}
     await asyncio.to_thread(create_tables, databases, data)
@@ -364,6 +366,7 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
             log=QUIET_LOGS,
         ),
         transport=transport,
+        token_store=revocations,
     )
     policies = policy_service.create_app(
         policy_service.Settings(
@@ -376,6 +379,7 @@ async def in_process(args: argparse.Namespace, data: Path) -> AsyncIterator[Serv
             log=QUIET_LOGS,
         ),
         transport=transport,
+        token_store=revocations,
     )
     servers = [
         uvicorn.Server(uvicorn.Config(app, host=args.host, port=port, log_config=None))

@@ -3,7 +3,7 @@ two processes on PostgreSQL, Redis and Kafka, as ``./dev demo --real`` runs them
 
 The Kafka broker is the test's own (killed and restarted empty, as Tansu keeps nothing); both
 services export their spans over OTLP/HTTP to a local receiver; their JSON logs go to files.
-docs/guides/across-services.md describes the guarantees these tests hold.
+docs/across-services.md describes the guarantees these tests hold.
 """
 
 from __future__ import annotations

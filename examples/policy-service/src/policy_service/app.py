@@ -17,7 +17,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from user_events import UserCreated, UserData, UserDeleted, UserUpdated
 
-from aegis.auth import CurrentUser, RolePolicy, ServiceTokenAuth, require_owner, require_permissions
+from aegis.auth import (
+    CurrentUser,
+    RolePolicy,
+    ServiceTokenAuth,
+    TokenStore,
+    require_owner,
+    require_permissions,
+)
 from aegis.core.errors import AegisError, register_error_code
 from aegis.core.models import PageParams, PaginatedResponse, SafeStr
 from aegis.db import Filter, session_dependency
@@ -77,6 +84,7 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     settings: Settings,
     *,
     transport: Transport | None = None,
+    token_store: TokenStore | None = None,
     registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
@@ -84,6 +92,8 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
 
     ``transport`` shares an event transport (the one-process demo; without one and without
     Kafka settings, an in-memory transport that only this process publishes to);
+    ``token_store`` shares user-service's revocations in one process (else they come from
+    ``POLICIES_REDIS_URL``, or there are none);
     ``registry`` and ``tracer_provider`` replace the global Prometheus registry and
     OpenTelemetry provider.
     """
@@ -94,6 +104,7 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
         app,
         settings,
         policy=ROLES,
+        token_store=token_store,
         transport=transport,
         registry=registry,
         tracer_provider=tracer_provider,

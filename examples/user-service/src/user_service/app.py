@@ -23,6 +23,7 @@ from aegis.auth import (
     RolePolicy,
     ServiceAccount,
     ServiceAccounts,
+    TokenStore,
     require_owner,
     require_permissions,
     require_roles,
@@ -63,18 +64,22 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     settings: Settings,
     *,
     transport: Transport | None = None,
+    token_store: TokenStore | None = None,
     registry: CollectorRegistry | None = None,
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """Build the application.
 
-    ``transport`` shares an event transport (the one-process demo); ``registry`` and
+    ``transport`` shares an event transport and ``token_store`` the revocations (the
+    one-process demo); ``registry`` and
     ``tracer_provider`` replace the global Prometheus registry and OpenTelemetry provider.
     """
     app = FastAPI(title="user-service")
     # With Redis, bootstrap() builds a ReplicatedTokenStore from the settings (shared with
     # policy-service, prefix "users:"); without, revocations stay in this process.
-    store = None if settings.auth.revocation_redis_url else MemoryTokenStore()
+    store = token_store
+    if store is None and settings.auth.revocation_redis_url is None:
+        store = MemoryTokenStore()
     service = bootstrap(
         app,
         settings,
