@@ -59,15 +59,15 @@ async def test_default_ttl_comes_from_settings() -> None:
 
 def test_jitter_spreads_ttls_within_the_configured_fraction() -> None:
     cache = Cache(CacheSettings(ttl_jitter=0.2))
-    ttls = {cache.ttl_ms(100) for _ in range(200)}
+    ttls = {cache.ttls.milliseconds(100) for _ in range(200)}
     assert len(ttls) > 50
     assert all(80_000 <= ttl <= 100_000 for ttl in ttls)
-    assert cache.ttl_ms(100, jitter=False) == 100_000
+    assert cache.ttls.milliseconds(100, jitter=False) == 100_000
 
 
 def test_a_non_positive_ttl_is_refused() -> None:
     with pytest.raises(InvalidInputError) as caught:
-        Cache().ttl_ms(0)
+        Cache().ttls.milliseconds(0)
     assert caught.value.field == "ttl"
 
 

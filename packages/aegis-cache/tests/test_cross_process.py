@@ -116,7 +116,7 @@ async def test_a_second_process_waits_for_the_first_ones_result_instead_of_compu
         return "from-test"
 
     mine = asyncio.create_task(cache.get_or_set("report", compute_here, ttl=60))
-    while not cache.stampede._inflight:  # this process is now waiting on the lock
+    while not cache.stampede.is_computing(redis_prefix + "report"):  # waiting on the lock
         await asyncio.sleep(0)
     await worker.control.rpush(redis_prefix + "release", 1)
     assert await mine == "from-worker"

@@ -63,7 +63,7 @@ async def test_invalidate_tags_removes_100k_tagged_entries_and_keeps_others(
         work = asyncio.create_task(cache.invalidate_tags("catalog"))
         reads = await _reads_while(client, f"{redis_prefix}other", work)
         deleted = await work
-        assert not await client.exists(cache.tag_key("catalog"))
+        assert not await client.exists(cache.store.tag_key("catalog"))
     assert deleted == MANY
     assert reads > 0
     assert await cache.get("item:77") is None
@@ -74,7 +74,7 @@ async def test_tag_sets_live_as_long_as_their_longest_entry(cache: Cache) -> Non
     await cache.set("short", 1, ttl=10, tags=["t"])
     await cache.set("long", 1, ttl=1000, tags=["t"])
     await cache.set("shorter", 1, ttl=5, tags=["t"])
-    left = await cache.backend.pttl(cache.tag_key("t"))
+    left = await cache.backend.pttl(cache.store.tag_key("t"))
     assert 900_000 < left <= 1_000_000
     await cache.set("forever", 1, ttl=None, tags=["f"])
     assert await cache.invalidate_tags("f", "nothing") == 1

@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker
+from aegis.cache import Cache, CacheSettings, CacheUnavailableError, CircuitBreaker, MemoryBackend
 from aegis.cache._stampede import FillOptions
 from aegis.testing import RestartableServer
 
@@ -43,7 +43,7 @@ async def test_the_app_keeps_answering_while_redis_is_down_and_the_cache_recover
     )
     cache = Cache(settings, registry=registry)
     clock = FakeClock()
-    cache.breaker = CircuitBreaker(3, 5.0, clock=clock)
+    cache.fail_open.breaker = CircuitBreaker(3, 5.0, clock=clock)
     calls = 0
 
     @cache.cached(ttl=60)
@@ -63,7 +63,7 @@ async def test_the_app_keeps_answering_while_redis_is_down_and_the_cache_recover
         assert await cache.set("k", 1) is False
         assert await cache.get("k", "fallback") == "fallback"
     assert calls == 21
-    assert cache.breaker.state == "open"
+    assert cache.fail_open.breaker.state == "open"
     assert _value(registry, "aegis_cache_circuit_open", namespace="svc") == 1
     errors = _value(registry, "aegis_cache_errors_total", namespace="svc", operation="get")
     assert errors >= 20
@@ -79,9 +79,43 @@ async def test_the_app_keeps_answering_while_redis_is_down_and_the_cache_recover
     clock.now += 5.0  # the probe is due
     assert await load(1) == {"id": 1}  # probe: a miss on the restarted (empty) server, stored
     assert _value(registry, "aegis_cache_circuit_open", namespace="svc") == 0
-    assert cache.breaker.allow()  # closed again
+    assert cache.fail_open.breaker.allow()  # closed again
     assert await load(1) == {"id": 1}
     assert calls == 23  # served from the cache again
+    await cache.close()
+
+
+class FlakyReads(MemoryBackend):
+    """Process memory whose GETs fail like a reset connection while ``failing`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = False
+
+    async def get(self, key: str) -> bytes | None:
+        if self.failing:
+            raise ConnectionResetError("connection reset by peer")
+        return await super().get(key)
+
+
+async def test_only_consecutive_failures_open_the_circuit_successful_reads_count_too(
+    registry: CollectorRegistry,
+) -> None:
+    """A GET that fails now and then, between GETs that work, never opens the circuit."""
+    backend = FlakyReads()
+    settings = CacheSettings(circuit_failure_threshold=3, warning_interval=60)
+    cache = Cache(settings, backend=backend, registry=registry)
+    assert await cache.set("k", 1)
+    for _ in range(5):
+        backend.failing = True
+        assert await cache.get("k", "fallback") == "fallback"
+        backend.failing = False
+        assert await cache.get("k") == 1
+    assert _breaker_state(cache) == "closed"
+    backend.failing = True
+    for _ in range(3):
+        assert await cache.get("k", "fallback") == "fallback"
+    assert _breaker_state(cache) == "open"
     await cache.close()
 
 
@@ -111,7 +145,7 @@ async def test_a_hung_redis_costs_one_short_timeout_per_call_then_none(
     )
     assert await cache.get("k", "fallback") == "fallback"
     assert await cache.get_or_set("k", _answer) == 42
-    assert cache.breaker.state == "open"
+    assert cache.fail_open.breaker.state == "open"
     assert await cache.get("k") is None
     assert not await cache.ping()
     stats = cache.stats()
@@ -202,18 +236,18 @@ async def test_the_near_cache_is_bypassed_while_redis_is_down_and_comes_back_aft
 ) -> None:
     settings = CacheSettings(url=own_redis.url, namespace="svc", near_cache=True)
     cache = Cache(settings, registry=registry)
-    cache.breaker = CircuitBreaker(1, 5.0, clock=FakeClock())
+    cache.fail_open.breaker = CircuitBreaker(1, 5.0, clock=FakeClock())
     assert await cache.start()
     await cache.set("k", 1)
     while cache.stats().near_hits == 0:  # the first entry may be dropped by our own write's
         assert await cache.get("k") == 1  # invalidation message, which arrives later
-    assert cache.near is not None
-    assert len(cache.near) == 1
+    assert cache.store.near is not None
+    assert len(cache.store.near) == 1
 
     own_redis.stop()
-    while cache.near.ready:  # the invalidation channel notices the lost connection
+    while cache.store.near.ready:  # the invalidation channel notices the lost connection
         await asyncio.sleep(0.01)
-    assert len(cache.near) == 0  # nothing is served that could have changed meanwhile
+    assert len(cache.store.near) == 0  # nothing is served that could have changed meanwhile
     assert await cache.get("k", "fallback") == "fallback"
 
     own_redis.start()
@@ -262,7 +296,7 @@ async def test_a_lock_waiter_keeps_waiting_through_a_poll_that_timed_out(
         os.kill(pid, signal.SIGCONT)
     assert not waiting.done()
     # The holder finishes: its value is stored, its lock released.
-    await admin.set("svc:report", cache.encode("computed-there"), px=60_000)
+    await admin.set("svc:report", cache.codec.encode("computed-there"), px=60_000)
     await admin.delete(cache.stampede.lock_key("svc:report"))
     with anyio.fail_after(30):
         assert await waiting == "computed-there"
@@ -282,7 +316,7 @@ async def test_a_lock_waiter_computes_once_the_breaker_says_redis_is_down(
     own_redis.stop()
     with anyio.fail_after(30):  # far below lock_wait
         assert await waiting == "computed-here"
-    assert cache.breaker.state == "open"
+    assert cache.fail_open.breaker.state == "open"
     await cache.close()
 
 
@@ -329,7 +363,7 @@ async def test_a_lock_whose_reply_timed_out_is_not_taken_for_redis_being_down(
     lock_key = cache.stampede.lock_key("svc:report")
     await admin.set(lock_key, b"another-process", px=60_000)
     waiting, computed = await _stalled_while_locking(cache, registry, own_redis)
-    await admin.set("svc:report", cache.encode("computed-there"), px=60_000)
+    await admin.set("svc:report", cache.codec.encode("computed-there"), px=60_000)
     await admin.delete(lock_key)
     with anyio.fail_after(30):
         assert await waiting == "computed-there"
@@ -356,13 +390,13 @@ async def test_a_lock_whose_reply_timed_out_but_which_was_taken_is_used_and_rele
     assert computed == ["here"]
     admin = Redis.from_url(own_redis.url)
     assert not await admin.exists(cache.stampede.lock_key("svc:report"))
-    assert await admin.get("svc:report") == cache.encode("computed-here")
+    assert await admin.get("svc:report") == cache.codec.encode("computed-here")
     await admin.aclose()
     await cache.close()
 
 
 def _breaker_state(cache: Cache) -> str:
-    return cache.breaker.state
+    return cache.fail_open.breaker.state
 
 
 async def _healthy(check: Callable[[], Awaitable[object]]) -> bool:

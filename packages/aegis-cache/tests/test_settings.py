@@ -97,4 +97,4 @@ def test_the_near_cache_needs_a_standalone_redis() -> None:
         Cache(CacheSettings(url="redis+cluster://10.0.0.1:7000", near_cache=True))
     memory = Cache(CacheSettings(near_cache=True))
     assert isinstance(memory.backend, MemoryBackend)
-    assert memory.near is None  # process memory needs no near cache
+    assert memory.store.near is None  # process memory needs no near cache

@@ -11,7 +11,6 @@ from aegis.cache._asgi import RateLimitMiddleware, client_key, route_key, user_k
 from aegis.cache._backend import Backend, MemoryBackend, RateAlgorithm, RateLimitResult
 from aegis.cache._breaker import BreakerState, CircuitBreaker
 from aegis.cache._client import Cache
-from aegis.cache._core import TTL, CacheStats
 from aegis.cache._decorator import cached, get_default_cache, invalidate, set_default_cache
 from aegis.cache._errors import (
     CacheError,
@@ -20,10 +19,12 @@ from aegis.cache._errors import (
     CacheUnavailableError,
     CacheValueTooLargeError,
 )
+from aegis.cache._metrics import CacheStats
 from aegis.cache._ratelimit import RateLimiter, rate_limited
 from aegis.cache._redis import RedisBackend
 from aegis.cache._serializers import JsonSerializer, Serializer
 from aegis.cache._settings import CacheSettings
+from aegis.cache._ttl import TTL
 
 __all__ = [
     "TTL",

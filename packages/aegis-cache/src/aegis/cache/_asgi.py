@@ -36,9 +36,6 @@ def user_key(scope: Scope) -> str | None:
     ``identity``, or its ``display_name`` where a Starlette user has no identity. The scope
     belongs to this request alone; a context variable read here, outside the middleware that
     sets it, could still hold an earlier request's user (see ``aegis.core.context``).
-
-    .. versionchanged:: 0.1
-        Reads ``scope["user"]`` instead of ``aegis.core.context.user_id``.
     """
     name, _ = scope_caller(scope)
     return f"user:{name}" if name else client_key(scope)
@@ -72,10 +69,6 @@ class RateLimitMiddleware:
             key (None: not limited).
         exempt: paths never limited (health checks, metrics), in the path language of
             :mod:`aegis.core.paths`: ``/health``, ``/health*``, ``GET /docs*``.
-
-    .. versionchanged:: 0.1
-        ``exempt`` takes :class:`~aegis.core.paths.PathMatcher` patterns (prefixes and
-        methods), not only exact paths.
     """
 
     def __init__(

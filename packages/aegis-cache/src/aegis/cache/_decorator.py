@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextvars
 import functools
 import inspect
-import threading
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aegis.cache._keys import KeyBuilder, function_id
+from aegis.cache._metrics import Labels
 from aegis.cache._stampede import FillOptions
+from aegis.cache._ttl import TTL
 from aegis.core.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
+    # Annotations only: Cache.cached() and Cache.invalidate() hand the cache to this module.
     from aegis.cache._client import Cache
-    from aegis.cache._core import TTL, Labels
 
-R = TypeVar("R")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _default: list[Cache] = []
@@ -124,7 +123,7 @@ async def cached_call(
     ``compute(*args, **kwargs)`` is called only on a miss or a refresh.
     """
     labels: Labels = cache.labels if spec.namespace is None else cache.labels_for(spec.namespace)
-    data = await cache.read(full_key, labels)
+    data = await cache.store.read(full_key, labels)
     if data is None or (spec.early_ttl is not None and cache.stampede.needs_refresh(data)):
         factory = functools.partial(compute, *args, **kwargs)
         options = FillOptions(
@@ -139,7 +138,7 @@ async def cached_call(
         if data is None:
             return await cache.stampede.fill(full_key, factory, options)
         cache.stampede.refresh_in_background(full_key, factory, options)
-    return cache.decode(data, spec.return_type())
+    return cache.codec.decode(data, spec.return_type())
 
 
 def cached(
@@ -214,7 +213,12 @@ def cached(
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 target = spec.cache if spec.cache is not None else get_default_cache()
                 full_key = spec.full_key(target, args, kwargs)
-                return bridge_for(target).call(spec, full_key, func, args, kwargs)
+                compute = _in_a_worker_thread(func, contextvars.copy_context())
+
+                def work(twin: Cache) -> Coroutine[Any, Any, Any]:
+                    return cached_call(twin, spec, full_key, compute, args=args, kwargs=kwargs)
+
+                return target.run_sync(work)
 
             wrapper = sync_wrapper
         wrapper.__aegis_cached__ = spec  # type: ignore[attr-defined]
@@ -244,79 +248,16 @@ async def invalidate(func: Callable[..., Any], *args: Any, **kwargs: Any) -> boo
         args = (bound_to, *args)
     spec = spec_of(func)
     cache = spec.resolve()
-    full_key = spec.full_key(cache, args, kwargs)
-    cache.forget_near([full_key])
-    deleted = await cache.attempt("delete", lambda: cache.backend.delete([full_key]), 0)
-    return deleted > 0
+    return await cache.store.delete([spec.full_key(cache, args, kwargs)]) > 0
 
 
-class SyncBridge:
-    """Runs the async cache for sync functions on a private event loop in a daemon thread.
+def _in_a_worker_thread(
+    func: Callable[..., Any], context: contextvars.Context
+) -> Callable[..., Awaitable[Any]]:
+    """``func`` as a coroutine function that runs it in the loop's executor, in ``context``."""
 
-    The loop has its own clone of the cache (a redis-py pool belongs to one loop), so single
-    flight covers every thread of the process. The function itself runs in a worker thread
-    with the caller's context variables.
-    """
+    async def compute(*args: Any, **kwargs: Any) -> Any:
+        call = functools.partial(context.run, func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
-    def __init__(self, cache: Cache) -> None:
-        from aegis.cache._client import Cache  # noqa: PLC0415 - _client imports this module
-
-        self.loop = asyncio.new_event_loop()
-        settings = cache.settings.model_copy(update={"near_cache": False})
-        self.cache = Cache(
-            settings,
-            backend=cache.backend.clone(),
-            serializer=cache.serializer,
-            registry=cache._registry,
-            logger=cache.logger,
-        )
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="aegis-cache-sync", daemon=True
-        )
-        self._thread.start()
-
-    def run(self, coroutine: Coroutine[Any, Any, R]) -> R:
-        """Run ``coroutine`` on the bridge's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def call(
-        self,
-        spec: CachedSpec,
-        full_key: str,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """A decorated sync call: cached value, or ``func`` computed once in a worker thread."""
-        context = contextvars.copy_context()
-
-        async def compute(*args: Any, **kwargs: Any) -> Any:
-            call = functools.partial(context.run, func, *args, **kwargs)
-            return await asyncio.get_running_loop().run_in_executor(None, call)
-
-        return self.run(cached_call(self.cache, spec, full_key, compute, args=args, kwargs=kwargs))
-
-    def stop(self) -> None:
-        """Close the clone's connections and stop the loop and its thread."""
-        with_timeout = asyncio.run_coroutine_threadsafe(self.cache.close(), self.loop)
-        try:
-            with_timeout.result(timeout=5)
-        except (concurrent.futures.TimeoutError, RuntimeError):
-            self.cache.logger.warning("cache: sync bridge did not close in time")
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        self.loop.close()
-
-
-_bridge_lock = threading.Lock()
-
-
-def bridge_for(cache: Cache) -> SyncBridge:
-    """The cache's :class:`SyncBridge`, started on first use."""
-    bridge = cache.bridge
-    if bridge is None:
-        with _bridge_lock:
-            bridge = cache.bridge
-            if bridge is None:
-                bridge = cache.bridge = SyncBridge(cache)
-    return bridge
+    return compute

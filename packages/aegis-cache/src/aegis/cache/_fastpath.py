@@ -48,8 +48,8 @@ class _BoundedWrites(AbstractConnection):
     """Bounds a write with ``asyncio.timeout`` where redis-py uses ``asyncio.wait_for``.
 
     On Python 3.11 ``wait_for`` runs the write in a new task: a task and two more event-loop
-    turns per command, about a fifth of a cache hit. ``asyncio.timeout`` bounds the same write
-    in place (what ``wait_for`` itself does from Python 3.12 on); the limit is unchanged.
+    turns per command. ``asyncio.timeout`` bounds the same write in place (what ``wait_for``
+    itself does from Python 3.12 on); the limit is unchanged.
     """
 
     async def send_packed_command(
@@ -101,7 +101,7 @@ class PromptBlockingPool(BlockingConnectionPool):
     """A blocking pool that takes an idle connection without the wait machinery.
 
     ``BlockingConnectionPool.get_connection`` enters a condition and a timeout scope on every
-    call, which costs about a third of a cache hit; only an empty pool needs to wait.
+    call; only an empty pool needs to wait.
     """
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,7 @@
-"""Prometheus metrics of the cache; label sets are bounded (namespace, layer, operation)."""
+"""Prometheus metrics of the cache and its in-process counts.
+
+Label sets are bounded: namespace, layer, operation.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 from aegis.core.utils.weak import OncePerObject
 
-# Most cache calls take 0.1-2 ms; the slow tail up to the 250 ms default timeout matters too.
+# From a loopback round trip up to past the default timeout (0.25 s): the slow tail matters too.
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -21,6 +24,49 @@ class CacheMetrics:
     errors: Counter
     duration: Histogram
     circuit_open: Gauge
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counts of one cache since it was created (this process only).
+
+    Attributes:
+        hits: reads that found a value (near cache included).
+        near_hits: the part of ``hits`` answered in process by the near cache.
+        misses: reads that found nothing, including reads skipped because Redis was down.
+        errors: operations that failed or were skipped because Redis was down or slow.
+    """
+
+    hits: int
+    near_hits: int
+    misses: int
+    errors: int
+
+    @property
+    def hit_ratio(self) -> float:
+        """``hits / (hits + misses)``; 0.0 before the first read."""
+        reads = self.hits + self.misses
+        return self.hits / reads if reads else 0.0
+
+
+class Labels:
+    """The metric children of one namespace label, bound once (the hit path skips labels())."""
+
+    def __init__(self, metrics: CacheMetrics, namespace: str) -> None:
+        self.namespace = namespace
+        self.hit_remote = metrics.hits.labels(namespace, "remote")
+        self.hit_near = metrics.hits.labels(namespace, "near")
+        self.miss = metrics.misses.labels(namespace)
+        self.get_seconds = metrics.duration.labels(namespace, "get")
+        self._metrics = metrics
+
+    def error(self, operation: str) -> None:
+        """Count a failed or skipped ``operation``."""
+        self._metrics.errors.labels(self.namespace, operation).inc()
+
+    def observe(self, operation: str, seconds: float) -> None:
+        """Record how long ``operation`` took."""
+        self._metrics.duration.labels(self.namespace, operation).observe(seconds)
 
 
 def metrics_for(registry: CollectorRegistry | None) -> CacheMetrics:

@@ -17,11 +17,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aegis.cache._settings import CacheSettings
+from aegis.core.errors import ConfigurationError
 
 _CHANNEL = "__redis__:invalidate"
 _RECENT_LIMIT = 10_000
@@ -196,3 +198,23 @@ class InvalidationListener:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._near.clear()
+
+
+def tracked_near_cache(
+    settings: CacheSettings, prefix: str, logger: logging.Logger
+) -> tuple[NearCache, InvalidationListener]:
+    """The near cache ``settings`` ask for and the listener that keeps it coherent.
+
+    Raises:
+        ConfigurationError: ``settings.url`` is not a standalone Redis URL.
+    """
+    assert settings.url is not None  # noqa: S101 - only called for a Redis backend
+    scheme = urlsplit(settings.url.get_secret_value()).scheme
+    if "+" in scheme:
+        raise ConfigurationError(
+            f"near_cache needs a standalone Redis URL (redis://, rediss://, unix://), not "
+            f"{scheme}://: invalidations are tracked on one server connection",
+            details={"setting": "near_cache"},
+        )
+    near = NearCache(settings.near_cache_size, settings.near_cache_ttl)
+    return near, InvalidationListener(near, settings, prefix, logger)

@@ -11,14 +11,12 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from aegis.cache._backend import RateAlgorithm, RateLimitResult
+from aegis.cache._client import Cache
 from aegis.cache._errors import CacheUnavailableError
 from aegis.core.errors import InvalidInputError, RateLimitedError
-
-if TYPE_CHECKING:
-    from aegis.cache._client import Cache
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,7 +76,7 @@ class RateLimiter:
             CacheUnavailableError: Redis is unavailable and ``fail_open`` is False.
         """
         full_key = f"{self.cache.prefix}__rate__:{self.name}:{key}"
-        result = await self.cache.attempt(
+        result = await self.cache.fail_open.attempt(
             "rate_limit",
             lambda: self.cache.backend.rate_limit(
                 self.algorithm, full_key, self.limit, self.period_ms, cost

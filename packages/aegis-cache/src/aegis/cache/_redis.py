@@ -180,10 +180,10 @@ class RedisBackend:
     async def get(self, key: str) -> bytes | None:
         """GET: on a standalone server, straight on a pooled connection.
 
-        A GET is the whole of a cache hit. redis-py's command layer around it (a retry wrapper
-        with no retries here, observability hooks, a response callback GET does not have) costs
-        about a tenth of one; the connection and its pool are redis-py's own, and a connection
-        that failed mid-command is dropped by redis-py as on any other path.
+        A GET is the whole of a cache hit, so it skips redis-py's command layer (a retry wrapper
+        with no retries here, observability hooks, a response callback GET does not have); the
+        connection and its pool are redis-py's own, and a connection that failed mid-command is
+        dropped by redis-py as on any other path.
         """
         pool = self._pool
         if pool is None:

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:
-    from aegis.cache._core import TTL, CacheCore, Labels
+from aegis.cache._codec import Codec, refresh_at, with_refresh_at
+from aegis.cache._metrics import Labels
+from aegis.cache._store import Store
+from aegis.cache._ttl import TTL, TtlPolicy
 
 T = TypeVar("T")
-ENVELOPE = b"\x00\x01"
-_DEADLINE = struct.Struct(">d")
 _FIRST_POLL = 0.005
 _LONGEST_POLL = 0.1
 
@@ -47,17 +47,45 @@ class Filled:
 
 
 class Stampede:
-    """Per-cache state of in-flight computations and background refreshes."""
+    """Per-cache state of in-flight computations and background refreshes.
 
-    def __init__(self, cache: CacheCore) -> None:
-        self._cache = cache
+    Args:
+        store: where values are read, written and locked (through its fail-open policy).
+        codec: encodes computed values and decodes other processes' ones.
+        ttls: the TTL of stored values.
+        lock_timeout: seconds a cross-process lock lives if its holder dies.
+        lock_wait: seconds a process waits for another one's value.
+        logger: where a failed background refresh is logged.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        codec: Codec,
+        ttls: TtlPolicy,
+        *,
+        lock_timeout: float,
+        lock_wait: float,
+        logger: logging.Logger,
+    ) -> None:
+        self._store = store
+        self._codec = codec
+        self._ttls = ttls
+        self._lock_ms = ttls.milliseconds(lock_timeout, jitter=False)
+        self._lock_wait = lock_wait
+        self._logger = logger
         self._inflight: dict[str, asyncio.Future[Filled]] = {}
         self._refreshing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def lock_key(self, full_key: str) -> str:
         """The key of the cross-process lock that guards computing ``full_key``."""
-        return f"{self._cache.prefix}__lock__:{full_key[len(self._cache.prefix) :]}"
+        prefix = self._store.prefix
+        return f"{prefix}__lock__:{full_key[len(prefix) :]}"
+
+    def is_computing(self, full_key: str) -> bool:
+        """Whether this process is computing (or waiting for another's) value of ``full_key``."""
+        return full_key in self._inflight
 
     async def fill(
         self, full_key: str, factory: Callable[[], Awaitable[T]], options: FillOptions
@@ -69,7 +97,7 @@ class Stampede:
             if filled.data is None:
                 shared: T = filled.value
                 return shared
-            decoded: T = self._cache.decode(filled.data, options.type_)
+            decoded: T = self._codec.decode(filled.data, options.type_)
             return decoded
         future: asyncio.Future[Filled] = asyncio.get_running_loop().create_future()
         self._inflight[full_key] = future
@@ -95,23 +123,22 @@ class Stampede:
         ``down`` is the answer when the circuit breaker says Redis is unavailable; None when the
         reply failed while the breaker is closed (a slow reply: the SET may have landed or not).
         """
-        cache = self._cache
-        ttl_ms = cache.ttl_ms(cache.settings.lock_timeout, jitter=False)
+        backend, fail_open = self._store.backend, self._store.fail_open
         failed: bool | None = None
-        taken = await cache.attempt(
+        taken = await fail_open.attempt(
             "lock",
-            lambda: cache.backend.set(lock_key, token, ttl_ms, only_if_absent=True),
+            lambda: backend.set(lock_key, token, self._lock_ms, only_if_absent=True),
             failed,
             labels,
         )
-        if taken is None and cache.breaker.state != "closed":
+        if taken is None and not fail_open.closed:
             return down
         return taken
 
     async def _unlock(self, lock_key: str, token: bytes, labels: Labels) -> None:
-        cache = self._cache
-        await cache.attempt(
-            "unlock", lambda: cache.backend.release_lock(lock_key, token), False, labels
+        backend = self._store.backend
+        await self._store.fail_open.attempt(
+            "unlock", lambda: backend.release_lock(lock_key, token), False, labels
         )
 
     async def _compute(
@@ -122,7 +149,6 @@ class Stampede:
         *,
         lock: bool | None = None,
     ) -> Filled:
-        cache = self._cache
         labels = options.labels
         lock = options.lock if lock is None else lock
         token = os.urandom(16)
@@ -135,16 +161,16 @@ class Stampede:
                 # Unknown (None): the SET may have landed after all; releasing is harmless.
                 locked = locked is None or mine
                 if data is not None:
-                    return Filled(cache.decode(data, options.type_), data)
+                    return Filled(self._codec.decode(data, options.type_), data)
             value = await factory()
             data = None
             if options.store is None or options.store(value):
-                ttl_ms = cache.ttl_ms(options.ttl)
-                data = cache.encode(value)
+                ttl_ms = self._ttls.milliseconds(options.ttl)
+                data = self._codec.encode(value)
                 if options.early_ttl is not None:
-                    refresh_at = time.time() + ttl_ms / 1000 - options.early_ttl
-                    data = ENVELOPE + _DEADLINE.pack(refresh_at) + data
-                await cache.write(full_key, data, ttl_ms, options.tags, labels)
+                    deadline = time.time() + ttl_ms / 1000 - options.early_ttl
+                    data = with_refresh_at(data, deadline)
+                await self._store.write(full_key, data, ttl_ms, options.tags, labels)
             return Filled(value, data)
         finally:
             if locked:
@@ -161,21 +187,21 @@ class Stampede:
         computing. Waiting goes on until the circuit breaker opens (Redis is down: nobody can
         hold the lock, so compute here).
         """
-        cache = self._cache
-        deadline = time.monotonic() + cache.settings.lock_wait
+        backend, fail_open = self._store.backend, self._store.fail_open
+        deadline = time.monotonic() + self._lock_wait
         delay = _FIRST_POLL
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, _LONGEST_POLL)
             failed: list[bytes | None] | None = None
-            polled = await cache.attempt(
+            polled = await fail_open.attempt(
                 "lock_wait",
-                lambda: cache.backend.get_many([full_key, lock_key]),
+                lambda: backend.get_many([full_key, lock_key]),
                 failed,
                 labels,
             )
             if polled is None:
-                if cache.breaker.state == "closed":
+                if fail_open.closed:
                     continue
                 return None, False
             value, holder = polled
@@ -185,10 +211,8 @@ class Stampede:
 
     def needs_refresh(self, data: bytes) -> bool:
         """Whether an entry written with ``early_ttl`` is past its early-refresh time."""
-        if data[:2] != ENVELOPE:
-            return False
-        (refresh_at,) = _DEADLINE.unpack_from(data, 2)
-        return bool(time.time() >= refresh_at)
+        deadline = refresh_at(data)
+        return deadline is not None and time.time() >= deadline
 
     def refresh_in_background(
         self, full_key: str, factory: Callable[[], Awaitable[Any]], options: FillOptions
@@ -216,7 +240,7 @@ class Stampede:
                 finally:
                     await self._unlock(lock_key, token, options.labels)
             except Exception:
-                self._cache.logger.exception("cache: early refresh of %s failed", full_key)
+                self._logger.exception("cache: early refresh of %s failed", full_key)
             finally:
                 self._refreshing.discard(full_key)
 
