@@ -108,11 +108,10 @@ class Store:
         values = await self.fail_open.attempt(
             "get_many", lambda: self.backend.get_many(full_keys), nothing, labels
         )
-        hits = 0
-        for full_key, data in zip(full_keys, values, strict=True):
-            if data is not None:
-                hits += 1
-                if near is not None:
+        hits = len(values) - values.count(None)
+        if near is not None:
+            for full_key, data in zip(full_keys, values, strict=True):
+                if data is not None:
                     near.put(full_key, data, token)
         self.hits += hits
         self.misses += len(full_keys) - hits
