@@ -84,13 +84,22 @@ def test_a_missing_primary_key_is_only_a_warning(registry_dir: Path) -> None:
     assert registry.validate()[0].severity == Severity.WARNING
 
 
-def test_a_service_cycle_is_a_problem_naming_the_cycle(registry_dir: Path) -> None:
+def _reference_policies_from_users(registry_dir: Path) -> int:
+    """Close a users <-> policies cycle: users.users references policies.policies.id.
+
+    Returns the line of that reference in users.yaml.
+    """
     users = registry_dir / "users.yaml"
     users.write_text(
         users.read_text()
         + "  - name: main_policy\n    type: uuid\n"
         + "references:\n  - column: main_policy\n    references: policies.policies.id\n"
     )
+    return users.read_text().splitlines().index("    references: policies.policies.id") + 1
+
+
+def test_a_service_cycle_is_a_problem_naming_the_cycle(registry_dir: Path) -> None:
+    _reference_policies_from_users(registry_dir)
     problems = SchemaRegistry.load(registry_dir).validate()
     assert [(p.rule, p.message) for p in problems] == [
         ("dependency-cycle", "services depend on each other: policies -> users -> policies")
@@ -99,13 +108,7 @@ def test_a_service_cycle_is_a_problem_naming_the_cycle(registry_dir: Path) -> No
 
 def test_a_service_cycle_is_reported_at_the_reference_that_closes_it(examples_dir: Path) -> None:
     """Not at the first table of a service, which may have no reference at all."""
-    users = examples_dir / "users.yaml"
-    users.write_text(
-        users.read_text()
-        + "  - name: main_policy\n    type: uuid\n"
-        + "references:\n  - column: main_policy\n    references: policies.policies.id\n"
-    )
-    closing = users.read_text().splitlines().index("    references: policies.policies.id") + 1
+    closing = _reference_policies_from_users(examples_dir)
     problems = SchemaRegistry.load(examples_dir).validate()
     assert [(p.rule, p.file, p.line, p.subject) for p in problems] == [
         ("dependency-cycle", "users.yaml", closing, "users.users")
