@@ -11,6 +11,10 @@ register_error_code("MSG_INVALID_EVENT", 422, "Event could not be decoded")
 register_error_code("MSG_UNSUPPORTED_VERSION", 422, "Event schema version not supported")
 register_error_code("MSG_EVENT_IN_PROGRESS", 409, "Event is being handled elsewhere")
 
+CONSUMER_UNAVAILABLE = "MSG_CONSUMER_UNAVAILABLE"
+"""The code of a subscriber's failing readiness check (an ``ExternalServiceError``, HTTP 503)."""
+register_error_code(CONSUMER_UNAVAILABLE, 503, "Events cannot be consumed")
+
 
 class PublishError(ExternalServiceError):
     """The broker did not accept an event: ``details`` name the topic, event id and Kafka error.

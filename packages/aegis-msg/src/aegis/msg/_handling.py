@@ -27,7 +27,8 @@ from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, heade
 from aegis.msg._wire import EventCodec, handling_event_id
 
 if TYPE_CHECKING:
-    from aegis.msg._subscriber import EventSubscriber, Lane
+    from aegis.msg._lanes import Lane
+    from aegis.msg._subscriber import EventSubscriber
 
 logger = logging.getLogger("aegis.msg")
 

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from aegis.msg._kafka_consumer import KafkaConsumerChannel
 from aegis.msg._kafka_producer import KafkaProducer
-from aegis.msg._transport import (
-    BatchResult,
-    Fetched,
-    OutgoingRecord,
-    RebalanceHooks,
-    ReceivedMessage,
-    TopicPartition,
-)
+from aegis.msg._metrics import MsgMetrics
+from aegis.msg._transport import BatchResult, OutgoingRecord, RebalanceHooks
 
 logger = logging.getLogger("aegis.msg")
+
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "enable.auto.commit": False,  # the subscriber commits what its handlers finished
+    # A group that lost its offsets (a broker restarted empty) reads what the broker holds.
+    "auto.offset.reset": "earliest",
+    # A subscribed topic that is re-created (or gains partitions) is noticed within 10 s,
+    # not librdkafka's 5 minutes; one small metadata request per consumer every 10 s.
+    "topic.metadata.refresh.interval.ms": 10_000,
+}
 
 ConfigValue = str | int | float | bool
 
@@ -72,8 +75,10 @@ class KafkaTransport:
 
     Use it as an async context manager (or call ``start()`` and ``close()``); closing flushes
     what is queued. The producer replaces its client by itself after a fatal or fenced error
-    (see :class:`KafkaProducer`); ``metrics_registry`` is where it counts that
-    (``aegis_msg_producer_recreated_total``).
+    (see :class:`KafkaProducer`); a consumer reports outages to its subscriber and replaces
+    its client when a subscribed topic the broker had lost exists again.
+    ``metrics_registry`` is where they count (``aegis_msg_producer_recreated_total``,
+    ``aegis_msg_consumer_errors_total``, ``aegis_msg_consumer_recreated_total``).
 
     Example:
         >>> async with KafkaTransport(KafkaSettings(bootstrap_servers="localhost:9092")) as kafka:
@@ -89,6 +94,8 @@ class KafkaTransport:
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings or KafkaSettings()
+        self._metrics = MsgMetrics.for_registry(metrics_registry)
+        self._partition_counts: dict[str, int] = {}  # of the topics ensure_topics saw
         self.producer = KafkaProducer(
             {
                 **self.settings.client_config(),
@@ -134,14 +141,19 @@ class KafkaTransport:
         config = {
             **self.settings.client_config(),
             "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
+            "on_commit": log_failed_commit,
+            **CONSUMER_DEFAULTS,
             **self.settings.consumer,
         }
-        return KafkaConsumerChannel(config, list(topics), hooks)
+        return KafkaConsumerChannel(config, list(topics), hooks, metrics=self._metrics)
 
     async def ensure_topics(self, topics: Mapping[str, str]) -> None:
-        """Create each missing topic with the partition count of the topic it maps to."""
+        """Create each missing topic with the partition count of the topic it maps to.
+
+        A topic created again after the broker lost it (a subscriber's retry topics after an
+        outage) gets the partition count it had, even while the topic it maps to is missing:
+        a producer that still knows the old count keeps writing to its partitions.
+        """
         if not topics:
             return
         await asyncio.to_thread(self._ensure_topics, dict(topics))
@@ -149,11 +161,16 @@ class KafkaTransport:
     def _ensure_topics(self, topics: dict[str, str]) -> None:
         admin = AdminClient(self.settings.client_config())
         metadata = admin.list_topics(timeout=self.settings.delivery_timeout).topics
-        missing = [
-            NewTopic(name, num_partitions=len(metadata[like].partitions) if like in metadata else 1)
-            for name, like in topics.items()
-            if name not in metadata
-        ]
+        counts = self._partition_counts
+        counts.update((name, len(metadata[name].partitions)) for name in topics if name in metadata)
+        for like in topics.values():
+            if like in metadata:
+                counts[like] = len(metadata[like].partitions)
+        missing = []
+        for name, like in topics.items():
+            if name not in metadata:
+                counts[name] = counts.get(name) or counts.get(like) or 1
+                missing.append(NewTopic(name, num_partitions=counts[name]))
         if not missing:
             return
         for name, future in admin.create_topics(missing).items():
@@ -164,136 +181,6 @@ class KafkaTransport:
                     raise
             else:
                 logger.info("created kafka topic %s", name)
-
-
-class KafkaConsumerChannel:
-    """One consumer-group member. Every client call runs on one worker thread of its own.
-
-    librdkafka calls the rebalance callbacks on that thread inside ``consume()``; they hand over
-    to the event loop (finish in-flight handlers) and commit before the partitions are released.
-    """
-
-    def __init__(self, config: dict[str, Any], topics: list[str], hooks: RebalanceHooks) -> None:
-        self._config = {"on_commit": log_failed_commit, **config}
-        self._topics = topics
-        self._hooks = hooks
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="aegis-msg-consumer")
-        self._consumer: Consumer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self.revoke_timeout = 30.0
-
-    async def start(self) -> None:
-        """Create the consumer and subscribe (the group join happens during the first fetch)."""
-        self._loop = asyncio.get_running_loop()
-        await self._loop.run_in_executor(self._executor, self._subscribe)
-
-    def _subscribe(self) -> None:
-        self._consumer = Consumer(self._config)
-        self._consumer.subscribe(
-            self._topics,
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
-
-    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        self._on_loop(self._hooks.assigned, partitions)
-
-    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        self._on_loop(self._hooks.lost, partitions)
-
-    def _on_loop(
-        self,
-        hook: Callable[[Sequence[TopicPartition]], None],
-        partitions: list[KafkaTopicPartition],
-    ) -> None:
-        """Run a rebalance hook on the event loop, where the subscriber's state lives, and wait.
-
-        librdkafka calls back on this worker thread, inside ``consume()``.
-        """
-        assert self._loop is not None  # noqa: S101 - set by start()
-        listed = [(p.topic, p.partition) for p in partitions]
-        asyncio.run_coroutine_threadsafe(_call(hook, listed), self._loop).result()
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        assert self._loop is not None  # noqa: S101 - set by start()
-        revoked = [(p.topic, p.partition) for p in partitions]
-        future = asyncio.run_coroutine_threadsafe(self._hooks.revoked(revoked), self._loop)
-        try:
-            commits = future.result(timeout=self.revoke_timeout)
-        except Exception:
-            logger.exception("finishing in-flight events of revoked partitions failed")
-            return
-        self._commit(commits)
-
-    def _commit(self, commits: Mapping[TopicPartition, int], *, wait: bool = True) -> None:
-        if not commits or self._consumer is None:
-            return
-        offsets = [KafkaTopicPartition(t, p, o) for (t, p), o in commits.items()]
-        try:
-            if wait:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-        except KafkaException as exc:
-            # A commit lost to a rebalance only means redelivery: at-least-once holds.
-            logger.warning("kafka commit failed: %s", exc)
-
-    async def fetch(
-        self, max_messages: int, timeout: float, commits: Mapping[TopicPartition, int]
-    ) -> Fetched:
-        """Commit ``commits``, then consume up to ``max_messages`` within ``timeout`` seconds."""
-        assert self._loop is not None  # noqa: S101 - set by start()
-        return await self._loop.run_in_executor(
-            self._executor, self._fetch, max_messages, timeout, dict(commits)
-        )
-
-    def _fetch(
-        self, max_messages: int, timeout: float, commits: dict[TopicPartition, int]
-    ) -> Fetched:
-        consumer = self._consumer
-        assert consumer is not None  # noqa: S101 - set by start()
-        # Between fetches the commit is not waited for: a round trip per fetch would cap the
-        # throughput at one batch per broker latency. A commit lost on the way only means a
-        # redelivery; revocation and close() still wait for theirs.
-        self._commit(commits, wait=False)
-        messages: list[ReceivedMessage] = []
-        last: dict[TopicPartition, int] = {}
-        for message in consumer.consume(max_messages, timeout):
-            error = message.error()
-            if error is None:
-                messages.append(message)
-                last[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
-            elif error.code() != KafkaError._PARTITION_EOF:
-                logger.warning("kafka consumer error: %s", error)
-        watermarks = {}
-        for topic, partition in last:
-            _, high = consumer.get_watermark_offsets(
-                KafkaTopicPartition(topic, partition), cached=True
-            )
-            watermarks[(topic, partition)] = high
-        return Fetched(messages, watermarks)
-
-    async def close(self, commits: Mapping[TopicPartition, int]) -> None:
-        """Commit ``commits`` and leave the group."""
-        if self._loop is None:
-            return
-        try:
-            await self._loop.run_in_executor(self._executor, self._close, dict(commits))
-        finally:
-            self._executor.shutdown(wait=False)
-
-    def _close(self, commits: dict[TopicPartition, int]) -> None:
-        self._commit(commits)
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
-
-
-async def _call(
-    hook: Callable[[Sequence[TopicPartition]], None], partitions: list[TopicPartition]
-) -> None:
-    hook(partitions)
 
 
 def log_failed_commit(error: KafkaError | None, partitions: list[KafkaTopicPartition]) -> None:

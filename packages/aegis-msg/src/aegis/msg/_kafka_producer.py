@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from array import array
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
+from aegis.msg._kafka_probe import PROBE_TIMEOUT, MetadataProbe
 from aegis.msg._kafka_reports import _Batch, _error, _ReportSlots, _resolve
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._transport import BatchResult, OutgoingRecord
@@ -50,8 +50,6 @@ _FENCED = frozenset(
         KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
     }
 )
-# How long the broker may take to answer a metadata request before it counts as still down.
-_PROBE_TIMEOUT = 1.0
 _POLL_TIMEOUT = 0.1
 _INLINE_POLL_EVERY = 1000
 _UNREPORTED_INTS = array("i", [-1]) * _INLINE_POLL_EVERY
@@ -90,7 +88,7 @@ class KafkaProducer:
         self._fatal: str | None = None  # why the client must be replaced, set by any thread
         self._timed_out = False  # messages timed out: replace the client once the broker answers
         self._recovering = asyncio.Lock()
-        self._down_until = 0.0  # a probe found the broker down: no new probe before then
+        self._probe = MetadataProbe(interval=PROBE_TIMEOUT)
         self.recreated = 0
         """How many times the client was replaced by a fresh one since this producer was made."""
         self._batches: set[_Batch] = set()
@@ -246,13 +244,8 @@ class KafkaProducer:
             # Messages timed out. While the broker is down that is the outage, and a new client
             # would time out as well; once it answers, a client still timing out is stuck on
             # state the broker forgot (it came back empty). One probe tells the two apart; after
-            # a failed one, senders go on without probing for a while (no queue of probes).
-            if time.monotonic() < self._down_until:
-                return
-            try:
-                await asyncio.to_thread(producer.list_topics, None, _PROBE_TIMEOUT)
-            except KafkaException:
-                self._down_until = time.monotonic() + _PROBE_TIMEOUT
+            # one, senders go on without probing for a while (no queue of probes).
+            if not self._probe.due() or not await asyncio.to_thread(self._probe.answers, producer):
                 return
             reason = KafkaError(KafkaError._MSG_TIMED_OUT).name()
         if reason is None:

@@ -41,6 +41,11 @@ class MsgMetrics:
     - ``aegis_msg_producer_recreated_total{reason}``: Kafka producer clients replaced by a fresh
       one after a fatal or fenced error, or timeouts while the broker answered (``reason``:
       the librdkafka error name, such as ``UNKNOWN_PRODUCER_ID`` or ``_MSG_TIMED_OUT``).
+    - ``aegis_msg_consumer_errors_total{group,error}``: errors a Kafka consumer reported, by
+      librdkafka error name (``_ALL_BROKERS_DOWN``, ``_TRANSPORT``, ``UNKNOWN_TOPIC_OR_PART``
+      for a subscribed topic that does not exist, ...).
+    - ``aegis_msg_consumer_recreated_total{group,reason}``: Kafka consumer clients replaced by a
+      fresh one (``reason``: ``topic_back``, a subscribed topic that was missing exists again).
 
     The two recorded per consumed message (consumed, handler duration) are plain numbers
     rendered on scrape (:mod:`aegis.core.metrics`), except in prometheus_client's
@@ -97,6 +102,19 @@ class MsgMetrics:
             "aegis_msg_producer_recreated_total",
             "Kafka producer clients replaced by a fresh one, by the error that required it.",
             ["reason"],
+            registry=registry,
+        )
+
+        self.consumer_errors = Counter(
+            "aegis_msg_consumer_errors_total",
+            "Errors a Kafka consumer reported, by librdkafka error name.",
+            ["group", "error"],
+            registry=registry,
+        )
+        self.consumer_recreated = Counter(
+            "aegis_msg_consumer_recreated_total",
+            "Kafka consumer clients replaced by a fresh one, by reason.",
+            ["group", "reason"],
             registry=registry,
         )
 

@@ -5,15 +5,15 @@ than one ``poll()`` per message from asyncio) and hands each message to a lane: 
 partition, or per key within a partition with ``concurrency="key"``. A lane runs its messages
 one after another, so each key stays in order, while lanes run concurrently. Offsets are
 committed between fetches, only past messages that are finished together with every earlier
-one (:mod:`aegis.msg._offsets`). Handling one message (retries, dead letters) is in
-:mod:`aegis.msg._handling`.
+one (:mod:`aegis.msg._offsets`). Lanes are in :mod:`aegis.msg._lanes`; handling one message
+(retries, dead letters) in :mod:`aegis.msg._handling`; whether the subscriber can consume
+(outages, the readiness check) in :mod:`aegis.msg._consumer_health`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -21,17 +21,18 @@ from typing import Any, Literal, Self, TypeVar
 from prometheus_client import CollectorRegistry
 
 from aegis.core.errors import ConfigurationError
+from aegis.msg._consumer_health import ConsumerHealth
 from aegis.msg._event import Event
 from aegis.msg._handling import MessageHandling, Route
+from aegis.msg._lanes import Lanes
 from aegis.msg._metrics import MsgMetrics
-from aegis.msg._offsets import OffsetTracker, PartitionOffsets, Slot
+from aegis.msg._offsets import OffsetTracker
 from aegis.msg._registry import EventRegistry, default_registry
 from aegis.msg._retry import RetryPolicy
 from aegis.msg._tracing import tracing_enabled
 from aegis.msg._transport import (
     ConsumerChannel,
     Fetched,
-    ReceivedMessage,
     TopicPartition,
     Transport,
 )
@@ -45,26 +46,6 @@ Handler = Callable[[E], Awaitable[None]]
 
 Concurrency = Literal["partition", "key"]
 """``partition``: one message at a time per partition; ``key``: per key within a partition."""
-
-
-class Lane:
-    """Messages that must run one after another (a partition, or one key of it).
-
-    A partition's lane moves the partition's committable position itself after each message;
-    a key's lane marks a :class:`Slot` per message, since keys of a partition finish out of
-    order.
-    """
-
-    __slots__ = ("interrupt", "offsets", "partition", "queue", "revoked", "slots", "task")
-
-    def __init__(self, partition: TopicPartition, offsets: PartitionOffsets, *, by_key: bool):
-        self.partition = partition
-        self.offsets = offsets
-        self.queue: deque[ReceivedMessage] = deque()
-        self.slots: deque[Slot] | None = deque() if by_key else None
-        self.task: asyncio.Task[None] | None = None
-        self.revoked = False
-        self.interrupt = asyncio.Event()
 
 
 class EventSubscriber:
@@ -83,6 +64,8 @@ class EventSubscriber:
         max_in_flight: fetched but unfinished messages at most; fetching waits above it.
         batch_size: messages per fetch.
         graceful_timeout: seconds ``stop()`` and a rebalance wait for running handlers.
+        max_outage: seconds the subscriber may be cut off from the broker or its group
+            (or not have joined it yet) before :meth:`health_check` fails.
         registry: event types to decode (handled classes are registered in it).
         metrics_registry: Prometheus registry for the ``aegis_msg_*`` metrics.
 
@@ -106,6 +89,7 @@ class EventSubscriber:
         batch_size: int = 500,
         poll_timeout: float = 0.2,
         graceful_timeout: float = 15.0,
+        max_outage: float = 30.0,
         registry: EventRegistry | None = None,
         metrics_registry: CollectorRegistry | None = None,
     ) -> None:
@@ -113,10 +97,9 @@ class EventSubscriber:
         self.group_id = group_id
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
-        self.max_in_flight = max_in_flight
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
-        self.graceful_timeout = graceful_timeout
+        self.max_outage = max_outage
         self.registry = registry or default_registry()
         self.routes: dict[tuple[str, str], Route] = {}
         self._metrics = MsgMetrics.for_registry(metrics_registry)
@@ -127,13 +110,33 @@ class EventSubscriber:
             asyncio.Semaphore(max_concurrency) if concurrency == "key" else None,
         )
         self._offsets = OffsetTracker()
-        self._lanes: dict[object, Lane] = {}
-        self._in_flight = 0
-        self._capacity = asyncio.Event()
+        self._lanes = Lanes(
+            self._handling.handle,
+            self._offsets,
+            by_key=concurrency == "key",
+            max_in_flight=max_in_flight,
+            graceful_timeout=graceful_timeout,
+        )
         self._channel: ConsumerChannel | None = None
         self._loop_task: asyncio.Task[None] | None = None
-        self._retiring: asyncio.Task[None] | None = None
-        self.stopping = False
+        self._health = ConsumerHealth(group_id, self._restore_topics)
+        self._own_topics: dict[str, str] = {}
+        self._restoring: asyncio.Task[None] | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` is under way (handlers still running may finish)."""
+        return self._lanes.stopping
+
+    @property
+    def graceful_timeout(self) -> float:
+        """Seconds ``stop()`` and a rebalance wait for running handlers."""
+        return self._lanes.graceful_timeout
+
+    @property
+    def max_in_flight(self) -> int:
+        """Fetched but unfinished messages at most; fetching waits above it."""
+        return self._lanes.max_in_flight
 
     def on(
         self, event_type: type[E], *, topic: str | None = None
@@ -172,8 +175,37 @@ class EventSubscriber:
 
     @property
     def running(self) -> bool:
-        """Whether the fetch loop is alive (for health checks)."""
+        """Whether the fetch loop is alive (see :meth:`health_check` for readiness)."""
         return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def unavailable_for(self) -> float | None:
+        """Seconds it has been cut off from the broker or its group; ``None`` while it consumes.
+
+        Between ``start()`` and joining the group it counts as cut off as well.
+        """
+        return self._health.unavailable_for
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the subscriber was last cut off (all brokers down, partitions lost, ...)."""
+        return self._health.last_error
+
+    async def health_check(self) -> dict[str, object]:
+        """A readiness check: fails while the subscriber cannot consume for over ``max_outage``.
+
+        It fails when the subscriber is not running, or has been cut off from the broker or
+        its consumer group (or has not joined the group since it started) for longer than
+        ``max_outage`` seconds, and passes again once it consumes. Add it to the service's
+        readiness checks: ``health.add("events", subscriber.health_check)``.
+
+        Raises:
+            ExternalServiceError: code ``MSG_CONSUMER_UNAVAILABLE`` (HTTP 503); ``details``
+                carry the group, the topics, ``unavailable_for`` and ``last_error``.
+        """
+        return self._health.check(
+            running=self.running, max_outage=self.max_outage, topics=self.topics
+        )
 
     async def start(self) -> None:
         """Create retry and dead-letter topics, join the group and start consuming.
@@ -193,11 +225,14 @@ class EventSubscriber:
             for tier, name in enumerate(self.retry.retry_topics(main))
         }
         dead = {self.retry.dead_letter_topic(main): main for main in topics}
-        await self.transport.ensure_topics({**extra, **dead})
-        self.stopping = False
+        self._own_topics = {**extra, **dead}
+        await self.transport.ensure_topics(self._own_topics)
+        self._lanes.stopping = False
+        self._health.begin("group", "joining the consumer group", quiet=True)
         self._channel = self.transport.open_consumer(self.group_id, [*topics, *extra], self)
         await self._channel.start()
         self._loop_task = asyncio.create_task(self._fetch_loop(self._channel))
+        self._loop_task.add_done_callback(self._fetch_loop_ended)
 
     async def stop(self) -> None:
         """Stop fetching, let running handlers finish (``graceful_timeout``), commit, leave."""
@@ -205,14 +240,11 @@ class EventSubscriber:
         channel, self._channel = self._channel, None
         if task is None or channel is None:
             return
-        self.stopping = True
-        self._capacity.set()
-        for lane in self._lanes.values():
-            lane.interrupt.set()
+        self._lanes.halt()
         await task
-        await self._wait_for_lanes(list(self._lanes.values()))
-        if self._retiring is not None:
-            await self._retiring
+        if self._restoring is not None:
+            self._restoring.cancel()
+        await self._lanes.finish()
         commits = self._offsets.commits()
         await channel.close(commits)
 
@@ -233,18 +265,45 @@ class EventSubscriber:
             commits = self._offsets.commits()
             try:
                 fetched = await channel.fetch(self.batch_size, self.poll_timeout, commits)
-            except Exception:
+            except Exception as exc:
                 # A broker or network error must not end consumption: log, wait, go on.
                 logger.exception("fetching events for group %s failed", self.group_id)
+                self._health.begin("fetch", f"fetching failed: {exc!r}")
                 await asyncio.sleep(1.0)
                 continue
+            self._health.end("fetch")
             self._offsets.committed(commits)
             self._handling.tracing = tracing_enabled()
             self._record_lag(fetched)
-            self._dispatch(fetched.messages)
-            while self._in_flight >= self.max_in_flight and not self.stopping:
-                self._capacity.clear()
-                await self._capacity.wait()
+            self._lanes.dispatch(fetched.messages)
+            await self._lanes.room()
+
+    def _fetch_loop_ended(self, task: asyncio.Task[None]) -> None:
+        if self.stopping:
+            return
+        # Only a bug gets here (fetch errors are caught): say so; the health check fails too.
+        error = None if task.cancelled() else task.exception()
+        logger.error(
+            "the event subscriber of group %s stopped consuming: %r",
+            self.group_id,
+            "cancelled" if error is None else error,
+            exc_info=error,
+        )
+
+    def _restore_topics(self) -> None:
+        """After an outage, create the retry and dead-letter topics again if they vanished."""
+        if self._own_topics and (self._restoring is None or self._restoring.done()):
+            self._restoring = asyncio.create_task(self._ensure_own_topics())
+
+    async def _ensure_own_topics(self) -> None:
+        try:
+            await self.transport.ensure_topics(self._own_topics)
+        except Exception as exc:  # noqa: BLE001 - logged; forwarding to them creates them too
+            logger.warning(
+                "re-creating the retry and dead-letter topics of group %s failed: %r",
+                self.group_id,
+                exc,
+            )
 
     def _record_lag(self, fetched: Fetched) -> None:
         if not fetched.high_watermarks:
@@ -257,78 +316,10 @@ class EventSubscriber:
                 lag = max(0, high - last[(topic, partition)] - 1)
                 self._metrics.lag.labels(self.group_id, topic, str(partition)).set(lag)
 
-    def _dispatch(self, messages: Sequence[ReceivedMessage]) -> None:
-        # One pass over a fetch. A lane from before a rebalance reset its partition's progress
-        # keeps reporting to the old progress (never committed); new messages get a new lane.
-        progress = self._offsets.partition
-        lanes = self._lanes
-        by_key = self.concurrency == "key"
-        for message in messages:
-            partition: TopicPartition = (message.topic(), message.partition())  # type: ignore[assignment]
-            key: object = (partition, message.key()) if by_key else partition
-            lane = lanes.get(key)
-            offsets = progress(partition)
-            if lane is None or lane.offsets is not offsets:
-                lane = lanes[key] = Lane(partition, offsets, by_key=by_key)
-            lane.queue.append(message)
-            if lane.slots is not None:
-                lane.slots.append(offsets.track(message.offset()))  # type: ignore[arg-type]
-            if lane.task is None:
-                lane.task = asyncio.create_task(self._drain(key, lane))
-        self._in_flight += len(messages)
-
-    async def _drain(self, key: object, lane: Lane) -> None:
-        handle = self._handling.handle
-        queue, slots, offsets = lane.queue, lane.slots, lane.offsets
-        try:
-            retiring = self._retiring
-            if retiring is not None and not retiring.done():
-                # Handlers of lost partitions still run: a key must not run twice at once here,
-                # nor its later events before its earlier one (the new partition may differ).
-                await asyncio.shield(retiring)
-            while queue and not lane.revoked and not self.stopping:
-                message = queue[0]
-                if not await handle(message, lane):
-                    break  # stopping before it was finished: leave it for redelivery
-                queue.popleft()
-                if slots is None:
-                    offsets.position = message.offset() + 1  # type: ignore[operator]
-                else:
-                    slots.popleft().done = True
-                self._release(1)
-        except Exception:
-            logger.exception("event lane %s stopped unexpectedly", lane.partition)
-        finally:
-            self._release(len(queue))
-            queue.clear()
-            lane.task = None
-            if self._lanes.get(key) is lane:
-                del self._lanes[key]
-
-    def _release(self, count: int) -> None:
-        self._in_flight -= count
-        if self._in_flight < self.max_in_flight:
-            self._capacity.set()
-
-    async def _wait_for_lanes(self, lanes: Sequence[Lane]) -> None:
-        tasks = [lane.task for lane in lanes if lane.task is not None]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=self.graceful_timeout)
-        for task in pending:
-            logger.warning("a handler outlived the graceful timeout; it is cancelled")
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-
     async def revoked(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Rebalance hook: finish running handlers of ``partitions``, return their commits."""
         gone = set(partitions)
-        lanes = [lane for lane in self._lanes.values() if lane.partition in gone]
-        for lane in lanes:
-            lane.revoked = True
-            lane.interrupt.set()
-        await self._wait_for_lanes(lanes)
+        await self._lanes.revoke(gone)
         commits = self._offsets.commits(gone)
         self._offsets.drop(gone)
         return commits
@@ -337,6 +328,7 @@ class EventSubscriber:
         """Rebalance hook: start the newly assigned ``partitions`` with a clean slate."""
         self._offsets.drop(set(partitions))
         logger.info("group %s was assigned %s", self.group_id, partitions)
+        self._health.end("group")
 
     def lost(self, partitions: Sequence[TopicPartition]) -> None:
         """Rebalance hook: ``partitions`` are gone without a commit; stop their lanes.
@@ -345,17 +337,20 @@ class EventSubscriber:
         cancelled); messages fetched meanwhile wait for them, so an event of a key never runs
         before or beside an earlier one of the same key in this process.
         """
+        self._health.begin(
+            "group",
+            f"lost partitions {sorted(partitions)} without a commit (the group coordinator "
+            "forgot this member: a broker restart, or a session timeout); on rejoining, "
+            "uncommitted events come again, and all of them if the broker lost the offsets",
+        )
         gone = set(partitions)
-        lanes = [lane for lane in self._lanes.values() if lane.partition in gone]
-        for lane in lanes:
-            lane.revoked = True
-            lane.interrupt.set()
+        self._lanes.retire(gone)
         self._offsets.drop(gone)
-        running = [lane for lane in lanes if lane.task is not None]
-        if running:
-            self._retiring = asyncio.create_task(self._retire(self._retiring, running))
 
-    async def _retire(self, earlier: asyncio.Task[None] | None, lanes: Sequence[Lane]) -> None:
-        if earlier is not None:
-            await earlier
-        await self._wait_for_lanes(lanes)
+    def unavailable(self, reason: str) -> None:
+        """Channel hook: the broker cannot be reached (``reason``), or the client failed."""
+        self._health.begin("broker", reason)
+
+    def available(self) -> None:
+        """Channel hook: the broker answers again."""
+        self._health.end("broker")

@@ -180,7 +180,7 @@ class Fetched(NamedTuple):
 
 
 class RebalanceHooks(Protocol):
-    """How a consumer channel tells the subscriber that partitions come and go."""
+    """How a consumer channel tells the subscriber that partitions come and go, and outages."""
 
     async def revoked(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """Finish in-flight work on ``partitions``; return the offsets to commit before release."""
@@ -190,6 +190,12 @@ class RebalanceHooks(Protocol):
 
     def lost(self, partitions: Sequence[TopicPartition]) -> None:
         """``partitions`` were taken away without a chance to commit."""
+
+    def unavailable(self, reason: str) -> None:
+        """The channel cannot reach the broker (``reason`` says why) or failed for good."""
+
+    def available(self) -> None:
+        """The channel reaches the broker again."""
 
 
 class ConsumerChannel(Protocol):
