@@ -34,6 +34,7 @@ from aegis.msg import (
     EventPublisher,
     EventRegistry,
     EventSubscriber,
+    InMemoryTransport,
     KafkaSettings,
     KafkaTransport,
     MsgMetrics,
@@ -384,3 +385,27 @@ async def test_subscriber_resumes_after_the_broker_restarts_empty_twice_and_miss
     assert journal.overlaps == []
     assert_each_event_applied_once_in_user_order(journal.applied, stream.acked)
     assert_outages_reported(caplog, metrics)
+
+
+async def test_health_check_passes_while_consuming_and_fails_once_stopped() -> None:
+    subscriber = EventSubscriber(
+        InMemoryTransport(),
+        group_id=GROUP,
+        registry=EventRegistry(),
+        metrics_registry=CollectorRegistry(),
+    )
+
+    @subscriber.on(UserStep)
+    async def handle(event: UserStep) -> None: ...
+
+    assert await not_ready(subscriber)  # not started
+    async with subscriber:
+        details = await subscriber.health_check()
+        assert details["group"] == GROUP
+        assert details["topics"] == [TOPIC]
+        assert details["unavailable_for"] is None
+        assert subscriber.unavailable_for is None
+    with pytest.raises(ExternalServiceError) as raised:
+        await subscriber.health_check()
+    assert raised.value.status == 503
+    assert "not running" in raised.value.message
