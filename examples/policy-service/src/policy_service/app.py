@@ -7,7 +7,7 @@ projection of user events and the calls to user-service.
 
 import uuid
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 from fastapi import Depends, FastAPI, Query, Response, status
@@ -37,7 +37,7 @@ from aegis.msg import (
     Transport,
     idempotent,
 )
-from aegis.obs import HealthCheckError, HealthCheckFunction, instrument_engine
+from aegis.obs import instrument_engine
 from aegis.service import bootstrap
 from policy_service.models import (
     KnownUser,
@@ -127,7 +127,8 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     subscriber = EventSubscriber(
         events, group_id=settings.consumer_group, registry=EventRegistry(), poll_timeout=0.05
     )
-    service.health.add("events", subscriber_check(subscriber))
+    # Not ready while the subscriber cannot consume (broker or group gone) for over max_outage.
+    service.health.add("events", subscriber.health_check)
     service.on_start(subscriber.start)
     # on_stop hooks run in reverse: the subscriber stops first, then the HTTP clients close.
     service.on_stop(plain.aclose)
@@ -281,14 +282,3 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     return app
-
-
-def subscriber_check(subscriber: EventSubscriber) -> HealthCheckFunction:
-    """A health check that fails when the event subscriber's fetch loop has stopped."""
-
-    async def check() -> dict[str, Any]:
-        if not subscriber.running:
-            raise HealthCheckError("the event subscriber is not running")
-        return {"topics": subscriber.topics}
-
-    return check
