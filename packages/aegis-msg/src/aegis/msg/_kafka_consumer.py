@@ -113,7 +113,8 @@ class KafkaConsumerChannel:
         # After a loss, every one left out is checked again: the client's metadata may be
         # stale (a broker restarted empty), and it was seen to assign nothing of a topic
         # that was re-created meanwhile.
-        assigned = {p.topic for p in partitions}
+        # With cooperative assignors ``partitions`` are only the new ones: add what it holds.
+        assigned = {p.topic for p in partitions} | {p.topic for p in consumer.assignment()}
         self._missing -= assigned
         left_out = set(self._topics) - assigned
         if left_out and self._forgotten:
