@@ -265,7 +265,8 @@ class Service:
             from aegis.auth import ReplicatedTokenStore  # noqa: PLC0415
         except ImportError as exc:
             raise ConfigurationError(
-                "AuthSettings.revocation_redis_url needs redis: pip install 'aegis-service[revocation]'"
+                "AuthSettings.revocation_redis_url needs redis: "
+                "pip install 'aegis-service[revocation]'"
             ) from exc
         client = Redis.from_url(
             auth.revocation_redis_url.get_secret_value(),
