@@ -1,3 +1,4 @@
+import os
 import random
 import threading
 import time
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.core.errors import InvalidInputError
-from aegis.core.models import uuid7, uuid7_timestamp
+from aegis.core.models import uuid7, uuid7_str, uuid7_timestamp
 from aegis.core.models._ids import _Uuid7Generator
 
 MAX_MS = (1 << 48) - 1
@@ -67,12 +68,12 @@ def test_uuid7_values_made_in_sequence_strictly_increase(count: int) -> None:
 @given(
     st.integers(min_value=0, max_value=MAX_MS),
     st.integers(min_value=1, max_value=50),
-    st.randoms(use_true_random=False),
+    st.integers(min_value=0),
 )
 def test_fields_are_laid_out_per_rfc_9562_for_any_timestamp(
-    now_ms: int, count: int, rng: random.Random
+    now_ms: int, count: int, seed: int
 ) -> None:
-    generator = _Uuid7Generator(clock_ms=lambda: now_ms, random_bits=rng.getrandbits)
+    generator = _Uuid7Generator(clock_ms=lambda: now_ms, entropy=random.Random(seed).randbytes)  # noqa: S311 - test data
     values = [generator() for _ in range(count)]
     assert values == sorted(values)
     for value in values:
@@ -83,13 +84,13 @@ def test_fields_are_laid_out_per_rfc_9562_for_any_timestamp(
 
 
 def test_counter_starts_with_its_top_bit_clear_and_counts_up_within_a_millisecond() -> None:
-    generator = _Uuid7Generator(clock_ms=lambda: 1_000, random_bits=lambda bits: (1 << bits) - 1)
+    generator = _Uuid7Generator(clock_ms=lambda: 1_000, entropy=lambda size: b"\xff" * size)
     counters = [_fields(generator())[2] for _ in range(3)]
     assert counters == [0x7FF, 0x800, 0x801]
 
 
 def test_counter_rollover_moves_the_timestamp_forward_and_keeps_order() -> None:
-    generator = _Uuid7Generator(clock_ms=lambda: 5_000, random_bits=lambda bits: (1 << bits) - 1)
+    generator = _Uuid7Generator(clock_ms=lambda: 5_000, entropy=lambda size: b"\xff" * size)
     values = [generator() for _ in range(0x801 + 2)]
     assert values == sorted(values)
     last_of_millisecond, first_of_next = _fields(values[0x800]), _fields(values[0x801])
@@ -137,3 +138,36 @@ def test_a_reset_after_fork_generator_still_makes_ordered_ids() -> None:
 def test_uuid7_timestamps_track_wall_clock_not_a_uuid4() -> None:
     value = uuid7()
     assert abs(uuid7_timestamp(value) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+def test_uuid7_str_is_the_canonical_text_of_increasing_version_7_uuids() -> None:
+    values = [uuid7_str() for _ in range(3000)]
+    parsed = [UUID(value) for value in values]
+    assert values == [str(value) for value in parsed]
+    assert parsed == sorted(parsed)
+    assert len(set(values)) == len(values)
+    assert all(_fields(value)[1:4:2] == (7, 0b10) for value in parsed)
+
+
+def test_text_and_uuid_ids_of_one_generator_share_one_sequence() -> None:
+    generator = _Uuid7Generator(clock_ms=lambda: 0x0123_4567_89AB, entropy=bytes)
+    first, second, third = generator.text(), generator(), generator.text()
+    assert first == "01234567-89ab-7000-8000-000000000000"
+    assert UUID(first) < second < UUID(third)
+    assert _fields(UUID(third))[2] == 2
+
+
+def test_a_forked_child_reads_fresh_random_bits_not_its_parents() -> None:
+    reads: list[int] = []
+
+    def entropy(size: int) -> bytes:
+        reads.append(size)
+        return os.urandom(size)
+
+    generator = _Uuid7Generator(entropy=entropy)
+    generator()
+    generator()
+    assert len(reads) == 1
+    generator.reset_after_fork()
+    generator()
+    assert len(reads) == 2

@@ -63,6 +63,7 @@ def test_models_exports_exactly_its_public_names() -> None:
         "UtcDatetime",
         "has_permission",
         "uuid7",
+        "uuid7_str",
         "uuid7_timestamp",
     }
     assert all(hasattr(models, name) for name in models.__all__)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
-import random
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from aegis.core.models import uuid7_str
 
 DataT = TypeVar("DataT")
 
@@ -16,29 +15,13 @@ SPEC_VERSION = "1.0"
 """The CloudEvents specification version every event declares."""
 
 
-_sequence = itertools.count()
-_millisecond: list[Any] = [-1, ""]  # the last millisecond seen and its id prefix
-
-
 def new_event_id() -> str:
     """Return a new event id: a UUIDv7 string (RFC 9562), so ids sort by creation time.
 
-    Made for speed (about 1 µs; ``str(aegis.core.models.uuid7())`` takes about 3): the 48-bit
-    millisecond time (its text made once per millisecond), a 12-bit wrapping sequence in
-    ``rand_a`` and 62 random bits from :mod:`random` (reseeded in forked children). Ids of one
-    process sort by millisecond; within one millisecond the order is not guaranteed. Event ids
-    are identifiers, never secrets.
+    The text of :func:`aegis.core.models.uuid7_str`: ids made in one process strictly increase.
+    Event ids are identifiers, never secrets.
     """
-    millis = time.time_ns() // 1_000_000
-    if millis != _millisecond[0]:
-        _millisecond[:] = millis, "%08x-%04x-7" % (millis >> 16, millis & 0xFFFF)  # noqa: UP031
-    rand = random.getrandbits(62) | 0x8000_0000_0000_0000
-    return "%s%03x-%04x-%012x" % (  # noqa: UP031 - the fastest spelling
-        _millisecond[1],
-        next(_sequence) & 0xFFF,
-        rand >> 48,
-        rand & 0xFFFF_FFFF_FFFF,
-    )
+    return uuid7_str()
 
 
 def _utc(value: datetime) -> datetime:
@@ -93,7 +76,7 @@ class Event(BaseModel, Generic[DataT]):
     specversion: ClassVar[str] = SPEC_VERSION
     datacontenttype: ClassVar[str] = "application/json"
 
-    id: str = Field(default_factory=new_event_id, min_length=1)
+    id: str = Field(default_factory=uuid7_str, min_length=1)
     source: str | None = Field(default=None, min_length=1)
     time: Annotated[datetime, AfterValidator(_utc)] = Field(default_factory=_now)
     subject: str | None = None

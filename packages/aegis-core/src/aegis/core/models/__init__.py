@@ -20,7 +20,7 @@ from aegis.core.models._enums import (
     Role,
     has_permission,
 )
-from aegis.core.models._ids import uuid7, uuid7_timestamp
+from aegis.core.models._ids import uuid7, uuid7_str, uuid7_timestamp
 from aegis.core.models._pagination import (
     CursorPage,
     PageParams,
@@ -53,5 +53,6 @@ __all__ = [
     "UtcDatetime",
     "has_permission",
     "uuid7",
+    "uuid7_str",
     "uuid7_timestamp",
 ]

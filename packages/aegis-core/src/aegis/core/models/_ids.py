@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import secrets
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -16,10 +16,14 @@ _MAX_COUNTER = 0xFFF
 # RFC 9562 section 6.2, "Counter Rollover Guards": seed each millisecond's counter with its top bit
 # clear, so at least 2048 ids fit in one millisecond before the counter rolls over.
 _SEED_MASK = 0x7FF
-_RAND_B_BITS = 62
+_RAND_B_SHIFT = 2  # a 64-bit draw keeps its top 62 bits for rand_b
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# rand_b and counter seeds come from os.urandom read in blocks of 512 64-bit draws: one system
+# call per id costs more than all the rest of the id.
+_POOL_DRAWS = 512
+_UNPACK_POOL = struct.Struct(f"{_POOL_DRAWS}Q").unpack
 
 
 class _Uuid7Generator:
@@ -29,53 +33,86 @@ class _Uuid7Generator:
     the order they were made. When the counter runs out (more than ~2048 ids in a millisecond) or
     the wall clock steps back, the timestamp is carried forward by one millisecond instead
     (section 6.2 allows this), so ordering still holds; ``rand_b`` is 62 fresh random bits for
-    every id, so ids from different processes do not collide.
+    every id from the OS CSPRNG (``entropy``), so ids from different processes do not collide.
+    The text of the millisecond part is made once per millisecond for :meth:`text`.
     """
 
-    __slots__ = ("_clock_ms", "_counter", "_last_ms", "_lock", "_random_bits")
+    __slots__ = (
+        "_clock_ms",
+        "_counter",
+        "_draws",
+        "_entropy",
+        "_last_ms",
+        "_lock",
+        "_position",
+        "_prefix",
+    )
 
     def __init__(
         self,
         *,
         clock_ms: Callable[[], int] | None = None,
-        random_bits: Callable[[int], int] = secrets.randbits,
+        entropy: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self._clock_ms = clock_ms or _wall_clock_ms
-        self._random_bits = random_bits
+        self._clock_ms = clock_ms  # None: the wall clock, read inline (the hot path)
+        self._entropy = entropy
         self._lock = threading.Lock()
         self._last_ms = -1
         self._counter = 0
+        self._draws: tuple[int, ...] = ()
+        self._position = _POOL_DRAWS
+        self._prefix: tuple[int, str] = (-1, "")
 
     def reset_after_fork(self) -> None:
-        """Give a forked child a fresh lock: the parent's may have been held by another thread."""
+        """Give a forked child a fresh lock and fresh random bits (never its parent's)."""
         self._lock = threading.Lock()
+        self._draws = ()
+        self._position = _POOL_DRAWS
 
-    def __call__(self) -> UUID:
+    def _next(self) -> tuple[int, int, int]:
+        """Return the next (millisecond, counter, rand_b) triple."""
         with self._lock:
-            now_ms = self._clock_ms()
+            clock_ms = self._clock_ms
+            now_ms = time.time_ns() // 1_000_000 if clock_ms is None else clock_ms()
+            position = self._position
+            if position >= _POOL_DRAWS - 1:  # room for a counter seed and a rand_b
+                self._draws = _UNPACK_POOL(self._entropy(8 * _POOL_DRAWS))
+                position = 0
+            draws = self._draws
             if now_ms > self._last_ms:
                 self._last_ms = now_ms
-                self._counter = self._random_bits(12) & _SEED_MASK
+                self._counter = draws[position] >> 53 & _SEED_MASK
+                position += 1
             elif self._counter < _MAX_COUNTER:
                 self._counter += 1
             else:
                 self._last_ms += 1
-                self._counter = self._random_bits(12) & _SEED_MASK
+                self._counter = draws[position] >> 53 & _SEED_MASK
+                position += 1
+            self._position = position + 1
             timestamp_ms, counter = self._last_ms, self._counter
         if timestamp_ms >= 1 << 48:
             raise OverflowError("the UUIDv7 48-bit millisecond timestamp overflows in year 10889")
-        value = (
-            (timestamp_ms << 80)
-            | _VERSION_7
-            | (counter << 64)
-            | _VARIANT_RFC
-            | self._random_bits(_RAND_B_BITS)
+        return timestamp_ms, counter, draws[position] >> _RAND_B_SHIFT
+
+    def __call__(self) -> UUID:
+        timestamp_ms, counter, rand_b = self._next()
+        return UUID(int=(timestamp_ms << 80) | _VERSION_7 | (counter << 64) | _VARIANT_RFC | rand_b)
+
+    def text(self) -> str:
+        """Return the next id in its canonical 36-character text form, without a ``UUID``."""
+        timestamp_ms, counter, rand_b = self._next()
+        cached = self._prefix  # one tuple, replaced whole, so threads never see half of it
+        if cached[0] != timestamp_ms:
+            text = "%08x-%04x-7" % (timestamp_ms >> 16, timestamp_ms & 0xFFFF)  # noqa: UP031
+            cached = self._prefix = (timestamp_ms, text)
+        rand_b |= _VARIANT_RFC
+        return "%s%03x-%04x-%012x" % (  # noqa: UP031 - the fastest spelling
+            cached[1],
+            counter,
+            rand_b >> 48,
+            rand_b & 0xFFFF_FFFF_FFFF,
         )
-        return UUID(int=value)
-
-
-def _wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 _default_generator = _Uuid7Generator()
@@ -95,6 +132,20 @@ def uuid7() -> UUID:
         True
     """
     return _default_generator()
+
+
+def uuid7_str() -> str:
+    """Return a new version 7 UUID as its canonical text, e.g. ``"019b76da-a800-7abc-8…"``.
+
+    The same id :func:`uuid7` makes (same ordering and randomness), written straight to text
+    without building a :class:`~uuid.UUID`: for ids that travel as strings (event ids).
+
+    Example:
+        >>> a, b = uuid7_str(), uuid7_str()
+        >>> a < b and UUID(a).version == 7
+        True
+    """
+    return _default_generator.text()
 
 
 def uuid7_timestamp(value: UUID) -> datetime:
