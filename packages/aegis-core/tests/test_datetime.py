@@ -1,3 +1,4 @@
+import math
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from aegis.core.utils.datetime import (
 )
 
 SEOUL = ZoneInfo("Asia/Seoul")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -142,6 +144,31 @@ def test_format_datetime_writes_utc_with_z_and_six_fraction_digits() -> None:
     assert format_datetime(moment) == "2026-01-02T03:04:05.123456Z"
     assert format_datetime(NEW_YEAR) == "2026-01-01T00:00:00.000000Z"
     assert format_datetime(NEW_YEAR, timespec="seconds") == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1767225600.25, "2026-01-01T00:00:00.250000Z"),
+        (1767225600.0, "2026-01-01T00:00:00.000000Z"),
+        (1767225659.999999, "2026-01-01T00:00:59.999999Z"),
+        (-1.5, "1969-12-31T23:59:58.500000Z"),
+    ],
+)
+def test_format_datetime_writes_unix_seconds_like_the_same_datetime(
+    seconds: float, text: str
+) -> None:
+    assert format_datetime(seconds) == text
+    assert format_datetime(seconds) == text  # the second's text, now cached
+    assert format_datetime(_EPOCH + timedelta(seconds=seconds)) == text
+
+
+def test_format_datetime_of_unix_seconds_honours_timespec_and_refuses_non_finite_values() -> None:
+    assert format_datetime(1767225600.25, timespec="milliseconds") == "2026-01-01T00:00:00.250Z"
+    for value in (math.nan, math.inf, 1e20):
+        with pytest.raises(InvalidInputError) as caught:
+            format_datetime(value)
+        assert _rule(caught) == ("datetime", "datetime_range")
 
 
 def test_format_datetime_refuses_naive_values_and_unknown_timespecs() -> None:

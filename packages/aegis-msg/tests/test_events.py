@@ -22,7 +22,7 @@ from aegis.msg import (
     event_json_schema,
     new_event_id,
 )
-from aegis.msg._wire import Run, format_time
+from aegis.msg._wire import Run
 
 
 class AccountData(BaseModel):
@@ -56,11 +56,11 @@ def message(
     return StoredMessage("t", 0, 0, key, value, headers)  # type: ignore[arg-type]
 
 
-def test_event_ids_are_uuid7_strings_that_sort_by_millisecond() -> None:
-    first, second = new_event_id(), new_event_id()
-    assert uuid.UUID(first).version == 7
-    assert first[:13] <= second[:13]
-    assert first != second
+def test_event_ids_are_uuid7_strings_that_increase_in_creation_order() -> None:
+    ids = [new_event_id() for _ in range(3000)]
+    assert uuid.UUID(ids[0]).version == 7
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
     assert opened().id != opened().id
 
 
@@ -71,7 +71,13 @@ def test_event_time_is_utc_and_a_naive_time_is_refused() -> None:
     assert event.time.utcoffset() == timedelta(0)
     with pytest.raises(ValidationError, match="must carry a time zone"):
         opened(time=datetime(2026, 1, 2, 12, 0))
-    assert format_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2026-01-02T03:04:05.000000Z"
+    codec = EventCodec(EventRegistry(), source="accounts-svc", mode="structured")
+    unvalidated = event.model_copy(update={"time": datetime(2026, 1, 2, 3, 4, 5)})
+    records = codec.records([event, unvalidated], lambda _: "accounts")
+    assert [json.loads(record.value)["time"] for record in records] == [
+        "2026-01-02T03:00:00.000000Z",
+        "2026-01-02T03:04:05.000000Z",
+    ]
 
 
 def test_class_attributes_form_the_constant_part_of_the_envelope() -> None:

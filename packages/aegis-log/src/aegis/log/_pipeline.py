@@ -19,6 +19,7 @@ from typing import Any, Final, Protocol, TypeAlias
 from structlog.tracebacks import ExceptionDictTransformer
 
 from aegis.core.context import CONTEXT_VARS
+from aegis.core.utils.datetime import format_datetime
 from aegis.core.utils.masking import (
     DEFAULT_SENSITIVE_KEYS,
     PiiKind,
@@ -26,7 +27,7 @@ from aegis.core.utils.masking import (
     mask_sensitive,
 )
 from aegis.log._context import bound_fields
-from aegis.log._render import format_timestamp, render_json, truncate_line
+from aegis.log._render import render_json, truncate_line
 from aegis.log._trace import TraceLookup, trace_id_lookup
 
 ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -156,7 +157,7 @@ class Pipeline:
             fields = {(f"{key}_" if key in _RESERVED else key): v for key, v in fields.items()}
         masked = self.mask_fields(fields)
         event: dict[str, Any] = {
-            "timestamp": format_timestamp(created),
+            "timestamp": format_datetime(created),
             "level": level_name,
             "logger": name,
             "event": masked.pop("event", None),
@@ -185,7 +186,7 @@ class Pipeline:
     def _fallback_entry(self, name: str, level: int, level_name: str, exc: Exception) -> LogEntry:
         created = time.time()
         event: dict[str, Any] = {
-            "timestamp": format_timestamp(created),
+            "timestamp": format_datetime(created),
             "level": level_name,
             "logger": name,
             "event": "<log event could not be processed>",

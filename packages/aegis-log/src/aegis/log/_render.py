@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
@@ -28,22 +27,6 @@ _KEPT_ON_TRUNCATION: Final = (
     "span_id",
 )
 _KEPT_EVENT_CHARS: Final = 256
-
-_second_cache: tuple[int, str] = (-1, "")
-
-
-def format_timestamp(created: float) -> str:
-    """ISO 8601 UTC with microseconds and ``Z``, the format of aegis.core's ``format_datetime``.
-
-    strftime runs once a second; the per-line cost is one %-format.
-    """
-    global _second_cache  # noqa: PLW0603 - one tuple swapped atomically: safe across threads
-    second = int(created)
-    cached_second, prefix = _second_cache
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_cache = (second, prefix)
-    return "%s.%06dZ" % (prefix, (created - second) * 1_000_000)  # noqa: UP031 - %d truncates, and it is quicker than an f-string with int()
 
 
 def _unrepresentable(value: object) -> str:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from aegis.core import context
 from aegis.core.errors import ConfigurationError
+from aegis.core.utils.datetime import format_datetime
 from aegis.msg._errors import InvalidEventError, UnsupportedVersionError
 from aegis.msg._event import SPEC_VERSION, Event, data_type_of
 from aegis.msg._registry import EventRegistry
@@ -49,23 +50,6 @@ _ENVELOPE_HEADERS: Final = {
 }
 
 
-def format_time(value: datetime) -> str:
-    """RFC 3339 with six fraction digits and ``Z``; ``value`` is UTC (every event time is).
-
-    Formatting the fields directly takes about half the time of ``isoformat()`` on an aware
-    datetime, which matters once per published event.
-    """
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest spelling
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
-
-
 class Run(NamedTuple):
     """Where a run of records of one topic and event class starts in an encoded batch."""
 
@@ -82,17 +66,18 @@ _NEVER: Final = datetime.min.replace(tzinfo=UTC)
 
 
 def _second_of(value: datetime) -> tuple[datetime, datetime, bytes]:
-    """The second ``value`` falls in (start, end) and its ``format_time`` text up to the dot.
+    """The second ``value`` falls in (start, end) and its ``format_datetime`` text up to the dot.
 
     Events of a batch are mostly made within one second: comparing datetimes to the second's
     bounds and formatting the microseconds costs about half of formatting seven fields.
     """
-    start = value.replace(microsecond=0)
+    # A naive time (model_construct() and model_copy() skip validation) is read as UTC.
+    start = value.replace(microsecond=0, tzinfo=value.tzinfo or UTC)
     try:
         end = start + _SECOND
     except OverflowError:  # the last second of 9999: compared each time, formatted each time
         end = start
-    return start, end, format_time(start)[:-7].encode()
+    return start, end, format_datetime(start)[:-7].encode()
 
 
 class _Template:
@@ -327,12 +312,13 @@ class EventCodec:
     def envelope(self, event: Event[Any], *, traceparent: str | None = None) -> dict[str, Any]:
         """Return the structured-mode envelope of ``event`` with context filled in (no data)."""
         self._template(event.__class__)  # registers the class, as binary encoding does
+        stamp = event.time  # naive only if model_construct() skipped validation: read as UTC
         envelope: dict[str, Any] = {
             "specversion": SPEC_VERSION,
             "id": event.id,
             "source": event.source or self.source,
             "type": event.type,
-            "time": format_time(event.time),
+            "time": format_datetime(stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)),
             "datacontenttype": event.datacontenttype,
             "schemaversion": event.schemaversion,
             "correlationid": event.correlationid or context.correlation_id.get() or event.id,

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from aegis.core.models._ids import uuid7
+from aegis.core.utils.datetime import format_datetime
 
 
 def _now() -> datetime:
@@ -39,16 +40,10 @@ def _require_aware_utc(value: datetime) -> datetime:
         ) from None
 
 
-def _format_utc(value: datetime) -> str:
-    # Always six fractional digits: equal-width strings sort in time order, and clients parse one
-    # shape. The "+00:00" -> "Z" swap is RFC 3339 section 5.6's "Z" for UTC.
-    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 UtcDatetime = Annotated[
     datetime,
     AfterValidator(_require_aware_utc),
-    PlainSerializer(_format_utc, return_type=str, when_used="json"),
+    PlainSerializer(format_datetime, return_type=str, when_used="json"),
 ]
 """A timezone-aware datetime stored in UTC and written to JSON as ``2026-01-02T03:04:05.123456Z``.
 

@@ -119,16 +119,67 @@ def to_utc(value: datetime, *, field: str = "datetime") -> datetime:
         ) from exc
 
 
-def format_datetime(value: datetime, *, timespec: str = "microseconds") -> str:
+def format_datetime(value: datetime | float, *, timespec: str = "microseconds") -> str:
     """Format as ISO 8601 in UTC with ``Z``: ``2026-01-02T03:04:05.123456Z``.
 
-    The default ``timespec`` always writes six fractional digits, so the strings have one width
-    and sort in time order; pass ``"seconds"`` or ``"milliseconds"`` for shorter text.
+    The one UTC text of aegis: entity JSON, log lines and event times all use it. ``value`` is an
+    aware datetime or Unix seconds (``time.time()``, ``LogRecord.created``). The default
+    ``timespec`` always writes six fractional digits, so the strings have one width and sort in
+    time order; pass ``"seconds"`` or ``"milliseconds"`` for shorter text.
 
     Raises:
         InvalidInputError: ``value`` is naive or out of range, or ``timespec`` is unknown.
+
+    Example:
+        >>> format_datetime(datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC))
+        '2026-01-02T03:04:05.123456Z'
+        >>> format_datetime(1767225600.25)
+        '2026-01-01T00:00:00.250000Z'
     """
-    utc = to_utc(value)
+    global _second_text  # noqa: PLW0603 - one tuple swapped whole: safe across threads
+    if timespec == "microseconds":
+        if value.__class__ is float:  # Unix seconds (log lines): text to the second made once
+            try:
+                second = _floor(value)
+            except (ValueError, OverflowError):  # nan, inf
+                return _format_timespec(value, timespec)
+            cached_second, prefix = _second_text
+            if second != cached_second:
+                prefix = _format_timespec(second, "seconds")[:-1]
+                _second_text = (second, prefix)
+            return "%s.%06dZ" % (prefix, (value - second) * 1_000_000)  # noqa: UP031 - %d truncates
+        if isinstance(value, datetime):
+            if value.tzinfo is not UTC:
+                value = to_utc(value)
+            # The fields formatted directly: about half the cost of isoformat() and a replace.
+            return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest spelling
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
+    return _format_timespec(value, timespec)
+
+
+_second_text: tuple[int, str] = (-(1 << 62), "")
+_floor = math.floor
+
+
+def _format_timespec(value: datetime | float, timespec: str) -> str:
+    if isinstance(value, datetime):
+        utc = to_utc(value)
+    else:
+        try:
+            utc = _EPOCH + timedelta(seconds=value)
+        except (ValueError, OverflowError) as exc:
+            raise InvalidInputError(
+                f"{value} is not a Unix time in the years 1-9999",
+                field="datetime",
+                rule="datetime_range",
+            ) from exc
     try:
         text = utc.isoformat(timespec=timespec)
     except ValueError as exc:
