@@ -7,6 +7,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from aegis.core.utils.weak import OncePerObject
 
 
@@ -59,3 +61,24 @@ def test_concurrent_first_calls_build_once() -> None:
         results = list(pool.map(lambda _: ask(), range(8)))
     assert results == [1] * 8
     assert calls == 1
+
+
+def test_a_build_given_to_the_call_is_used_only_while_the_key_has_no_value() -> None:
+    values: OncePerObject[Key, str] = OncePerObject()
+    key = Key()
+    assert values(key, lambda _: "first caller's") == "first caller's"
+    assert values(key, lambda _: "second caller's") == "first caller's"
+    with pytest.raises(TypeError, match="no build function"):
+        values(Key())
+
+
+def test_a_failing_build_keeps_nothing_and_the_next_call_builds_again() -> None:
+    values: OncePerObject[Key, str] = OncePerObject()
+    key = Key()
+
+    def fail(_: Key) -> str:
+        raise ValueError("duplicated timeseries")
+
+    with pytest.raises(ValueError, match="duplicated"):
+        values(key, fail)
+    assert values(key, lambda _: "built") == "built"

@@ -11,7 +11,6 @@ only prometheus_client's own metrics do, so they are used there.
 from __future__ import annotations
 
 import threading
-import weakref
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any, Final, Protocol
@@ -27,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from aegis.core.errors import ConfigurationError
 from aegis.core.metrics import bucket_bounds, cumulative_buckets, multiprocess_mode
+from aegis.core.utils.weak import OncePerObject
 from aegis.obs._metrics import counter, gauge, histogram
 
 _REQUESTS: Final = "aegis_http_requests"
@@ -222,7 +222,7 @@ class _ClientMetrics:
 
 
 # Every middleware on one registry shares its collector: Prometheus allows one of each name.
-_collectors: weakref.WeakKeyDictionary[CollectorRegistry, _Collector] = weakref.WeakKeyDictionary()
+_collectors: OncePerObject[CollectorRegistry, _Collector] = OncePerObject()
 
 
 def http_metrics(
@@ -235,13 +235,13 @@ def http_metrics(
     """
     if multiprocess_mode():
         return _ClientMetrics(registry, buckets, size_buckets)
-    registry = REGISTRY if registry is None else registry
-    found = _collectors.get(registry)
-    if found is None:
-        found = _Collector(buckets, size_buckets)
+
+    def register(target: CollectorRegistry) -> _Collector:
+        collector = _Collector(buckets, size_buckets)
         try:
-            registry.register(found)
+            target.register(collector)
         except ValueError as exc:
             raise ConfigurationError(f"the HTTP metrics cannot be registered: {exc}") from exc
-        _collectors[registry] = found
-    return found
+        return collector
+
+    return _collectors(REGISTRY if registry is None else registry, register)

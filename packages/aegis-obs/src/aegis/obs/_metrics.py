@@ -12,7 +12,6 @@ import functools
 import inspect
 import re
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Literal, ParamSpec, Protocol, TypeVar, cast
 
@@ -20,6 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics import MetricWrapperBase
 
 from aegis.core.errors import ConfigurationError
+from aegis.core.utils.weak import OncePerObject
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -35,9 +35,9 @@ GaugeMode = Literal[
     "livemostrecent",
 ]  # fmt: skip
 
-_declared: weakref.WeakKeyDictionary[
+_declared: OncePerObject[
     CollectorRegistry, dict[str, tuple[MetricWrapperBase, tuple[str, ...]]]
-] = weakref.WeakKeyDictionary()
+] = OncePerObject(lambda _registry: {})
 
 
 def _full_name(kind: type[MetricWrapperBase], name: str, namespace: str, subsystem: str) -> str:
@@ -85,7 +85,7 @@ def _declare(
             f"metric name {full_name!r} is invalid; use letters, digits, '_' and ':'"
         )
     names = _validate_labels(full_name, labelnames)
-    declared = _declared.setdefault(registry, {})
+    declared = _declared(registry)
     if full_name in declared:
         metric, existing_labels = declared[full_name]
         if type(metric) is not kind:
