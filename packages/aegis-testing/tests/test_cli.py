@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from aegis.testing import URL_VARIABLES, EmbeddedServer, check_service
@@ -85,3 +86,36 @@ def test_check_answers_with_exit_status(capsys: pytest.CaptureFixture[str], redi
     assert main(["services", "check", "postgres", "postgresql://nobody:pw@127.0.0.1:1/x"]) == 1
     error = capsys.readouterr().err
     assert "postgres at postgresql://nobody:***@127.0.0.1:1/x does not answer" in error
+
+
+@pytest.mark.scaleout
+def test_services_up_topology_prints_its_urls_and_down_stops_every_node(
+    tmp_path: Path,
+) -> None:
+    state = str(tmp_path / "services.jsonl")
+    up = _cli("services", "up", "--topology", "postgres-replica", "--state-file", state)
+    assert up.returncode == 0, up.stderr
+    assert "postgres-replica healthy in" in up.stderr
+    exports = _exports(up.stdout)
+    assert sorted(exports) == [
+        "AEGIS_TEST_POSTGRES_FAILOVER_URL",
+        "AEGIS_TEST_POSTGRES_REPLICA_URL",
+        "AEGIS_TEST_POSTGRES_URL",
+    ]
+    nodes = [exports["AEGIS_TEST_POSTGRES_URL"], exports["AEGIS_TEST_POSTGRES_REPLICA_URL"]]
+    try:
+        with psycopg.connect(exports["AEGIS_TEST_POSTGRES_REPLICA_URL"]) as replica:
+            assert replica.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+        again = _cli("services", "up", "--topology", "postgres-replica", "--state-file", state)
+        assert _exports(again.stdout) == exports  # idempotent: the same nodes
+        status = _cli("services", "status", "--state-file", state)
+        assert status.returncode == 0
+        assert status.stdout.count("postgres-replica postgres  running ") == 2
+    finally:
+        down = _cli("services", "down", "--state-file", state)
+    assert down.returncode == 0
+    assert "stopped postgres-replica (2 nodes)" in down.stderr
+    for url in nodes:
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(url, connect_timeout=2).close()
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,12 @@ For tests that need real sockets: :class:`RawConnection` speaks HTTP/1.1 (keep-a
 pipelining) and WebSocket byte by byte, :func:`uvicorn_server` (``asgi`` extra) serves an app
 with a real uvicorn on any of its loops and HTTP implementations, and :class:`LogLines` keeps
 the log lines a server thread writes for the test to wait for.
+
+Multi-node topologies for scale-out and failover tests, started from the same wheels:
+:class:`PostgresReplicaTopology` (primary + streaming replica), :class:`RedisClusterTopology`
+(3 primaries + 3 replicas) and :class:`RedisSentinelTopology` (primary, replica, 3
+sentinels), also as the session fixtures ``postgres_replica``, ``redis_cluster`` and
+``redis_sentinel``.
 """
 
 import importlib
@@ -27,8 +33,10 @@ from aegis.testing._isolation import (
     unique_name,
 )
 from aegis.testing._log_lines import LogLines
+from aegis.testing._postgres_replica import PostgresReplicaTopology
 from aegis.testing._proxy import TcpProxy
 from aegis.testing._raw_http import Headers, RawConnection, RawResponse, http_request
+from aegis.testing._redis_topologies import RedisClusterTopology, RedisSentinelTopology
 from aegis.testing._servers import (
     SERVICE_KINDS,
     EmbeddedServer,
@@ -44,6 +52,8 @@ from aegis.testing._services import (
     redact,
     service_url,
 )
+from aegis.testing._topologies import TOPOLOGY_NAMES, TopologyName, start_topology
+from aegis.testing._topology import Topology, TopologyNode
 
 if TYPE_CHECKING:
     from aegis.testing._otlp import ExportedSpan, exported_spans
@@ -76,6 +86,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SERVICES_VARIABLE",
     "SERVICE_KINDS",
+    "TOPOLOGY_NAMES",
     "URL_VARIABLES",
     "UVICORN_LOOPS",
     "UVICORN_PROTOCOLS",
@@ -84,13 +95,19 @@ __all__ = [
     "Headers",
     "HttpRecorder",
     "LogLines",
+    "PostgresReplicaTopology",
     "RawConnection",
     "RawResponse",
+    "RedisClusterTopology",
+    "RedisSentinelTopology",
     "RestartableServer",
     "RunningServer",
     "ServiceKind",
     "ServiceStartError",
     "TcpProxy",
+    "Topology",
+    "TopologyName",
+    "TopologyNode",
     "__version__",
     "check_service",
     "create_database",
@@ -106,6 +123,7 @@ __all__ = [
     "redact",
     "service_url",
     "start_server",
+    "start_topology",
     "unique_name",
     "uvicorn_server",
 ]

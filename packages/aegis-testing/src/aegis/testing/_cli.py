@@ -1,13 +1,17 @@
 """``aegis-testing services up|down|status|check``: the test servers outside pytest.
 
 ``up`` starts embedded servers that outlive the command and prints ``export`` lines for a
-shell (``eval "$(aegis-testing services up)"``); ``down`` stops them and deletes their data.
+shell (``eval "$(aegis-testing services up)"``); ``up --topology NAME`` does the same for a
+multi-node topology (``postgres-replica``, ``redis-cluster``, ``redis-sentinel``); ``down``
+stops them all and deletes their data.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from aegis.testing._servers import (
     start_server,
 )
 from aegis.testing._services import URL_VARIABLES, check_service, redact
+from aegis.testing._topologies import TOPOLOGY_NAMES, TopologyName, start_topology
 
 DEFAULT_STATE_FILE = Path(".aegis/services.jsonl")
 
@@ -34,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_KINDS)}"
         )
     kinds: list[ServiceKind] = args.kinds or list(SERVICE_KINDS)
+    if args.action == "up" and args.topology:
+        if args.kinds:
+            parser.error("give either service kinds or --topology, not both")
+        return _up_topology(state_file, args.topology)
     if args.action == "up":
         return _up(state_file, kinds)
     if args.action == "down":
@@ -62,17 +71,22 @@ def _parser() -> argparse.ArgumentParser:
         )
         if action == "up":
             command.add_argument(
+                "--topology",
+                choices=TOPOLOGY_NAMES,
+                help="start a multi-node topology instead of single servers",
+            )
+            command.add_argument(
                 "kinds",
                 nargs="*",
                 metavar="KIND",
                 help=f"any of {', '.join(SERVICE_KINDS)} (default: all)",
             )
         else:
-            command.set_defaults(kinds=[])
+            command.set_defaults(kinds=[], topology=None)
     check = actions.add_parser("check", help="exit 0 when the server at URL answers")
     check.add_argument("kind", choices=SERVICE_KINDS)
     check.add_argument("url")
-    check.set_defaults(state_file=DEFAULT_STATE_FILE, kinds=[])
+    check.set_defaults(state_file=DEFAULT_STATE_FILE, kinds=[], topology=None)
     return parser
 
 
@@ -94,22 +108,86 @@ def _up(state_file: Path, kinds: list[ServiceKind]) -> int:
     return 0
 
 
+def _up_topology(state_file: Path, name: TopologyName) -> int:
+    record_file = _topology_file(state_file, name)
+    if record_file.exists():
+        record = json.loads(record_file.read_text())
+        nodes = [EmbeddedServer.from_json(json.dumps(node)) for node in record["nodes"]]
+        if all(node.is_running() for node in nodes):
+            _export(record["environment"])
+            return 0
+        _stop_topology(record_file)
+    _say(f"starting the {name} topology ...")
+    try:
+        topology = start_topology(name, detached=True)
+    except ServiceStartError as exc:
+        _say(str(exc))
+        return 1
+    _say(f"{name} healthy in {topology.startup_seconds:.1f}s")
+    environment = topology.environment()
+    record_file.parent.mkdir(parents=True, exist_ok=True)
+    record_file.write_text(
+        json.dumps(
+            {
+                "topology": name,
+                "root": str(topology.root),
+                "environment": environment,
+                "nodes": [json.loads(node.to_json()) for node in topology.records()],
+            }
+        )
+    )
+    _export(environment)
+    return 0
+
+
+def _topology_file(state_file: Path, name: str) -> Path:
+    return state_file.with_name(f"{state_file.stem}.{name}.json")
+
+
+def _topology_files(state_file: Path) -> list[Path]:
+    return sorted(state_file.parent.glob(f"{state_file.stem}.*.json"))
+
+
+def _stop_topology(record_file: Path) -> list[EmbeddedServer]:
+    record = json.loads(record_file.read_text())
+    nodes = [EmbeddedServer.from_json(json.dumps(node)) for node in record["nodes"]]
+    for node in nodes:
+        node.stop()
+    shutil.rmtree(record["root"], ignore_errors=True)
+    record_file.unlink()
+    return nodes
+
+
+def _export(environment: dict[str, str]) -> None:
+    for variable, value in environment.items():
+        print(f"export {variable}={shlex.quote(value)}")
+
+
 def _down(state_file: Path) -> int:
     for server in _read(state_file):
         server.stop()
         _say(f"stopped {server.kind} (pid {server.pid})")
     state_file.unlink(missing_ok=True)
+    for record_file in _topology_files(state_file):
+        nodes = _stop_topology(record_file)
+        _say(f"stopped {record_file.stem.rpartition('.')[2]} ({len(nodes)} nodes)")
     return 0
 
 
 def _status(state_file: Path) -> int:
-    servers = _read(state_file)
+    servers = [("", server) for server in _read(state_file)]
+    for record_file in _topology_files(state_file):
+        record = json.loads(record_file.read_text())
+        servers += [
+            (f"{record['topology']} ", EmbeddedServer.from_json(json.dumps(node)))
+            for node in record["nodes"]
+        ]
     if not servers:
         _say("no servers started by 'services up'")
-    for server in servers:
+    for topology, server in servers:
         state = "running" if server.is_running() else "not running"
-        print(f"{server.kind:9} {state:12} pid {server.pid:<8} {server.url}")
-    return 0 if all(server.is_running() for server in servers) else 1
+        print(f"{topology}{server.kind:9} {state:12} pid {server.pid:<8} {server.url}")
+    return 0 if all(server.is_running() for _, server in servers) else 1
 
 
 def _check(kind: ServiceKind, url: str) -> int:

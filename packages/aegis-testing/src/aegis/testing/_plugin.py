@@ -5,11 +5,12 @@ Registered through the ``pytest11`` entry point, so installing aegis-testing is 
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,8 +22,18 @@ from aegis.testing._isolation import (
     drop_database,
     unique_name,
 )
+from aegis.testing._postgres_replica import PostgresReplicaTopology
+from aegis.testing._redis_topologies import RedisClusterTopology, RedisSentinelTopology
 from aegis.testing._servers import ServiceKind, ServiceStartError
 from aegis.testing._services import service_url
+from aegis.testing._topology import Topology
+
+logger = logging.getLogger("aegis.testing")
+
+TopologyT = TypeVar("TopologyT", bound=Topology)
+
+SCALEOUT_MARKER = "scaleout: a test on a multi-node topology (replica, cluster, sentinel)"
+_STARTUPS = pytest.StashKey[dict[str, float]]()
 
 KafkaTopicFactory = Callable[..., str]
 """``kafka_topic_factory(name="topic", *, partitions=1, config=None) -> str``."""
@@ -125,6 +136,66 @@ def kafka_consumer_config(kafka_bootstrap: str) -> dict[str, Any]:
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 500,
     }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``scaleout`` marker: ``pytest -m scaleout`` runs the topology tests."""
+    config.addinivalue_line("markers", SCALEOUT_MARKER)
+    config.stash[_STARTUPS] = {}
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Report how long each topology this session started took to become healthy."""
+    startups = config.stash.get(_STARTUPS, {})
+    if startups:
+        terminalreporter.section("aegis-testing topologies")
+        for name, seconds in startups.items():
+            terminalreporter.write_line(f"{name}: healthy {seconds:.2f}s after start")
+
+
+def _session_topology(request: pytest.FixtureRequest, topology: TopologyT) -> Iterator[TopologyT]:
+    _stop_cleanly_on_sigterm()
+    # A topology that cannot start raises ServiceStartError (why, logs, what to install): the
+    # tests that asked for it error out, never skip, and the rest of the session runs.
+    topology.start()
+    try:
+        seconds = topology.startup_seconds or 0.0
+        request.config.stash[_STARTUPS][topology.name] = seconds
+        logger.info("%s topology started in %.2fs", topology.name, seconds)
+        yield topology
+    finally:
+        topology.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(request: pytest.FixtureRequest) -> Iterator[PostgresReplicaTopology]:
+    """A PostgreSQL primary and a streaming replica for the whole session (started on first use).
+
+    ``primary_url``, ``replica_url`` and ``failover_url``; create a database of your own on
+    the primary (``create_database``), it reaches the replica too. A test that kills or
+    promotes a node must leave the topology as it found it, or start its own
+    :class:`~aegis.testing.PostgresReplicaTopology`.
+    """
+    yield from _session_topology(request, PostgresReplicaTopology())
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(request: pytest.FixtureRequest) -> Iterator[RedisClusterTopology]:
+    """A Valkey Cluster of 3 primaries and 3 replicas for the whole session (on first use).
+
+    Shared by every test: keep your keys under ``unique_name`` prefixes, and restart a node
+    you killed (``start_node``, then ``wait_healthy``).
+    """
+    yield from _session_topology(request, RedisClusterTopology())
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(request: pytest.FixtureRequest) -> Iterator[RedisSentinelTopology]:
+    """A Valkey primary, a replica and 3 sentinels for the whole session (on first use).
+
+    Shared by every test: restart a data node you killed (``start_node``, ``wait_healthy``).
+    """
+    yield from _session_topology(request, RedisSentinelTopology())
 
 
 def _stop_cleanly_on_sigterm() -> None:
