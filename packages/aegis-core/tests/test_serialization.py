@@ -13,14 +13,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from aegis.core.errors import InvalidInputError
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, is_sensitive_key, mask_sensitive
 from aegis.core.utils.serialization import (
-    DEFAULT_SENSITIVE_KEYS,
     as_invalid_input,
     from_dict,
     from_json,
     from_orm,
-    is_sensitive_key,
-    mask_sensitive,
     to_dict,
     to_json,
 )

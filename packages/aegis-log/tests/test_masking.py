@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.core.models import Environment
-from aegis.core.utils.serialization import DEFAULT_SENSITIVE_KEYS, mask_sensitive
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, mask_sensitive
 from aegis.log import ConsoleSettings, LogSettings, StreamOutput, configure_logging, get_logger
 from aegis.log._pipeline import FieldMasker
 

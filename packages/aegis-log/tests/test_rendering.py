@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, SecretStr
 
 from aegis.core.context import request_context
-from aegis.core.utils.serialization import DEFAULT_SENSITIVE_KEYS, mask_sensitive
+from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, mask_sensitive
 from aegis.log import (
     LogEntry,
     LogSettings,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from aegis.core.errors import AegisError, ConfigurationError, register_error_code
-from aegis.core.utils.serialization import mask_sensitive
+from aegis.core.utils.masking import mask_sensitive
 
 _logger = logging.getLogger("aegis.obs.health")
 

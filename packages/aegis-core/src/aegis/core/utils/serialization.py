@@ -1,9 +1,8 @@
-"""Model <-> dict <-> JSON <-> ORM conversion, and redaction of secrets before they are logged.
+"""Model <-> dict <-> JSON <-> ORM conversion.
 
 Conversions raise :class:`~aegis.core.errors.InvalidInputError` listing every invalid field as
 a dotted path (``items.0.email``; ``$`` is the document itself), so callers never see pydantic's
-``ValidationError``. The masking helpers live in :mod:`aegis.core.utils.masking` (no pydantic
-import) and are re-exported here.
+``ValidationError``. Redaction of secrets before they are logged is :mod:`aegis.core.utils.masking`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from aegis.core.errors import FieldError, InvalidInputError
-from aegis.core.utils.masking import DEFAULT_SENSITIVE_KEYS, is_sensitive_key, mask_sensitive
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _T = TypeVar("_T")
@@ -110,13 +108,10 @@ def as_invalid_input(error: ValidationError) -> InvalidInputError:
 
 
 __all__ = [
-    "DEFAULT_SENSITIVE_KEYS",
     "as_invalid_input",
     "from_dict",
     "from_json",
     "from_orm",
-    "is_sensitive_key",
-    "mask_sensitive",
     "to_dict",
     "to_json",
 ]
