@@ -10,6 +10,8 @@ from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic_core import PydanticCustomError
 
+from aegis.core.utils.pagination import offset_for, total_pages
+
 T = TypeVar("T")
 
 _SORT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -146,7 +148,7 @@ class PageParams(BaseModel):
     @property
     def offset(self) -> int:
         """Rows to skip before this page: ``(page - 1) * size``."""
-        return (self.page - 1) * self.size
+        return offset_for(self.page, self.size)
 
     @property
     def limit(self) -> int:
@@ -179,7 +181,7 @@ class PaginatedResponse(BaseModel, Generic[T]):
         Raises:
             pydantic.ValidationError: ``total`` is negative or an item is not a valid ``T``.
         """
-        pages = -(-total // params.size) if total > 0 else 0
+        pages = total_pages(total, params.size) if total > 0 else 0  # < 0: refused below
         return cls.model_validate(
             {
                 "items": list(items),

@@ -1,4 +1,8 @@
-"""Pagination arithmetic and signed opaque cursors for keyset pagination.
+"""Pagination arithmetic and signed opaque cursors: the one home of paging rules in aegis.
+
+The page models of :mod:`aegis.core.models` (``PageParams``, ``PaginatedResponse``,
+``CursorPage``) count offsets and pages with :func:`offset_for` and :func:`total_pages`; aegis-db
+signs its keyset cursors with :func:`encode_cursor`.
 
 A cursor is ``<payload>.<signature>``: the payload is the compact JSON of a dict, the signature
 is HMAC-SHA256 over a fixed domain label and the payload, both URL-safe base64 without padding.
