@@ -87,7 +87,7 @@ def test_database_errors_share_a_base_class() -> None:
 def test_an_explicit_code_brings_its_own_status() -> None:
     error = ExternalServiceError("billing timed out", code="EXTERNAL_SERVICE_TIMEOUT")
     assert (error.code, error.status) == ("EXTERNAL_SERVICE_TIMEOUT", 504)
-    assert UnauthorizedError("expired", code="AUTH_TOKEN_EXPIRED").title == "Token expired"
+    assert ConflictError("stale row", code="DB_CONFLICT").title == "Concurrent update conflict"
 
 
 def test_an_explicit_status_wins_over_the_code_status() -> None:

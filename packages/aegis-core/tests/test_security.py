@@ -19,6 +19,7 @@ from aegis.core.utils.security import (
     OWASP_TIME_COST,
     Encryptor,
     PasswordHasher,
+    bcrypt_cost,
     constant_time_equals,
     generate_key,
     hash_password,
@@ -287,3 +288,11 @@ def test_constant_time_equals_compares_text_and_bytes() -> None:
     assert not constant_time_equals("abc", "abd")
     assert not constant_time_equals("abc", "abcd")
     assert not constant_time_equals(b"", "x")
+
+
+def test_bcrypt_cost_reads_the_cost_of_a_well_formed_bcrypt_hash_only() -> None:
+    stored = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=5)).decode()
+    assert bcrypt_cost(stored) == 5
+    assert bcrypt_cost(stored[:-1]) is None  # truncated
+    assert bcrypt_cost("$2x$05$" + stored[7:]) is None  # not a bcrypt variant
+    assert bcrypt_cost(hash_password("pw")) is None  # argon2

@@ -464,7 +464,7 @@ class RejectingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if path == "/guarded/answer":
-            error = UnauthorizedError("a token is required", code="AUTH_TOKEN_MISSING")
+            error = UnauthorizedError("a token is required")
             response = error_response(error, scope, headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
         elif path == "/guarded/aegis":
@@ -484,12 +484,12 @@ async def test_pure_asgi_middleware_answers_with_error_response(app: Starlette) 
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert problem_of(response) == {
-        "type": "urn:aegis:problem:auth-token-missing",
-        "title": "Authentication required",
+        "type": "urn:aegis:problem:unauthorized",
+        "title": "Unauthorized",
         "status": 401,
         "detail": "a token is required",
         "instance": "/guarded/answer",
-        "code": "AUTH_TOKEN_MISSING",
+        "code": "UNAUTHORIZED",
         "request_id": "r-1",
     }
 

@@ -1,8 +1,9 @@
 """The errors aegis.auth raises: 401s that carry an RFC 6750 challenge, and 403 denials.
 
-Every rejection names a stable ``code`` (from :data:`aegis.core.errors.ERROR_CODES`) and a short
-``reason`` a client may switch on; what would help an attacker (library messages, expected
-issuer or audience values, the token itself) never goes into the answer, only into the log.
+Every rejection names a stable ``code`` (the ``AUTH_*`` codes, registered in
+:data:`aegis.core.errors.ERROR_CODES` when aegis.auth is imported) and a short ``reason`` a client
+may switch on; what would help an attacker (library messages, expected issuer or audience values,
+the token itself) never goes into the answer, only into the log.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from aegis.core.errors import (
     register_error_code,
 )
 
+register_error_code("AUTH_CREDENTIALS_INVALID", 401, "Invalid credentials")
+register_error_code("AUTH_TOKEN_MISSING", 401, "Authentication required")
+register_error_code("AUTH_TOKEN_INVALID", 401, "Invalid token")
+register_error_code("AUTH_TOKEN_EXPIRED", 401, "Token expired")
+register_error_code("AUTH_TOKEN_REVOKED", 401, "Token revoked")
+register_error_code("AUTH_PERMISSION_DENIED", 403, "Permission denied")
 register_error_code("AUTH_REVOCATION_UNAVAILABLE", 503, "Revocation status unavailable")
 
 RejectionReason = Literal[

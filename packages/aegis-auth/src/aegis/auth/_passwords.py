@@ -9,7 +9,6 @@ and a new hash when the stored one uses outdated parameters.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -22,14 +21,14 @@ from pydantic import SecretStr
 
 from aegis.auth._metrics import AuthMetrics
 from aegis.core.errors import InvalidInputError
-from aegis.core.utils.security import PasswordHasher
+from aegis.core.utils.security import PasswordHasher, bcrypt_cost
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
 _LOGGER = logging.getLogger("aegis.auth")
-_BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
 _T = TypeVar("_T")
+_MIN_BCRYPT_COST = 4  # the lowest cost bcrypt itself accepts
 _MAX_STORED_HASH = 512  # a PHC string with generous salt and hash is ~100 characters
 
 
@@ -159,12 +158,12 @@ class PasswordService:
 
     def _is_sane(self, stored_hash: str) -> bool:
         max_memory, max_time, max_lanes, max_bcrypt = self._limits
+        cost = bcrypt_cost(stored_hash)
         if len(stored_hash) > _MAX_STORED_HASH or not stored_hash.isascii():
             sane = False
-        elif stored_hash.startswith("$2"):
-            match = _BCRYPT.fullmatch(stored_hash)
-            sane = match is not None and 4 <= int(match.group(1)) <= max_bcrypt  # noqa: PLR2004
-        else:
+        elif cost is not None:
+            sane = _MIN_BCRYPT_COST <= cost <= max_bcrypt
+        else:  # argon2, or malformed: extract_parameters refuses anything else
             try:
                 parameters = extract_parameters(stored_hash)
             except (InvalidHashError, ValueError):

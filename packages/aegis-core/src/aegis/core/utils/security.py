@@ -46,6 +46,7 @@ OWASP_PARALLELISM = 1
 """Default argon2id degree of parallelism (OWASP Password Storage Cheat Sheet)."""
 
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+_BCRYPT_HASH = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")  # cost, then salt and hash
 # bcrypt only ever looked at the first 72 bytes; bcrypt>=5 refuses longer input instead of
 # truncating, so legacy hashes of long passwords are verified the way they were made.
 _BCRYPT_MAX_BYTES = 72
@@ -161,6 +162,21 @@ class PasswordHasher:
 
 def _is_bcrypt(password_hash: str) -> bool:
     return password_hash.startswith(_BCRYPT_PREFIXES)
+
+
+def bcrypt_cost(password_hash: str) -> int | None:
+    """Return the cost factor of a well-formed bcrypt hash ($2a$, $2b$ or $2y$), else ``None``.
+
+    For refusing stored hashes that would take absurdly long to verify before verifying them.
+
+    Example:
+        >>> bcrypt_cost("$2b$12$" + "a" * 53)
+        12
+        >>> bcrypt_cost("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA") is None
+        True
+    """
+    match = _BCRYPT_HASH.fullmatch(password_hash)
+    return None if match is None else int(match.group(1))
 
 
 def _malformed_hash() -> InvalidInputError:
