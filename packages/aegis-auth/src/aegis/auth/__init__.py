@@ -18,16 +18,6 @@ from typing import TYPE_CHECKING
 
 from aegis.auth.__about__ import __version__
 from aegis.auth._asgi import AuthMiddleware
-from aegis.auth._checks import (
-    Match,
-    ensure_permissions,
-    ensure_roles,
-    ensure_scopes,
-    permissions_required,
-    require_owner,
-    roles_required,
-    scopes_required,
-)
 from aegis.auth._claims import MAX_TOKEN_BYTES, REQUIRED_CLAIMS, TokenPair, TokenType
 from aegis.auth._errors import (
     AuthenticationError,
@@ -50,6 +40,16 @@ from aegis.auth._keys import (
     KeySet,
 )
 from aegis.auth._passwords import PasswordCheck, PasswordService
+from aegis.auth._permissions import (
+    Match,
+    ensure_permissions,
+    ensure_roles,
+    ensure_scopes,
+    permissions_required,
+    require_owner,
+    roles_required,
+    scopes_required,
+)
 from aegis.auth._principal import Principal, current_principal
 from aegis.auth._rbac import RoleDefinition, RolePolicy
 from aegis.auth._redis import RedisTokenStore

@@ -12,8 +12,8 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from aegis.auth._checks import Match, ensure_permissions, ensure_roles, ensure_scopes
 from aegis.auth._errors import TokenMissingError
+from aegis.auth._permissions import Match, ensure_permissions, ensure_roles, ensure_scopes
 from aegis.auth._principal import Principal
 
 Dependency = Callable[[HTTPConnection], Awaitable[Principal]]

@@ -21,13 +21,6 @@ from aegis.obs._asgi import (
     UNMATCHED_ROUTE,
     ObservabilityMiddleware,
 )
-from aegis.obs._checks import (
-    disk_space_check,
-    http_check,
-    kafka_check,
-    redis_check,
-    sqlalchemy_check,
-)
 from aegis.obs._exposition import MULTIPROCESS_DIR_VARIABLE, MetricsEndpoint, metrics_route
 from aegis.obs._health import (
     HEALTH_JSON,
@@ -40,6 +33,13 @@ from aegis.obs._health import (
     aggregate,
 )
 from aegis.obs._health_asgi import health_routes
+from aegis.obs._health_checks import (
+    disk_space_check,
+    http_check,
+    kafka_check,
+    redis_check,
+    sqlalchemy_check,
+)
 from aegis.obs._metrics import (
     FunctionDecorator,
     GaugeMode,
