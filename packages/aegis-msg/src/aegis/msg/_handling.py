@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import trace
 
@@ -18,17 +18,14 @@ from aegis.msg._metrics import MsgMetrics
 from aegis.msg._retry import (
     RETRY_ATTEMPTS,
     RETRY_BACKOFF_TIMESTAMP,
+    RetryPolicy,
     forwarded_headers,
     header_int,
     seconds_until,
 )
 from aegis.msg._tracing import context_from, tracer, tracing_enabled
-from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, header_map
+from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, Transport, header_map
 from aegis.msg._wire import EventCodec, handling_event_id
-
-if TYPE_CHECKING:
-    from aegis.msg._lanes import Lane
-    from aegis.msg._subscriber import EventSubscriber
 
 logger = logging.getLogger("aegis.msg")
 
@@ -44,17 +41,30 @@ class Route:
     handler: Callable[[Any], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class HandlingContext:
+    """What handling a message needs from its subscriber, and nothing else."""
+
+    group_id: str
+    """The consumer group, written into forwarded and dead-lettered records."""
+    retry: RetryPolicy
+    routes: Mapping[tuple[str, str], Route]
+    """(main topic, event type) -> handler; the subscriber's own, so later routes are seen."""
+    transport: Transport
+    """Where retried and dead-lettered records are sent."""
+
+
 class MessageHandling:
     """The per-message work of an :class:`EventSubscriber`."""
 
     def __init__(
         self,
-        subscriber: EventSubscriber,
+        context: HandlingContext,
         codec: EventCodec,
         metrics: MsgMetrics,
         limit: asyncio.Semaphore | None,
     ) -> None:
-        self._subscriber = subscriber
+        self._context = context
         self._codec = codec
         self._metrics = metrics
         self._limit = limit
@@ -64,8 +74,8 @@ class MessageHandling:
         self.tracing = tracing_enabled()
         """Whether spans are made; refreshed per fetch (an SDK may be installed later)."""
 
-    async def handle(self, message: ReceivedMessage, lane: Lane) -> bool:
-        """Process ``message``; ``False`` when stopping interrupted it before it was finished."""
+    async def handle(self, message: ReceivedMessage, interrupt: asyncio.Event) -> bool:
+        """Process ``message``; ``False`` when ``interrupt`` (stop, revocation) cut it short."""
         topic = message.topic() or ""
         main, tier = self.retry_sources.get(topic, (topic, -1))
         try:
@@ -74,14 +84,15 @@ class MessageHandling:
             reason = (
                 "unsupported_version" if isinstance(exc, UnsupportedVersionError) else "invalid"
             )
-            return await self._dead_letter(message, main, exc, reason, 1)
-        route = None if event is None else self._subscriber.routes.get((main, event.type))
+            return await self._dead_letter(message, main, exc, reason, 1, interrupt=interrupt)
+        route = None if event is None else self._context.routes.get((main, event.type))
         if event is None or route is None:
             type_name = "unknown" if event is None else event.type
             self._metrics.consumed.labels(main, type_name, "ignored").inc()
             return True
         if tier >= 0:
-            if not await _pause(lane, seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))):
+            backoff = seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))
+            if not await _pause(interrupt, backoff):
                 return False
         elif self._limit is None and not self.tracing:
             # The common case, in this coroutine frame: a first try that succeeds.
@@ -103,9 +114,17 @@ class MessageHandling:
                 return True
             self._failed(route, event, main, failed, 0)
             return await self._run(
-                message, event, route=route, main=main, tier=tier, lane=lane, failed=failed
+                message,
+                event,
+                route=route,
+                main=main,
+                tier=tier,
+                interrupt=interrupt,
+                failed=failed,
             )
-        return await self._run(message, event, route=route, main=main, tier=tier, lane=lane)
+        return await self._run(
+            message, event, route=route, main=main, tier=tier, interrupt=interrupt
+        )
 
     def _children_for(self, topic: str, event: Event[Any]) -> tuple[Any, Any]:
         children = self._children[(topic, event.type)] = (
@@ -136,11 +155,11 @@ class MessageHandling:
         route: Route,
         main: str,
         tier: int,
-        lane: Lane,
+        interrupt: asyncio.Event,
         failed: Exception | None = None,
     ) -> bool:
         """Run the handler with in-process retries; ``failed``: the first call already failed."""
-        policy = self._subscriber.retry
+        policy = self._context.retry
         tries = policy.attempts if tier < 0 else 1
         error = failed
         attempt = 0
@@ -148,7 +167,7 @@ class MessageHandling:
             for attempt in range(0 if failed is None else 1, tries):
                 if attempt:
                     self._metrics.retries.labels(main, event.type, "in_process").inc()
-                    if not await _pause(lane, policy.backoff_for(attempt - 1)):
+                    if not await _pause(interrupt, policy.backoff_for(attempt - 1)):
                         return False
                 try:
                     await self._call(route, event, main)
@@ -162,19 +181,23 @@ class MessageHandling:
         assert error is not None  # noqa: S101 - the loop only ends without return on failure
         attempts = (header_int(message, RETRY_ATTEMPTS) or 0) + attempt + 1
         if isinstance(error, policy.not_retryable):
-            return await self._dead_letter(message, main, error, "not_retryable", attempts)
+            return await self._dead_letter(
+                message, main, error, "not_retryable", attempts, interrupt=interrupt
+            )
         retry_topics = policy.retry_topics(main)
         if tier + 1 < len(retry_topics):
             due = time.time() + policy.topic_delays[tier + 1]
             headers = forwarded_headers(
-                message, error, group_id=self._subscriber.group_id, attempts=attempts, due_at=due
+                message, error, group_id=self._context.group_id, attempts=attempts, due_at=due
             )
-            if not await self._forward(message, retry_topics[tier + 1], headers):
+            if not await self._forward(message, retry_topics[tier + 1], headers, interrupt):
                 return False
             self._metrics.retries.labels(main, event.type, "topic").inc()
             self._metrics.consumed.labels(main, event.type, "retried").inc()
             return True
-        return await self._dead_letter(message, main, error, "exhausted", attempts)
+        return await self._dead_letter(
+            message, main, error, "exhausted", attempts, interrupt=interrupt
+        )
 
     async def _call(self, route: Route, event: Event[Any], topic: str) -> None:
         children = self._children.get((topic, event.type)) or self._children_for(topic, event)
@@ -212,15 +235,22 @@ class MessageHandling:
             await route.handler(event)
 
     async def _dead_letter(
-        self, message: ReceivedMessage, main: str, error: Exception, reason: str, attempts: int
+        self,
+        message: ReceivedMessage,
+        main: str,
+        error: Exception,
+        reason: str,
+        attempts: int,
+        *,
+        interrupt: asyncio.Event,
     ) -> bool:
         headers = forwarded_headers(
-            message, error, group_id=self._subscriber.group_id, attempts=attempts
+            message, error, group_id=self._context.group_id, attempts=attempts
         )
         own = header_map(message)
         type_name = own.get("ce_type", b"unknown").decode(errors="replace")
         event_id = own.get("ce_id", b"?").decode(errors="replace")
-        target = self._subscriber.retry.dead_letter_topic(main)
+        target = self._context.retry.dead_letter_topic(main)
         logger.error(
             "event %s (%s) from %s[%s]@%s goes to %s (%s): %s",
             event_id,
@@ -233,7 +263,7 @@ class MessageHandling:
             error,
             extra={"event_id": event_id, "event_type": type_name},
         )
-        if not await self._forward(message, target, headers):
+        if not await self._forward(message, target, headers, interrupt):
             return False
         if reason in ("invalid", "unsupported_version") and type_name not in self._codec.registry:
             type_name = "unknown"  # keep label values bounded: only registered types
@@ -241,7 +271,10 @@ class MessageHandling:
         self._metrics.consumed.labels(main, type_name, "dead_lettered").inc()
         return True
 
-    async def _forward(self, message: ReceivedMessage, topic: str, headers: Headers) -> bool:
+    async def _forward(
+        self, message: ReceivedMessage, topic: str, headers: Headers, interrupt: asyncio.Event
+    ) -> bool:
+        """Send ``message`` to ``topic``, retrying until sent; ``False`` if interrupted first."""
         value = message.value()
         key = message.key()
         record = OutgoingRecord(
@@ -252,22 +285,21 @@ class MessageHandling:
         )
         delay = 0.5
         while True:
-            (result,) = await self._subscriber.transport.send_batch([record])
+            (result,) = await self._context.transport.send_batch([record])
             if result.error is None:
                 return True
             logger.error("forwarding a message to %s failed: %s", topic, result.error.message)
-            if self._subscriber.stopping:
+            if not await _pause(interrupt, delay):
                 return False
-            await asyncio.sleep(delay)
             delay = min(delay * 2, _FORWARD_BACKOFF_MAX)
 
 
-async def _pause(lane: Lane, seconds: float) -> bool:
-    """Wait ``seconds`` unless the lane is interrupted (stop, revocation); ``False`` if it was."""
+async def _pause(interrupt: asyncio.Event, seconds: float) -> bool:
+    """Wait ``seconds`` unless ``interrupt`` is set (stop, revocation); ``False`` if it was."""
     if seconds <= 0:
-        return not lane.interrupt.is_set()
+        return not interrupt.is_set()
     try:
-        await asyncio.wait_for(lane.interrupt.wait(), seconds)
+        await asyncio.wait_for(interrupt.wait(), seconds)
     except TimeoutError:
         return True
     return False

@@ -18,8 +18,8 @@ from aegis.msg._transport import ReceivedMessage, TopicPartition
 
 logger = logging.getLogger("aegis.msg")
 
-HandleMessage = Callable[[ReceivedMessage, "Lane"], Awaitable[bool]]
-"""Processes one message of a lane; ``False`` when stopping interrupted it."""
+HandleMessage = Callable[[ReceivedMessage, asyncio.Event], Awaitable[bool]]
+"""Processes one message, given its lane's interrupt; ``False`` when that interrupt cut it short."""
 
 
 class Lane:
@@ -111,7 +111,7 @@ class Lanes:
                 await asyncio.shield(retiring)
             while queue and not lane.revoked and not self.stopping:
                 message = queue[0]
-                if not await handle(message, lane):
+                if not await handle(message, lane.interrupt):
                     break  # stopping before it was finished: leave it for redelivery
                 queue.popleft()
                 if slots is None:

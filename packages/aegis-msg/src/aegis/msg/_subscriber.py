@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from aegis.core.errors import ConfigurationError
 from aegis.msg._consumer_health import ConsumerHealth
 from aegis.msg._event import Event
-from aegis.msg._handling import MessageHandling, Route
+from aegis.msg._handling import HandlingContext, MessageHandling, Route
 from aegis.msg._lanes import Lanes
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._offsets import OffsetTracker
@@ -104,7 +104,7 @@ class EventSubscriber:
         self.routes: dict[tuple[str, str], Route] = {}
         self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._handling = MessageHandling(
-            self,
+            HandlingContext(group_id, self.retry, self.routes, transport),
             EventCodec(self.registry, source=group_id),
             self._metrics,
             asyncio.Semaphore(max_concurrency) if concurrency == "key" else None,
