@@ -82,33 +82,31 @@ def test_bottleneck_tables_get_their_own_section(tmp_path: Path) -> None:
     assert "![" not in text
 
 
-FIXES = """# Profiled and fixed (before/after)
-
-How entries are written.
-
-### aegis-log: JSON line
-
-| | lines/s | vs structlog |
-|---|---|---|
-| before | 120,000 | x0.75 |
-| after | 200,000 | x1.25 |
+FIXES = """
+[[fix]]
+case = "aegis-log: JSON line"
+profile = "orjson options rebuilt per line"
+fix = "options built once"
+result = "vs structlog 0.75x → 1.25x"
 """
 
 
-def test_fixes_md_goes_in_verbatim_as_its_own_section(tmp_path: Path) -> None:
+def test_fixes_toml_renders_as_one_table_row_per_fix(tmp_path: Path) -> None:
     _synthetic(tmp_path / "results")
-    (tmp_path / "FIXES.md").write_text(FIXES)
+    (tmp_path / "fixes.toml").write_text(FIXES)
     output = tmp_path / "RESULTS.md"
 
     assert main(["render", "--results", str(tmp_path / "results"), "--output", str(output),
-                 "--fixes", str(tmp_path / "FIXES.md"), "--no-charts"]) == 0  # fmt: skip
+                 "--fixes", str(tmp_path / "fixes.toml"), "--no-charts"]) == 0  # fmt: skip
 
     text = output.read_text()
     assert text.count(FIXES_SECTION) == 1
-    assert "# Profiled and fixed (before/after)\n" not in text.replace(FIXES_SECTION, "")
     section = text.split(FIXES_SECTION + "\n\n", 1)[1]
-    body = FIXES.split("\n", 2)[2]  # everything below the file's own title, as written
-    assert section.startswith(body)
+    assert "| case | the profile showed | fix | before → after |" in section
+    assert (
+        "| aegis-log: JSON line | orjson options rebuilt per line | options built once "
+        "| vs structlog 0.75x → 1.25x |"
+    ) in section
     assert text.index("## aegis-log") < text.index(FIXES_SECTION) < text.index("## Bottlenecks")
 
 
@@ -117,17 +115,16 @@ def test_no_fixes_file_no_section(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
 
     main(["render", "--results", str(tmp_path / "results"), "--output", str(output),
-          "--fixes", str(tmp_path / "missing.md"), "--no-charts"])  # fmt: skip
+          "--fixes", str(tmp_path / "missing.toml"), "--no-charts"])  # fmt: skip
 
     assert FIXES_SECTION not in output.read_text()
 
 
 def test_the_repository_fixes_file_renders_under_its_section() -> None:
-    fixes = (ROOT / "benchmarks" / "FIXES.md").read_text()
-    assert fixes.startswith("# Profiled and fixed (before/after)\n")
+    fixes = (ROOT / "benchmarks" / "fixes.toml").read_text()
     text = render([], charts={}, fixes=fixes)
-    assert FIXES_SECTION in text
-    assert "./dev bench" in text.split(FIXES_SECTION, 1)[1]
+    section = text.split(FIXES_SECTION, 1)[1]
+    assert section.count("\n| ") >= 5  # the header row and a row per fix
 
 
 def test_a_ratio_is_above_one_when_aegis_is_better_whatever_the_unit() -> None:

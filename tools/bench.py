@@ -5,8 +5,8 @@ named packages) runs with ``--json benchmarks/results/NAME.json``; then ``render
 JSON file there (so a one-package run refreshes only that package's part) and writes RESULTS.md
 with a table per package (aegis, raw library and peers measured in the same run, and the
 ratios), a bar chart per package (PNG, matplotlib) and each run's machine, Python and library
-versions. benchmarks/FIXES.md, written by hand (a profiled hot path, the fix, the figures before
-and after), goes in verbatim as the section "Profiled and fixed (before/after)".
+versions. benchmarks/fixes.toml, written by hand (a profiled hot path, the fix, the figures before
+and after), becomes the table "Profiled and fixed".
 
 A ratio is always "aegis relative to X" with >1 meaning aegis is better: throughput divided by
 throughput, or time divided into time.
@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def case_rows(document: dict[str, Any]) -> list[list[str]]:
 
 
 BOTTLENECKS = "Bottlenecks: "
-FIXES_SECTION = "## Profiled and fixed (before/after)"
+FIXES_SECTION = "## Profiled and fixed"
+FIXES_HEADERS = ["case", "the profile showed", "fix", "before → after"]
 CASE_HEADERS = ["case", "unit", "aegis", "raw", "peer", "aegis vs raw", "aegis vs peer", "goal"]
 
 
@@ -171,13 +173,15 @@ def by_package(documents: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 
 
 def fixes_section(fixes: str) -> list[str]:
-    """The lines of the before/after section: FIXES.md as written, without its own title."""
-    lines = fixes.strip().splitlines()
-    if lines and lines[0].startswith("# "):
-        lines = lines[1:]
-    while lines and not lines[0].strip():
-        lines.pop(0)
-    return [FIXES_SECTION, "", *lines, ""] if lines else []
+    """The "Profiled and fixed" table: one row per ``[[fix]]`` of fixes.toml (``fixes``)."""
+    rows = [
+        [entry["case"], entry["profile"], entry["fix"], entry["result"]]
+        for entry in tomllib.loads(fixes).get("fix", [])
+    ]
+    if not rows:
+        return []
+    intro = "Hot paths a profiler found where a ratio missed its goal (benchmarks/fixes.toml)."
+    return [FIXES_SECTION, "", intro, "", *markdown_table(FIXES_HEADERS, rows), ""]
 
 
 def render(
@@ -185,7 +189,7 @@ def render(
 ) -> str:
     """RESULTS.md for ``documents``.
 
-    ``charts`` maps a package to its chart's relative path; ``fixes`` is the text of FIXES.md.
+    ``charts`` maps a package to its chart's relative path; ``fixes`` is the text of fixes.toml.
     """
     lines = [
         "# Benchmark results",
@@ -311,7 +315,7 @@ def chart(package: str, documents: list[dict[str, Any]], path: Path) -> bool:
 def write_report(results: Path, output: Path, *, charts: bool, fixes: Path | None = None) -> None:
     """Render ``output`` (and the charts beside it) from every JSON file in ``results``.
 
-    ``fixes`` (benchmarks/FIXES.md) is included when the file exists.
+    ``fixes`` (benchmarks/fixes.toml) is included when the file exists.
     """
     documents = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
     paths: dict[str, str] = {}
@@ -333,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and calls")
     parser.add_argument("--results", type=Path, default=BENCHMARKS / "results")
     parser.add_argument("--output", type=Path, default=BENCHMARKS / "RESULTS.md")
-    parser.add_argument("--fixes", type=Path, default=BENCHMARKS / "FIXES.md")
+    parser.add_argument("--fixes", type=Path, default=BENCHMARKS / "fixes.toml")
     parser.add_argument("--no-charts", action="store_true")
     args = parser.parse_intermixed_args(argv)  # `run --quick db` as well as `run db --quick`
     failed: list[str] = []
