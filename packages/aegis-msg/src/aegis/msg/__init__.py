@@ -29,14 +29,13 @@ from aegis.msg._errors import (
     UnsupportedVersionError,
 )
 from aegis.msg._event import SPEC_VERSION, Event, new_event_id
-from aegis.msg._factory import make_transport
 from aegis.msg._idempotency import (
     Claim,
     IdempotencyStore,
     RedisIdempotencyStore,
     idempotent,
 )
-from aegis.msg._kafka import KafkaSettings, KafkaTransport
+from aegis.msg._kafka import KafkaSettings, KafkaTransport, make_transport
 from aegis.msg._kafka_producer import KafkaProducer
 from aegis.msg._memory import InMemoryTransport, StoredMessage
 from aegis.msg._metrics import MsgMetrics

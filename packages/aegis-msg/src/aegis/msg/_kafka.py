@@ -1,4 +1,7 @@
-"""The Kafka transport: settings, the shared producer, consumer channels and topic creation."""
+"""The Kafka transport: settings, the shared producer, consumer channels and topic creation.
+
+:func:`make_transport` picks it when a service's settings configure Kafka, else the in-memory one.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from aegis.msg._kafka_consumer import KafkaConsumerChannel
 from aegis.msg._kafka_producer import KafkaProducer
+from aegis.msg._memory import InMemoryTransport
 from aegis.msg._metrics import MsgMetrics
-from aegis.msg._transport import BatchResult, OutgoingRecord, RebalanceHooks
+from aegis.msg._transport import BatchResult, OutgoingRecord, RebalanceHooks, Transport
 
 logger = logging.getLogger("aegis.msg")
 
@@ -191,3 +195,17 @@ def log_failed_commit(error: KafkaError | None, partitions: list[KafkaTopicParti
     """
     if error is not None:
         logger.warning("kafka commit of %s failed: %s", partitions, error)
+
+
+def make_transport(
+    kafka: KafkaSettings | None, *, metrics_registry: CollectorRegistry | None = None
+) -> Transport:
+    """Return a :class:`KafkaTransport` for ``kafka``; for ``None``, an :class:`InMemoryTransport`.
+
+    So one settings field (``kafka: KafkaSettings | None = None``) lets a service run on the
+    embedded default in development and tests and on Kafka in production. ``metrics_registry``
+    is where the Kafka producer counts its recoveries (``aegis_msg_producer_recreated_total``).
+    """
+    if kafka is None:
+        return InMemoryTransport()
+    return KafkaTransport(kafka, metrics_registry=metrics_registry)
