@@ -35,6 +35,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.trace import NoOpTracerProvider
 from pydantic import SecretStr
 from starlette.routing import Route
 
@@ -118,6 +119,11 @@ def free_port() -> int:
         return port
 
 
+NO_SPANS = NoOpTracerProvider()
+"""The apps record no spans: span ids come from the global `random`, which Hypothesis watches
+while it draws (the apps run in another thread at the same time)."""
+
+
 @asynccontextmanager
 async def running(urls: Mapping[str, str]) -> AsyncIterator[tuple[FastAPI, FastAPI, str]]:
     """user-service on a real socket and policy-service in process, sharing one transport."""
@@ -134,6 +140,7 @@ async def running(urls: Mapping[str, str]) -> AsyncIterator[tuple[FastAPI, FastA
             log=None,  # the test owns logging
         ),
         transport=transport,
+        tracer_provider=NO_SPANS,
     )
     server = uvicorn.Server(uvicorn.Config(users_app, host="127.0.0.1", port=port, log_config=None))
     users_url = f"http://127.0.0.1:{port}"
@@ -152,6 +159,7 @@ async def running(urls: Mapping[str, str]) -> AsyncIterator[tuple[FastAPI, FastA
                 log=None,
             ),
             transport=transport,
+            tracer_provider=NO_SPANS,
         )
         try:
             async with policies_app.router.lifespan_context(policies_app):

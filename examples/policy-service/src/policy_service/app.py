@@ -112,7 +112,12 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     db, events = service.db, service.transport
     assert db is not None  # noqa: S101 - the settings always name a database
     assert events is not None  # noqa: S101 - given, made above or from the Kafka settings
-    instrument_engine(db.engine, name="policies", registry=registry)
+    instrument_engine(
+        db.engine,
+        name="policies",
+        registry=registry,
+        tracer_provider=tracer_provider or service.tracer_provider,
+    )
     plain = httpx.AsyncClient(timeout=5.0)  # the token requests of the service account
     service_auth = ServiceTokenAuth.client_credentials(
         f"{settings.users_url}/oauth/token",

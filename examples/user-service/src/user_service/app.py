@@ -95,7 +95,12 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     assert db is not None  # noqa: S101
     assert cache is not None  # noqa: S101
     assert tokens is not None  # noqa: S101
-    instrument_engine(db.engine, name="users", registry=registry)
+    instrument_engine(
+        db.engine,
+        name="users",
+        registry=registry,
+        tracer_provider=tracer_provider or service.tracer_provider,
+    )
     passwords = PasswordService()
     accounts = ServiceAccounts(
         [

@@ -45,14 +45,15 @@ def instrument_engine(
     name: str = "default",
     registry: CollectorRegistry | None = None,
     buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    tracer_provider: trace.TracerProvider | None = None,
 ) -> None:
     """Record query and pool metrics, and a span per statement, of a SQLAlchemy engine.
 
     Sync and async engines alike. Each statement is a CLIENT span ``OPERATION engine`` in the
     trace that is current when it runs (the request's, the event handler's), with
     ``db.system.name``, ``db.operation.name`` and ``aegis.db.engine``; never the statement
-    text or its values, which may hold personal data. Without an OpenTelemetry SDK the spans
-    are no-ops.
+    text or its values, which may hold personal data. A statement outside a recorded span (a
+    background poll, no SDK) gets no span, so pollers do not flood the collector with traces.
 
     - ``aegis_db_query_duration_seconds{engine,operation}``: cursor execution time, by the
       statement's first keyword (``SELECT``, ``INSERT``..., else ``OTHER``).
@@ -67,6 +68,7 @@ def instrument_engine(
         name: Its ``engine`` label (``primary``, ``replica``).
         registry: Where the metrics live; the default registry when ``None``.
         buckets: Upper bounds, in seconds, of the duration histogram.
+        tracer_provider: Records the statement spans; the global provider when ``None``.
     """
     from sqlalchemy import event  # noqa: PLC0415 (optional extra)
 
@@ -110,10 +112,14 @@ def instrument_engine(
         multiprocess_mode="livesum",
     ).labels(name)
     pool = sync_engine.pool
-    tracer = trace.get_tracer("aegis.obs", __version__)  # follows a provider set later
+    # The global tracer follows a provider set later.
+    tracer = trace.get_tracer("aegis.obs", __version__, tracer_provider=tracer_provider)
     system = sync_engine.dialect.name
 
     def before(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not trace.get_current_span().is_recording():
+            conn.info.setdefault(_STARTED_KEY, []).append((time.perf_counter(), None))
+            return
         operation = statement_operation(statement)
         span = tracer.start_span(
             f"{operation} {name}",
@@ -129,13 +135,16 @@ def instrument_engine(
     def after(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         started, span = conn.info[_STARTED_KEY].pop()
         duration.labels(name, statement_operation(statement)).observe(time.perf_counter() - started)
-        span.end()
+        if span is not None:
+            span.end()
 
     def failed(context: ExceptionContext) -> None:
         errors.labels(name, statement_operation(context.statement)).inc()
         connection = context.connection
         if connection is not None and connection.info.get(_STARTED_KEY):
             _, span = connection.info[_STARTED_KEY].pop()
+            if span is None:
+                return
             error = context.original_exception
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
