@@ -18,6 +18,7 @@ PUBLIC = [
     "ForeignKeyError",
     "OnCommitCallback",
     "Propagation",
+    "ReadYourWritesMiddleware",
     "RetryPolicy",
     "SoftDeleteMixin",
     "StatementTimeoutError",

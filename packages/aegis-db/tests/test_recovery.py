@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from aegis.core.errors import DatabaseUnavailableError
-from aegis.db import DatabaseManager, DatabaseSettings, StatementTimeoutError
+from aegis.db import DatabaseManager, DatabaseSettings, StatementTimeoutError, is_transient
 
 pytestmark = pytest.mark.anyio
 
@@ -103,9 +103,11 @@ async def test_unreachable_server_is_unavailable() -> None:
     db = DatabaseManager(DatabaseSettings(url=SecretStr(url), connect_timeout=2))
     try:
         assert not await db.health_check()
-        with pytest.raises(DatabaseUnavailableError):
+        with pytest.raises(DatabaseUnavailableError) as caught:
             async with db.session() as session:
                 await session.execute(text("SELECT 1"))
+        # A primary that is failing over looks like this: run_transaction tries again.
+        assert is_transient(caught.value)
     finally:
         await db.dispose()
 

@@ -3,11 +3,12 @@
 A :class:`DatabaseManager` owns the engines and opens sessions and transactions (SAVEPOINTs
 when nested, on-commit callbacks, whole-transaction retries); :class:`BaseRepository` gives
 typed CRUD with filters, sorting, offset and keyset pages and soft delete; database errors
-come out as aegis errors classified by SQLSTATE.
+come out as aegis errors classified by SQLSTATE. Read-only sessions read on replicas that
+hold their scope's writes (:class:`ReadYourWritesMiddleware`), with lag and rotation metrics.
 """
 
 from aegis.db.__about__ import __version__
-from aegis.db._asgi import database_lifespan, session_dependency
+from aegis.db._asgi import ReadYourWritesMiddleware, database_lifespan, session_dependency
 from aegis.db._errors import (
     ConcurrentUpdateError,
     DuplicateError,
@@ -47,6 +48,7 @@ __all__ = [
     "ForeignKeyError",
     "OnCommitCallback",
     "Propagation",
+    "ReadYourWritesMiddleware",
     "RetryPolicy",
     "SoftDeleteMixin",
     "StatementTimeoutError",

@@ -45,7 +45,8 @@ _CHECK = "23514"
 _SERIALIZATION_FAILURE = "40001"
 _DEADLOCK = "40P01"
 _QUERY_CANCELED = "57014"
-_UNAVAILABLE_CODES = frozenset({"57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"})
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "08000", "08003", "08006"})
+"""SQLSTATEs of a server that shut down, restarts, is full or dropped the connection."""
 
 # SQLite extended result codes (https://sqlite.org/rescode.html).
 _SQLITE_BUSY = 5
@@ -117,6 +118,15 @@ class TransactionStateError(DatabaseError):
     default_code = "DB_TRANSACTION_STATE"
 
 
+class ConnectFailure(Exception):  # noqa: N818 - a marker in a cause chain, never raised alone
+    """Marks, in an error's cause chain, a connection attempt the server never answered.
+
+    Refused, reset or timed-out sockets, and a multi-host URL none of whose hosts is the kind
+    asked for (``target_session_attrs=read-write`` during a failover): trying again later may
+    succeed. Errors the server answered with a SQLSTATE (a wrong password) are not marked.
+    """
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
     """Return the SQLSTATE of a PostgreSQL error (asyncpg, psycopg), or ``None``."""
     orig = driver_error(exc)
@@ -139,16 +149,19 @@ def _sqlite_code(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     """Whether re-running the whole transaction may succeed.
 
-    True for serialization failures, deadlocks, lost connections and SQLite's busy or locked
+    True for serialization failures, deadlocks, lost connections, a server that cannot be
+    reached (refused, or not the primary while it fails over) and SQLite's busy or locked
     database, anywhere in the ``__cause__`` chain (so translated aegis errors count too).
     """
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, ConnectFailure):
+            return True
         if isinstance(seen, sa_exc.DBAPIError):
             if seen.connection_invalidated:
                 return True
             code = sqlstate_of(seen)
-            if code in {_SERIALIZATION_FAILURE, _DEADLOCK} or code in _UNAVAILABLE_CODES:
+            if code in {_SERIALIZATION_FAILURE, _DEADLOCK} or code in UNAVAILABLE_SQLSTATES:
                 return True
             sqlite_code = _sqlite_code(seen)
             if sqlite_code is not None and sqlite_code & 0xFF in {_SQLITE_BUSY, _SQLITE_LOCKED}:
@@ -223,7 +236,7 @@ def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR091
         )
     if code == _QUERY_CANCELED:
         return StatementTimeoutError("the statement was cancelled: it exceeded the time limit")
-    if code in _UNAVAILABLE_CODES or code.startswith("08"):
+    if code in UNAVAILABLE_SQLSTATES or code.startswith("08"):
         return DatabaseUnavailableError(
             f"the database connection was closed by the server (SQLSTATE {code}); try again"
         )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import (
@@ -20,14 +20,19 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from aegis.core.errors import ConfigurationError
+from aegis.db._consistency import ReadYourWrites
 from aegis.db._constraint_fields import remember_tables
 from aegis.db._errors import (
+    ConnectFailure,
     TransactionStateError,
     translating_errors,
     unstorable_parameter_error,
 )
+from aegis.db._metrics import replica_metrics
+from aegis.db._replicas import ReplicaSet
 from aegis.db._retry import RetryPolicy, call_with_retry
 from aegis.db._session import (
+    WROTE,
     AegisSession,
     OnCommitCallback,
     Propagation,
@@ -64,18 +69,30 @@ def _configure_sqlite(engine: AsyncEngine, url: URL, transaction_mode: str) -> N
 
 
 def _connect_or_report(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
-    """Open a driver connection; a refused or timed-out socket becomes a DBAPI error.
+    """Open a driver connection; a server that never answered becomes a transient DBAPI error.
 
     asyncpg raises plain ``OSError`` when it cannot connect, which SQLAlchemy passes through
     unwrapped; as a DBAPI ``OperationalError`` it is recognisably the database's, without
-    mistaking the application's own network errors for an unavailable database.
+    mistaking the application's own network errors for an unavailable database. That error,
+    and a driver error without a SQLSTATE (no host of a multi-host URL is the primary yet),
+    carry :class:`ConnectFailure` in their cause chain, so ``run_transaction`` tries again.
     """
     try:
         return dialect.connect(*cargs, **cparams)
     except OSError as exc:
-        raise dialect.loaded_dbapi.OperationalError(
-            f"cannot connect to the database: {type(exc).__name__}"
-        ) from exc
+        failure = _connect_failure(exc)
+        raise dialect.loaded_dbapi.OperationalError(str(failure)) from failure
+    except dialect.loaded_dbapi.Error as exc:
+        if getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None):
+            raise  # the server answered: a wrong password, a missing database
+        failure = _connect_failure(exc)
+        raise dialect.loaded_dbapi.OperationalError(str(failure)) from failure
+
+
+def _connect_failure(error: BaseException) -> ConnectFailure:
+    failure = ConnectFailure(f"cannot connect to the database: {type(error).__name__}")
+    failure.__cause__ = error
+    return failure
 
 
 # How to install each driver a dialect loads: aegis-db's extras where it declares one.
@@ -103,6 +120,11 @@ class DatabaseManager:
     One per service, created at start-up and disposed at shutdown. Every session it opens
     is an ``AsyncSession`` over :class:`AegisSession` with ``expire_on_commit=False``.
 
+    With ``read_replica_urls``, read-only sessions read on a replica in rotation, after the
+    replica has replayed the writes of their scope (:meth:`read_your_writes`); replicas that
+    are down or lag too far leave the rotation, and the lag is exported as
+    ``aegis_db_replica_lag_seconds`` / ``_bytes`` on ``registry`` (the default one if None).
+
     Example:
         >>> db = DatabaseManager(DatabaseSettings(url="postgresql://app@db/main"))
         >>> async with db.transaction() as session:
@@ -110,19 +132,27 @@ class DatabaseManager:
         >>> await db.dispose()
     """
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    def __init__(
+        self, settings: DatabaseSettings, *, registry: CollectorRegistry | None = None
+    ) -> None:
         self.settings = settings
         self.engine = self._create_engine(async_url(settings.url))
         self.replica_engines = [
             self._create_engine(async_url(url)) for url in settings.read_replica_urls
         ]
-        self._replicas = itertools.cycle(self.replica_engines)
+        self.replicas: ReplicaSet | None = (
+            ReplicaSet(self.engine, self.replica_engines, settings, replica_metrics(registry))
+            if self.replica_engines
+            else None
+        )
+        """The replicas' rotation and lag (``None`` without ``read_replica_urls``)."""
         self._sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=AegisSession
         )
         self._current: ContextVar[UnitOfWork | None] = ContextVar(
             f"aegis_db_unit_{id(self)}", default=None
         )
+        self._writes = ReadYourWrites(f"aegis_db_writes_{id(self)}")
 
     def _create_engine(self, url: URL) -> AsyncEngine:
         try:
@@ -233,22 +263,51 @@ class DatabaseManager:
         inner = unit.callbacks.pop()
         unit.callbacks[-1].extend(inner)
 
+    def read_your_writes(self) -> AbstractContextManager[None]:
+        """Open a read-your-writes scope: its reads see its own commits, on a replica or not.
+
+        After a transaction of the scope commits a write, the scope's read-only sessions use a
+        replica only once it has replayed that commit (the primary's WAL position after the
+        commit, compared with ``pg_last_wal_replay_lsn()``), waiting up to
+        ``replica_wait_timeout`` and then reading on the primary. Tasks and threads started
+        inside share the scope. ``ReadYourWritesMiddleware`` opens one per HTTP request or
+        WebSocket; open one per job in a worker. Outside every scope the whole manager is one
+        scope: reads wait for the newest write any task committed. PostgreSQL only (on
+        SQLite, replicas are used in turn).
+
+        Example:
+            >>> with db.read_your_writes():
+            ...     async with db.transaction() as session:
+            ...         session.add(order)
+            ...     async with db.session(read_only=True) as session:
+            ...         await session.get(Order, order.id)  # found, on a replica or the primary
+        """
+        return self._writes.scope()
+
     @asynccontextmanager
     async def _new_unit(
         self, *, read_only: bool, isolation_level: str | None
     ) -> AsyncIterator[AsyncSession]:
-        engine = next(self._replicas) if read_only and self.replica_engines else self.engine
-        session = self._sessionmaker(bind=engine)
+        replicas = self.replicas if read_only else None
+        with translating_errors():
+            if replicas is not None:
+                session = await replicas.read_session(
+                    self._sessionmaker, self._writes.current(), isolation_level
+                )
+            else:
+                session = self._sessionmaker(bind=self.engine)
         unit = UnitOfWork(session=session, owner=asyncio.current_task())
         token = self._current.set(unit)
         flag = in_transaction.set(True)
         try:
             with translating_errors():
-                if isolation_level is not None:
+                if isolation_level is not None and replicas is None:
                     await session.connection(execution_options={"isolation_level": isolation_level})
                 try:
                     yield session
-                except BaseException:
+                except BaseException as exc:
+                    if replicas is not None:
+                        replicas.failed(session, exc)
                     await self._rollback_quietly(session)
                     raise
                 if unit.rollback_only:
@@ -263,6 +322,8 @@ class DatabaseManager:
             in_transaction.reset(flag)
             self._current.reset(token)
             await session.close()
+        if not read_only and self.replicas is not None and session.info.get(WROTE):
+            await self.replicas.remember_commit(self._writes.current())
         await run_callbacks(unit.callbacks[0])
 
     @staticmethod
@@ -296,15 +357,19 @@ class DatabaseManager:
         isolation_level: str | None = None,
         base_delay: float = 0.02,
         max_delay: float = 1.0,
+        read_only: bool = False,
     ) -> T:
         """Run ``work(session)`` in a new transaction, re-running it all on transient errors.
 
-        Serialization failures, deadlocks, lost connections and SQLite's busy database start
-        a fresh transaction after a jittered exponential backoff, at most ``retries`` times;
-        then the last error is raised (``ConcurrentUpdateError``,
-        ``DatabaseUnavailableError``). Inside an open transaction ``work`` joins it, as
-        ``propagation="required"`` does, and is not retried here: only the outermost
-        transaction can be re-run.
+        Serialization failures, deadlocks, lost connections, a database that cannot be
+        reached (a primary failing over) and SQLite's busy database start a fresh transaction
+        after a jittered exponential backoff, at most ``retries`` times; then the last error
+        is raised (``ConcurrentUpdateError``, ``DatabaseUnavailableError``). Inside an open
+        transaction ``work`` joins it, as ``propagation="required"`` does, and is not retried
+        here: only the outermost transaction can be re-run.
+
+        ``read_only=True`` reads on a replica, as ``session(read_only=True)`` does; a replica
+        that fails mid-read leaves the rotation, so the next attempt reads elsewhere.
         """
         if self._current.get() is not None:
             # Joined like propagation="required": the same translated errors, and a failure
@@ -313,24 +378,40 @@ class DatabaseManager:
                 return await work(session)
 
         async def attempt() -> T:
-            async with self.transaction(isolation_level=isolation_level) as session:
+            async with self.transaction(
+                isolation_level=isolation_level, read_only=read_only
+            ) as session:
                 return await work(session)
 
         policy = RetryPolicy(retries=retries, base_delay=base_delay, max_delay=max_delay)
         return await call_with_retry(attempt, policy, name=getattr(work, "__qualname__", "work"))
 
     async def health_check(self, *, timeout: float = 5.0) -> bool:
-        """Whether the primary and every replica answer ``SELECT 1`` within ``timeout`` seconds."""
-        for engine in [self.engine, *self.replica_engines]:
+        """Whether the primary answers ``SELECT 1`` within ``timeout`` seconds.
+
+        Replicas are checked too (lag, rotation) but do not decide the answer: while one is
+        down or behind, reads go to the others or the primary, and the service stays up.
+
+        .. versionchanged:: 0.1
+           A replica that does not answer no longer makes the check fail.
+        """
+        try:
+            async with asyncio.timeout(timeout), self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            logger.warning("database health check failed", exc_info=True)
+            return False
+        if self.replicas is not None:
             try:
-                async with asyncio.timeout(timeout), engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
-            except Exception:
-                logger.warning("database health check failed", exc_info=True)
-                return False
+                async with asyncio.timeout(timeout):
+                    await self.replicas.check()
+            except TimeoutError:
+                logger.warning("the read replica check did not finish within %gs", timeout)
         return True
 
     async def dispose(self) -> None:
-        """Close every pooled connection of every engine."""
+        """Stop the replica check and close every pooled connection of every engine."""
+        if self.replicas is not None:
+            await self.replicas.close()
         for engine in [self.engine, *self.replica_engines]:
             await engine.dispose()

@@ -55,6 +55,23 @@ def _exclude_soft_deleted(state: ORMExecuteState) -> None:
     )
 
 
+WROTE = "aegis_db_wrote"
+"""``session.info`` key set once the session flushed or ran a statement that may write."""
+
+
+@event.listens_for(AegisSession, "after_flush")
+def _remember_flush(session: Session, flush_context: object) -> None:
+    session.info[WROTE] = True
+
+
+@event.listens_for(AegisSession, "do_orm_execute")
+def _remember_write(state: ORMExecuteState) -> None:
+    # INSERT, UPDATE, DELETE and text() (which may write) count; a SELECT does not, so a
+    # request that only reads in a write session costs the replicas nothing.
+    if not state.is_select:
+        state.session.info[WROTE] = True
+
+
 class Propagation(StrEnum):
     """What ``transaction()`` does when a transaction is already open in this task."""
 

@@ -54,7 +54,19 @@ class DatabaseSettings(BaseModel):
     url: SecretStr
     """Primary database URL: every write, and every read inside a write transaction."""
     read_replica_urls: tuple[SecretStr, ...] = ()
-    """Replicas for ``session(read_only=True)``, used in turn; empty: reads go to the primary."""
+    """Replicas for ``session(read_only=True)``, used in turn; empty: reads go to the primary.
+
+    On PostgreSQL a read waits for the replica to replay the writes its scope committed
+    (read-your-writes, see ``DatabaseManager.read_your_writes``), and a replica that is down or
+    lags beyond ``replica_max_lag_seconds`` leaves the rotation until it is healthy again."""
+    replica_wait_timeout: float = Field(default=0.1, ge=0)
+    """Seconds a read waits for a replica to replay its scope's last write before it reads on
+    the primary instead (0: go to the primary at once)."""
+    replica_max_lag_seconds: float = Field(default=10.0, gt=0)
+    """A replica further behind the primary than this leaves the rotation until it catches up."""
+    replica_check_interval: float = Field(default=1.0, gt=0)
+    """Seconds between two checks of every replica's lag and health (a background task that
+    starts with the first read-only session)."""
     pool_size: int = Field(default=5, ge=1)
     """Connections kept open per engine."""
     max_overflow: int = Field(default=10, ge=0)
