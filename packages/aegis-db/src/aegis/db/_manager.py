@@ -7,27 +7,15 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import event, text
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from aegis.core.errors import ConfigurationError
 from aegis.db._consistency import ReadYourWrites
-from aegis.db._constraint_fields import remember_tables
-from aegis.db._errors import (
-    ConnectFailure,
-    TransactionStateError,
-    translating_errors,
-    unstorable_parameter_error,
-)
+from aegis.db._engines import create_engine
+from aegis.db._errors import TransactionStateError, translating_errors
 from aegis.db._metrics import replica_metrics
 from aegis.db._replicas import ReplicaSet
 from aegis.db._retry import RetryPolicy, call_with_retry
@@ -45,73 +33,6 @@ from aegis.db._settings import DatabaseSettings, async_url
 T = TypeVar("T")
 
 logger = logging.getLogger("aegis.db")
-
-
-def _configure_sqlite(engine: AsyncEngine, url: URL, transaction_mode: str) -> None:
-    """Let SQLAlchemy own BEGIN (so SAVEPOINTs nest), enforce foreign keys, use WAL on files."""
-    begin = f"BEGIN {transaction_mode}"
-    file_database = url.database not in {None, "", ":memory:"}
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, record: Any) -> None:
-        # The sqlite3 driver's legacy mode skips BEGIN before SELECT and SAVEPOINT, which
-        # breaks savepoints and repeatable reads (SQLAlchemy docs, "sqlite_transactions").
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if file_database:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql(begin)
-
-
-def _connect_or_report(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
-    """Open a driver connection; a server that never answered becomes a transient DBAPI error.
-
-    asyncpg raises plain ``OSError`` when it cannot connect, which SQLAlchemy passes through
-    unwrapped; as a DBAPI ``OperationalError`` it is recognisably the database's, without
-    mistaking the application's own network errors for an unavailable database. That error,
-    and a driver error without a SQLSTATE (no host of a multi-host URL is the primary yet),
-    carry :class:`ConnectFailure` in their cause chain, so ``run_transaction`` tries again.
-    """
-    try:
-        return dialect.connect(*cargs, **cparams)
-    except OSError as exc:
-        failure = _connect_failure(exc)
-        raise dialect.loaded_dbapi.OperationalError(str(failure)) from failure
-    except dialect.loaded_dbapi.Error as exc:
-        if getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None):
-            raise  # the server answered: a wrong password, a missing database
-        failure = _connect_failure(exc)
-        raise dialect.loaded_dbapi.OperationalError(str(failure)) from failure
-
-
-def _connect_failure(error: BaseException) -> ConnectFailure:
-    failure = ConnectFailure(f"cannot connect to the database: {type(error).__name__}")
-    failure.__cause__ = error
-    return failure
-
-
-# How to install each driver a dialect loads: aegis-db's extras where it declares one.
-_DRIVER_INSTALLS = {
-    "asyncpg": "pip install 'aegis-db[postgres]'",
-    "aiosqlite": "pip install 'aegis-db[sqlite]'",
-    "psycopg": "pip install 'psycopg[binary]'",
-}
-
-
-def _missing_driver(url: URL, error: ImportError) -> ConfigurationError:
-    """The error for a database URL whose driver is not installed, naming what to install."""
-    driver = (error.name or "").partition(".")[0] or url.get_driver_name()
-    install = _DRIVER_INSTALLS.get(driver, f"pip install {driver}")
-    return ConfigurationError(
-        f"the database URL ({url.drivername}://) needs the {driver} driver, which is not "
-        f"installed: {install}",
-        details={"setting": "url", "driver": driver},
-    )
 
 
 class DatabaseManager:
@@ -136,9 +57,9 @@ class DatabaseManager:
         self, settings: DatabaseSettings, *, registry: CollectorRegistry | None = None
     ) -> None:
         self.settings = settings
-        self.engine = self._create_engine(async_url(settings.url))
+        self.engine = create_engine(async_url(settings.url), settings)
         self.replica_engines = [
-            self._create_engine(async_url(url)) for url in settings.read_replica_urls
+            create_engine(async_url(url), settings) for url in settings.read_replica_urls
         ]
         self.replicas: ReplicaSet | None = (
             ReplicaSet(self.engine, self.replica_engines, settings, replica_metrics(registry))
@@ -153,18 +74,6 @@ class DatabaseManager:
             f"aegis_db_unit_{id(self)}", default=None
         )
         self._writes = ReadYourWrites(f"aegis_db_writes_{id(self)}")
-
-    def _create_engine(self, url: URL) -> AsyncEngine:
-        try:
-            engine = create_async_engine(url, **self.settings.engine_options(url))
-        except ImportError as exc:
-            raise _missing_driver(url, exc) from exc
-        event.listen(engine.sync_engine, "do_connect", _connect_or_report)
-        event.listen(engine.sync_engine, "handle_error", unstorable_parameter_error)
-        event.listen(engine.sync_engine, "handle_error", remember_tables)
-        if url.get_backend_name() == "sqlite":
-            _configure_sqlite(engine, url, self.settings.sqlite_transaction_mode)
-        return engine
 
     @property
     def dialect_name(self) -> str:
