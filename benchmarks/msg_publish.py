@@ -63,6 +63,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from aegis.core.context import request_context
+from aegis.core.utils.datetime import format_datetime
 from aegis.msg import (
     BatchResult,
     DeliveryResult,
@@ -74,7 +75,6 @@ from aegis.msg import (
     KafkaTransport,
 )
 from aegis.msg._kafka_producer import PRODUCER_DEFAULTS
-from aegis.msg._wire import format_time
 from aegis.testing import create_topics, start_server
 
 SOURCE = "bench-service"
@@ -250,7 +250,7 @@ def hand_written_events(
                 ("ce_schemaversion", str(event.version).encode()),
                 ("ce_id", event.id.encode()),
                 ("ce_source", SOURCE.encode()),
-                ("ce_time", format_time(event.time).encode()),
+                ("ce_time", format_datetime(event.time).encode()),
                 ("ce_correlationid", CORRELATION.encode()),
             ]
             produce(topic, value, str(event.data.user_id).encode(), headers=headers)
