@@ -151,11 +151,13 @@ def test_built_distributions_pass_twine_check_strict(built_dists: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_installing_aegis_db_pulls_aegis_core_and_sqlalchemy_only(built_dists: Path) -> None:
+def test_installing_aegis_db_pulls_aegis_core_sqlalchemy_and_its_metrics_only(
+    built_dists: Path,
+) -> None:
     closure = install_closure(built_dists, ["aegis-db"])
     assert set(closure.aegis) == {"aegis-core", "aegis-db"}
     names = closure.third_party_names()
-    assert names == {"pydantic", "sqlalchemy"}
+    assert names == {"pydantic", "sqlalchemy", "prometheus-client"}  # replica lag metrics
     assert not names & (KAFKA | REDIS | JWT)
 
 
