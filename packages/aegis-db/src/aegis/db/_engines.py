@@ -18,15 +18,17 @@ from aegis.db._errors import ConnectFailure, unstorable_parameter_error
 from aegis.db._settings import DatabaseSettings
 
 
-def create_engine(url: URL, settings: DatabaseSettings) -> AsyncEngine:
+def create_engine(url: URL, settings: DatabaseSettings, **overrides: Any) -> AsyncEngine:
     """An async engine for ``url`` with aegis-db's error handling and SQLite set-up.
+
+    ``overrides`` replace options of :meth:`DatabaseSettings.engine_options`.
 
     Raises:
         ConfigurationError: the URL's driver is not installed (the message says what to
             install).
     """
     try:
-        engine = create_async_engine(url, **settings.engine_options(url))
+        engine = create_async_engine(url, **{**settings.engine_options(url), **overrides})
     except ImportError as exc:
         raise _missing_driver(url, exc) from exc
     event.listen(engine.sync_engine, "do_connect", _connect_or_report)

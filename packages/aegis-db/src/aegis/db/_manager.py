@@ -62,7 +62,23 @@ class DatabaseManager:
             create_engine(async_url(url), settings) for url in settings.read_replica_urls
         ]
         self.replicas: ReplicaSet | None = (
-            ReplicaSet(self.engine, self.replica_engines, settings, replica_metrics(registry))
+            ReplicaSet(
+                self.engine,
+                self.replica_engines,
+                settings,
+                replica_metrics(registry),
+                # Where the primary's WAL stands, asked after each commit that wrote: on
+                # connections of their own, with no ping and no BEGIN, one round trip.
+                position_engine=create_engine(
+                    self.engine.url,
+                    settings,
+                    pool_pre_ping=False,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=2,
+                )
+                if self.engine.dialect.name == "postgresql"
+                else None,
+            )
             if self.replica_engines
             else None
         )

@@ -83,8 +83,11 @@ class ReplicaSet:
         engines: Sequence[AsyncEngine],
         settings: DatabaseSettings,
         metrics: ReplicaMetrics,
+        *,
+        position_engine: AsyncEngine | None = None,
     ) -> None:
         self.primary = primary
+        self._position_engine = position_engine or primary
         self.replicas = [
             Replica(engine=engine, label=replica_label(engine.url)) for engine in engines
         ]
@@ -196,23 +199,28 @@ class ReplicaSet:
         """Record in ``mark`` where the primary's WAL stood after a commit (PostgreSQL)."""
         if not self.postgres:
             return
-        try:
-            async with (
-                asyncio.timeout(self.settings.connect_timeout),
-                self.primary.connect() as connection,
-            ):
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
-                mark.record(int((await connection.execute(_COMMIT_POSITION)).scalar_one()))
-        except Exception:
-            # The commit stands; only the primary is sure to hold it until any replica
-            # within the lag bound has replayed it.
-            mark.record_unknown(self.settings.replica_max_lag_seconds)
-            logger.warning(
-                "could not read the primary's WAL position after a commit; this scope reads "
-                "on the primary for %gs",
-                self.settings.replica_max_lag_seconds,
-                exc_info=True,
-            )
+        error: Exception | None = None
+        for _attempt in range(2):  # a pooled connection may have died since its last use
+            try:
+                async with (
+                    asyncio.timeout(self.settings.connect_timeout),
+                    self._position_engine.connect() as connection,
+                ):
+                    position = (await connection.execute(_COMMIT_POSITION)).scalar_one()
+            except Exception as exc:  # noqa: BLE001 - logged below if the second try fails too
+                error = exc
+            else:
+                mark.record(int(position))
+                return
+        # The commit stands; only the primary is sure to hold it until any replica within
+        # the lag bound has replayed it.
+        mark.record_unknown(self.settings.replica_max_lag_seconds)
+        logger.warning(
+            "could not read the primary's WAL position after a commit; this scope reads on "
+            "the primary for %gs",
+            self.settings.replica_max_lag_seconds,
+            exc_info=error,
+        )
 
     def take_out(self, replica: Replica, reason: str) -> None:
         """Leave ``replica`` out of the rotation until a check finds it healthy."""
@@ -283,9 +291,8 @@ class ReplicaSet:
         try:
             async with (
                 asyncio.timeout(self.settings.connect_timeout),
-                self.primary.connect() as connection,
+                self._position_engine.connect() as connection,
             ):
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
                 return int((await connection.execute(_PRIMARY_POSITION)).scalar_one())
         except Exception:
             logger.debug("the replica check could not read the primary's position", exc_info=True)
@@ -308,15 +315,15 @@ class ReplicaSet:
             await asyncio.sleep(self.settings.replica_check_interval)
 
     async def close(self) -> None:
-        """Stop the background check."""
+        """Stop the background check and close the connections it and commits used."""
         task, self._monitor = self._monitor, None
-        if task is None or task.done():
-            return
-        if task.get_loop() is not asyncio.get_running_loop():
-            return  # its loop is gone or elsewhere; the task dies with it
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # (A task of another loop, gone or elsewhere, dies with that loop.)
+        if self._position_engine is not self.primary:
+            await self._position_engine.dispose()
 
 
 def _lost_connection(error: BaseException | None) -> bool:
