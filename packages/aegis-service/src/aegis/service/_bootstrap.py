@@ -59,7 +59,9 @@ def bootstrap(
        and one access line, for every answer below, a 401 or 429 included;
     3. :class:`~aegis.core.web.UnhandledErrorMiddleware`: an unhandled exception, in the
        app or in a middleware below, answered as a 500 problem carrying the request id and
-       logged once with its stack trace;
+       logged once with its stack trace; with read replicas,
+       :class:`~aegis.db.ReadYourWritesMiddleware` makes each request one read-your-writes
+       scope;
     4. :class:`~aegis.auth.AuthMiddleware` (``settings.auth``): the caller, so the access
        line above carries ``user_id``; health, metrics, JWKS and the FastAPI docs are public;
     5. :class:`~aegis.cache.RateLimitMiddleware` (``settings.rate_limit``): after
@@ -211,6 +213,13 @@ def _middleware(
         ),
         Middleware(UnhandledErrorMiddleware, type_base=type_base),
     ]
+    database = settings.database
+    if service.db is not None and database is not None and database.read_replica_urls:
+        from aegis.db import ReadYourWritesMiddleware  # noqa: PLC0415 - the db extra
+
+        # Each request is one read-your-writes scope: after it writes, its replica reads wait
+        # for that write (or go to the primary); other requests are not held back by it.
+        stack.append(Middleware(ReadYourWritesMiddleware, db=service.db))
     if service.tokens is not None:
         from aegis.auth import AuthMiddleware  # noqa: PLC0415 - the auth extra
 
