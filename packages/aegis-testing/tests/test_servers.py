@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,3 +120,21 @@ def test_embedded_postgres_takes_no_port() -> None:
         start_server("postgres", port=5432)
     with pytest.raises(ValueError, match="PostgreSQL has no port"):
         RestartableServer("postgres")
+
+
+def test_a_server_started_from_a_worker_thread_outlives_that_thread() -> None:
+    # The parent-death signal is per thread: a server (re)started by anyio.to_thread or
+    # asyncio.to_thread must not die when the idle worker thread is retired.
+    server = RestartableServer("redis")
+    worker = threading.Thread(target=server.start)
+    worker.start()
+    worker.join()
+    try:
+        client = redis.Redis.from_url(server.url, socket_timeout=5)
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:  # a SIGTERM from the thread's exit would land now
+            assert client.ping()
+            time.sleep(0.1)
+        client.close()
+    finally:
+        server.stop()

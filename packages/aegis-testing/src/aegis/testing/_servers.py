@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -274,6 +275,11 @@ def _kafka_command(port: int) -> list[str]:
 def _die_with_parent() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None  # prctl is Linux's; elsewhere atexit and fixture teardown stop the servers
+    if threading.current_thread() is not threading.main_thread():
+        # The parent-death signal fires when the *thread* that forked exits, not the process:
+        # a server (re)started from a worker thread (anyio.to_thread, asyncio.to_thread) would
+        # die when that idle worker is retired. atexit and teardown stop it instead.
+        return None
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child only calls it
 
     def set_parent_death_signal() -> None:
