@@ -32,7 +32,8 @@ client_logger = logging.getLogger("aegis.msg.dlt.client")
 _Client = TypeVar("_Client", Consumer, Producer)
 _BATCH: Final = 500
 _POLL: Final = 0.1
-# A reader that reached the end waits this long per fetch for more (librdkafka: 500 ms).
+# A reader at the end of a partition waits less per fetch than librdkafka would by default,
+# so a read ends soon after it reached the end.
 _READER_DEFAULTS: Final = {"fetch.wait.max.ms": 100}
 
 
