@@ -138,8 +138,8 @@ async def propagation(url: str, trials: int) -> list[float]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert watcher.stdin is not None  # noqa: S101 - PIPE
-    assert watcher.stdout is not None  # noqa: S101 - PIPE
+    assert watcher.stdin is not None  # PIPE
+    assert watcher.stdout is not None  # PIPE
     client = Redis.from_url(url)
     writer = RedisTokenStore(client, prefix=prefix)
     delays = []

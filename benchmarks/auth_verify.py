@@ -60,7 +60,7 @@ Check = Callable[[], Awaitable[object]]
 
 def pem(key: JWTKey) -> bytes:
     """The private key as PKCS#8 PEM, for joserfc's import."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
 
     material: Any = key.signing_material()
     return bytes(
@@ -74,7 +74,7 @@ def pem(key: JWTKey) -> bytes:
 
 def public_pem(key: JWTKey) -> str:
     """The public key as SubjectPublicKeyInfo PEM, for fastapi-users' ``public_key``."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization
 
     material: Any = key.signing_material()
     return str(
@@ -129,7 +129,7 @@ def checks_for(algorithm: str) -> dict[str, Check]:
         jti=essential,
     )
 
-    from fastapi_users.authentication import JWTStrategy  # noqa: PLC0415 - peer
+    from fastapi_users.authentication import JWTStrategy  # peer
 
     if algorithm == "HS256":
         strategy: Any = JWTStrategy(secret.decode(), 900, [AUDIENCE])
@@ -209,7 +209,7 @@ def request_check(app: ASGIApp, headers: list[tuple[bytes, bytes]]) -> Check:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:  # noqa: PLR2004
+        if message["type"] == "http.response.start" and message["status"] != 200:
             raise RuntimeError(f"answered {message['status']}")
 
     async def call() -> object:

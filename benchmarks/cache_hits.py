@@ -130,7 +130,7 @@ async def build(url: str, calls: int, batches: int) -> tuple[dict[str, Loop], li
     }
     closers: list[Any] = [raw, unbounded, cache, near]
     if importlib.util.find_spec("cashews") is not None:
-        from cashews import Cache as CashewsCache  # noqa: PLC0415 - optional peer
+        from cashews import Cache as CashewsCache  # optional peer
 
         peer = CashewsCache()
         peer.setup(url)

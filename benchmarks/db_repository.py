@@ -89,7 +89,7 @@ def peer_repository() -> Any:
     """advanced-alchemy's async repository class over Item, when advanced-alchemy is installed."""
     if importlib.util.find_spec("advanced_alchemy") is None:
         return None
-    from advanced_alchemy.repository import SQLAlchemyAsyncRepository  # noqa: PLC0415 - peer
+    from advanced_alchemy.repository import SQLAlchemyAsyncRepository  # peer
 
     class ItemPeerRepository(SQLAlchemyAsyncRepository[Item]):
         """The peer's repository, every default."""
@@ -212,7 +212,7 @@ async def bench_reads(
                 await repository.list(limit=PAGE, offset=offset)
 
     async def peer_list() -> None:
-        from advanced_alchemy.filters import LimitOffset, OrderBy  # noqa: PLC0415 - peer
+        from advanced_alchemy.filters import LimitOffset, OrderBy  # peer
 
         async with plain() as session:
             repository = peer(session=session)

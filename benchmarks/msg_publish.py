@@ -227,7 +227,7 @@ def hand_written_with_results(
             if index % 1000 == 0:
                 producer.poll(0)
         producer.flush(60)
-        assert not errors  # noqa: S101
+        assert not errors
         return len(datas)
 
     return run
@@ -270,7 +270,7 @@ def aegis_batch(kafka: KafkaTransport, datas: list[UserData]) -> Callable[[str],
         with request_context(correlation_id=CORRELATION):
             events = (UserCreated(data=data) for data in datas)
             results = await publisher.publish_batch(events, topic=topic)
-        assert not _failed(results)  # noqa: S101
+        assert not _failed(results)
         return len(results)
 
     return run
@@ -287,7 +287,7 @@ def aegis_batch_events(
     async def run(topic: str) -> int:
         with request_context(correlation_id=CORRELATION):
             results = await publisher.publish_batch(events, topic=topic)
-        assert not _failed(results)  # noqa: S101
+        assert not _failed(results)
         return len(results)
 
     return run
@@ -377,7 +377,7 @@ async def publishing(bootstrap: str, count: int, rounds: int) -> dict[str, list[
 
 async def _faststream_broker(bootstrap: str) -> Any:
     try:
-        from faststream.confluent import KafkaBroker  # noqa: PLC0415
+        from faststream.confluent import KafkaBroker
     except ImportError:
         print("faststream[confluent] is not installed: its row is left out")
         return None

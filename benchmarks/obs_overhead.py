@@ -262,7 +262,7 @@ async def load(port: int, connections: int, seconds: float) -> int:
 def run_load(port: int, connections: int, seconds: float) -> int:
     """:func:`load` on uvloop when it is installed (as uvicorn's own loop), else asyncio's."""
     try:
-        import uvloop  # noqa: PLC0415 (optional: a faster load generator when present)
+        import uvloop  # optional: a faster load generator when present
     except ImportError:
         return asyncio.run(load(port, connections, seconds))
     return uvloop.run(load(port, connections, seconds))

@@ -95,7 +95,7 @@ async def call_once(port: int, request: bytes) -> dict[str, object]:
     finally:
         writer.close()
         await writer.wait_closed()
-    if not 200 <= status < 300:  # noqa: PLR2004
+    if not 200 <= status < 300:
         raise RuntimeError(f"answered {status}: {body[:200]!r}")
     answer: dict[str, object] = json.loads(body)
     return answer
@@ -112,7 +112,7 @@ async def load(port: int, request: bytes, connections: int, seconds: float) -> l
             while time.monotonic() < deadline:
                 started = time.perf_counter()
                 status, body = await exchange(reader, writer, request)
-                if not 200 <= status < 300:  # noqa: PLR2004
+                if not 200 <= status < 300:
                     raise RuntimeError(f"answered {status}: {body[:200]!r}")
                 latencies.append(time.perf_counter() - started)
         finally:

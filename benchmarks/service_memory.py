@@ -70,7 +70,7 @@ class PyJWTBearer:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the bearer token, then call the app with the claims in the scope."""
-        import jwt  # noqa: PLC0415 - the peers' stack imports only what it uses
+        import jwt  # the peers' stack imports only what it uses
 
         header = dict(scope["headers"]).get(b"authorization", b"")
         try:
@@ -95,7 +95,7 @@ class JsonAccessLog:
 
     def __init__(self, app: ASGIApp) -> None:
         """Wrap ``app`` and log one JSON line per request to /dev/null."""
-        from pythonjsonlogger.json import JsonFormatter  # noqa: PLC0415
+        from pythonjsonlogger.json import JsonFormatter
 
         self.app = app
         handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: PTH123, SIM115
@@ -130,7 +130,7 @@ class JsonAccessLog:
 
 def make_app(stack: str) -> tuple[ASGIApp, str]:
     """The app of ``stack`` and a valid bearer token for it."""
-    from aegis.auth import JWTKey, KeySet, TokenService  # noqa: PLC0415
+    from aegis.auth import JWTKey, KeySet, TokenService
 
     key = JWTKey.generate("k1", "EdDSA")
     tokens = TokenService(KeySet([key]), issuer=ISSUER, audience=AUDIENCE)
@@ -139,16 +139,16 @@ def make_app(stack: str) -> tuple[ASGIApp, str]:
     if stack == "bare":
         return Starlette(routes=routes), token
     if stack == "aegis":
-        from prometheus_client import CollectorRegistry  # noqa: PLC0415
+        from prometheus_client import CollectorRegistry
 
-        from aegis.auth import AuthMiddleware  # noqa: PLC0415
-        from aegis.log import (  # noqa: PLC0415
+        from aegis.auth import AuthMiddleware
+        from aegis.log import (
             LogSettings,
             RequestLoggingMiddleware,
             StreamOutput,
             configure_logging,
         )
-        from aegis.obs import ObservabilityMiddleware  # noqa: PLC0415
+        from aegis.obs import ObservabilityMiddleware
 
         sink = open(os.devnull, "wb")  # noqa: PTH123, SIM115 - open for the process's life
         configure_logging(
@@ -161,9 +161,9 @@ def make_app(stack: str) -> tuple[ASGIApp, str]:
             Middleware(AuthMiddleware, tokens=tokens),
         ]
         return Starlette(routes=routes, middleware=middleware), token
-    import jwt  # noqa: PLC0415
-    from asgi_correlation_id import CorrelationIdMiddleware  # noqa: PLC0415
-    from starlette_exporter import PrometheusMiddleware  # noqa: PLC0415
+    import jwt
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from starlette_exporter import PrometheusMiddleware
 
     middleware = [
         Middleware(CorrelationIdMiddleware),
@@ -195,7 +195,7 @@ def request_call(app: ASGIApp, token: str) -> Call:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] != 200:  # noqa: PLR2004
+        if message["type"] == "http.response.start" and message["status"] != 200:
             raise RuntimeError(f"answered {message['status']}")
 
     async def call() -> None:

@@ -109,9 +109,9 @@ def relative(value: float, base: float, *, higher_is_better: bool) -> float | No
 def number(value: float) -> str:
     """A figure with about three significant digits and thousands separators."""
     magnitude = abs(value)
-    if magnitude >= 100:  # noqa: PLR2004
+    if magnitude >= 100:
         return f"{value:,.0f}"
-    if magnitude >= 10:  # noqa: PLR2004
+    if magnitude >= 10:
         return f"{value:.1f}"
     return f"{value:.2f}"
 
@@ -253,10 +253,10 @@ def render(
 
 def chart(package: str, documents: list[dict[str, Any]], path: Path) -> bool:
     """Draw the package's cases as grouped bars relative to raw = 1; False when nothing to draw."""
-    import matplotlib as mpl  # noqa: PLC0415 - only `./dev bench` needs matplotlib
+    import matplotlib as mpl  # only `./dev bench` needs matplotlib
 
     mpl.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     bars: list[tuple[str, list[tuple[str, float]]]] = []
     for document in documents:
@@ -286,7 +286,7 @@ def chart(package: str, documents: list[dict[str, Any]], path: Path) -> bool:
         for side, value in values:
             colour = colours.get(side, "#ed8936")
             axes.barh(position, value, color=colour, height=0.8)
-            label = side if len(side) <= 40 else side[:39] + "…"  # noqa: PLR2004
+            label = side if len(side) <= 40 else side[:39] + "…"
             axes.text(value, position, f" {value:.2f} {label}", va="center", fontsize=7)
             position += 1
         ticks.append((start + position - 1) / 2)
@@ -294,14 +294,14 @@ def chart(package: str, documents: list[dict[str, Any]], path: Path) -> bool:
         position += 0.8
     axes.axvline(1.0, color="black", linewidth=0.6)
     largest = max(value for _, values in bars for _, value in values)
-    if largest > 20:  # noqa: PLR2004 - a cache's x300 would flatten every other bar
+    if largest > 20:  # a cache's x300 would flatten every other bar
         axes.set_xscale("log")
     axes.set_yticks(ticks, labels, fontsize=8)
     axes.invert_yaxis()
-    scale = " (log scale)" if largest > 20 else ""  # noqa: PLR2004
+    scale = " (log scale)" if largest > 20 else ""
     axes.set_xlabel(f"relative to the raw library = 1{scale} (>1 better; times, sizes inverted)")
     axes.set_title(f"{package}: aegis vs raw vs peers (same run)")
-    if largest <= 20:  # noqa: PLR2004
+    if largest <= 20:
         axes.set_xlim(0, largest * 1.7)
     else:
         axes.set_xlim(right=largest * 8)

@@ -81,7 +81,7 @@ def member_page(member: Member) -> str:
 
 def sample_registry_pages() -> dict[str, str]:
     """``{file name: Markdown}`` of examples/schemas as ``write_docs`` renders it, index first."""
-    from aegis.schema import SchemaRegistry, write_docs  # noqa: PLC0415 - only the docs need it
+    from aegis.schema import SchemaRegistry, write_docs  # only the docs need it
 
     with tempfile.TemporaryDirectory() as directory:
         written = write_docs(SchemaRegistry.load(SAMPLE_REGISTRY), directory)

@@ -316,7 +316,7 @@ def resolve(schema: Mapping[str, Any], components: Mapping[str, Any]) -> Mapping
     return schema
 
 
-def plausible(  # noqa: PLR0911 - one return per JSON schema type
+def plausible(
     schema: Mapping[str, Any], components: Mapping[str, Any], ids: list[str]
 ) -> st.SearchStrategy[Any]:
     """Values of the field's own type and format, so hostile neighbours get past validation."""

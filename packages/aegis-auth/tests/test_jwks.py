@@ -233,7 +233,7 @@ def test_from_jwk_rules() -> None:
 
 
 async def test_concurrent_lookups_share_one_fetch(origin: Origin, jwks_client: JWKSClient) -> None:
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     keys = await asyncio.gather(*(jwks_client.get_key("users-2026-01") for _ in range(5)))
     assert all(key is not None for key in keys)

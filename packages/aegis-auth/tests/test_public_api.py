@@ -93,7 +93,7 @@ def test_import_needs_none_of_the_optional_libraries() -> None:
 
 
 def test_error_codes_are_the_registered_ones() -> None:
-    from aegis.core.errors import ERROR_CODES  # noqa: PLC0415
+    from aegis.core.errors import ERROR_CODES
 
     for error in (
         aegis.auth.TokenMissingError(),

@@ -187,7 +187,7 @@ async def test_single_token_revocation_by_jti(any_store: TokenStore) -> None:
 async def test_redis_store_keeps_entries_only_while_tokens_live(
     redis_store: RedisTokenStore, redis_url: str, redis_prefix: str
 ) -> None:
-    from redis.asyncio import Redis  # noqa: PLC0415
+    from redis.asyncio import Redis
 
     await redis_store.revoke("j1", expires_at=2**31)
     await redis_store.revoke_family("f1", expires_at=int(time.time()) + 100)

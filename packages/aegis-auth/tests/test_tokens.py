@@ -174,7 +174,7 @@ def test_keys_are_checked_when_they_are_made(rsa_key: JWTKey) -> None:
 
 
 def test_pem_and_secret_inputs_load() -> None:
-    from cryptography.hazmat.primitives.serialization import (  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import (
         Encoding,
         NoEncryption,
         PrivateFormat,
@@ -477,7 +477,7 @@ class TestNumericDates:
 
 def test_checks_policies_and_service_accounts_refuse_a_string_for_a_collection() -> None:
     """Everywhere aegis-auth takes names: the checks, the role policy, service accounts."""
-    from aegis.auth import (  # noqa: PLC0415 - only this test needs them
+    from aegis.auth import (  # only this test needs them
         Principal,
         RolePolicy,
         ServiceAccount,

@@ -403,7 +403,7 @@ async def _healthy(check: Callable[[], Awaitable[object]]) -> bool:
     """How a health registry (aegis-obs's HealthRegistry) reads a check: raised means DOWN."""
     try:
         await check()
-    except Exception:  # noqa: BLE001 - any error is a failed check
+    except Exception:  # any error is a failed check
         return False
     return True
 

@@ -232,7 +232,7 @@ def test_an_invalid_yaml_file_is_named_without_quoting_its_content(tmp_path: Pat
 def test_a_yaml_file_without_pyyaml_says_which_extra_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pydantic_settings.sources.providers import yaml as yaml_provider  # noqa: PLC0415
+    from pydantic_settings.sources.providers import yaml as yaml_provider
 
     monkeypatch.setattr(yaml_provider, "yaml", None)
     monkeypatch.setitem(sys.modules, "yaml", None)

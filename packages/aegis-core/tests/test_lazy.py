@@ -42,4 +42,4 @@ def test_a_missing_module_no_extra_provides_surfaces_unchanged() -> None:
 def test_extra_required_leaves_other_import_errors_alone() -> None:
     with pytest.raises(ImportError, match="cannot import name"):  # noqa: SIM117 - two scopes
         with extra_required("pkg.mod", {"json": "pkg[json]"}):
-            from json import no_such_name  # type: ignore[attr-defined]  # noqa: F401, PLC0415
+            from json import no_such_name  # type: ignore[attr-defined]  # noqa: F401

@@ -120,7 +120,7 @@ def _serve(recorder: Recorder) -> Iterator[tuple[str, Recorder]]:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -143,7 +143,7 @@ def http_server() -> Iterator[tuple[str, Recorder]]:
 @pytest.fixture
 def free_port() -> int:
     """A port on 127.0.0.1 where nothing listens."""
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

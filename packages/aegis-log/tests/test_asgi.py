@@ -142,7 +142,7 @@ async def test_error_statuses_without_exception_log_at_error(lines: Lines) -> No
 
     @app.get("/unavailable")
     async def unavailable() -> None:
-        from fastapi import HTTPException  # noqa: PLC0415
+        from fastapi import HTTPException
 
         raise HTTPException(503)
 

@@ -311,7 +311,7 @@ def test_adopted_loggers_lose_their_own_handlers(lines: Lines) -> None:
 
 
 def test_uvicorn_no_access_log_stays_honoured_after_configuration(lines: Lines) -> None:
-    import uvicorn  # noqa: PLC0415 - a test extra
+    import uvicorn  # a test extra
 
     access = logging.getLogger("uvicorn.access")
     saved = (list(access.handlers), access.propagate)

@@ -27,7 +27,7 @@ def test_quick_start_is_protected_logged_measured_limited_and_cached() -> None:
         exec(block("Quick start"), namespace)  # noqa: S102 - the README's own code
         service = namespace["service"]
         # The README's logging writes to stdout; the test reads the same lines here.
-        from aegis.log import configure_logging  # noqa: PLC0415
+        from aegis.log import configure_logging
 
         configure_logging(LogSettings(console=None, service_name="orders"), outputs=[lines])
         token = service.tokens.issue_access_token("kim")

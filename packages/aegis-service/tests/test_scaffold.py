@@ -51,7 +51,7 @@ def test_a_non_empty_directory_is_never_overwritten(
 
 
 def test_the_console_script_is_installed() -> None:
-    from importlib.metadata import entry_points  # noqa: PLC0415
+    from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name="aegis-service")
     assert script.value == "aegis.service._scaffold:main"

@@ -80,7 +80,7 @@ class HolderDeletedError(AegisError):
     default_code = "POLICY_HOLDER_DELETED"
 
 
-def create_app(  # noqa: PLR0915  # the routes read best as closures over the service
+def create_app(
     settings: Settings,
     *,
     transport: Transport | None = None,
@@ -110,8 +110,8 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
         tracer_provider=tracer_provider,
     )
     db, events = service.db, service.transport
-    assert db is not None  # noqa: S101 - the settings always name a database
-    assert events is not None  # noqa: S101 - given, made above or from the Kafka settings
+    assert db is not None  # the settings always name a database
+    assert events is not None  # given, made above or from the Kafka settings
     instrument_engine(
         db.engine,
         name="policies",

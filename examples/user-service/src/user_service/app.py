@@ -60,7 +60,7 @@ ROLES = RolePolicy.from_dict(
 """Who may do what; policy-service loads the same roles."""
 
 
-def create_app(  # noqa: PLR0915  # the routes read best as closures over the service
+def create_app(
     settings: Settings,
     *,
     transport: Transport | None = None,
@@ -92,9 +92,9 @@ def create_app(  # noqa: PLR0915  # the routes read best as closures over the se
     )
     db, cache, tokens = service.db, service.cache, service.tokens
     # The settings always name a database, a cache and auth: bootstrap() built all three.
-    assert db is not None  # noqa: S101
-    assert cache is not None  # noqa: S101
-    assert tokens is not None  # noqa: S101
+    assert db is not None
+    assert cache is not None
+    assert tokens is not None
     instrument_engine(
         db.engine,
         name="users",

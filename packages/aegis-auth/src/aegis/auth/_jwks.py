@@ -88,7 +88,7 @@ class JWKSClient:
     ) -> None:
         if client is None:
             with extra_required("JWKSClient", {"httpx": "aegis-auth[http]"}):
-                import httpx  # noqa: PLC0415 - optional dependency
+                import httpx  # optional dependency
 
             client = httpx.AsyncClient(timeout=timeout)
             self._owns_client = True

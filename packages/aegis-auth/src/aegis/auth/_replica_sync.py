@@ -104,7 +104,7 @@ class RevocationListener:
         while True:
             try:
                 await self._listen()
-            except Exception as exc:  # noqa: BLE001 - any failure: reconnect, the bound holds
+            except Exception as exc:  # any failure: reconnect, the bound holds
                 silent = isinstance(exc, HeartbeatLostError | TimeoutError)
                 reason = "heartbeat" if silent else "connection"
                 self._metrics.revocation_sync_errors.labels(reason).inc()

@@ -136,7 +136,7 @@ class Cache:
             return await self._listener.wait_ready(timeout)
         return await self.ping()
 
-    async def get(self, key: str, default: Any = None, *, type: Any = None) -> Any:  # noqa: A002
+    async def get(self, key: str, default: Any = None, *, type: Any = None) -> Any:
         """Return the value of ``key``, or ``default`` when absent or Redis is unavailable.
 
         Args:
@@ -182,7 +182,7 @@ class Cache:
             "expire", lambda: self.backend.pexpire(full_key, ms), False
         )
 
-    async def get_many(self, keys: Sequence[str], *, type: Any = None) -> dict[str, Any]:  # noqa: A002
+    async def get_many(self, keys: Sequence[str], *, type: Any = None) -> dict[str, Any]:
         """Return ``{key: value}`` for the keys that exist, in one MGET (near cache first)."""
         values = await self.store.read_many([self.prefix + key for key in keys], self.labels)
         decode = self.codec.decode
@@ -226,7 +226,7 @@ class Cache:
         *,
         tags: Sequence[str] = (),
         lock: bool = True,
-        type: Any = None,  # noqa: A002
+        type: Any = None,
     ) -> T:
         """Return the cached value of ``key``, or await ``factory()``, store and return it.
 

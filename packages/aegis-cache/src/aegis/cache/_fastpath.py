@@ -128,7 +128,7 @@ def missing_internals() -> list[str]:
     try:
         connection = Connection()  # neither of them connects anything
         pool = BlockingConnectionPool(connection_class=Connection)
-    except Exception as exc:  # noqa: BLE001 - any failure here means "use the public path"
+    except Exception as exc:  # any failure here means "use the public path"
         return [f"Connection() and BlockingConnectionPool() ({type(exc).__name__}: {exc})"]
     for owner, name in (
         (connection, "_writer"),

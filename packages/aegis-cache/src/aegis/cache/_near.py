@@ -143,7 +143,7 @@ class InvalidationListener:
             self._delay = min(self._delay * 2, self._settings.circuit_reset_timeout)
 
     async def _listen(self) -> None:
-        assert self._settings.url is not None  # noqa: S101 - only built for Redis URLs
+        assert self._settings.url is not None  # only built for Redis URLs
         client: Redis = Redis.from_url(
             self._settings.url.get_secret_value(),
             protocol=2,
@@ -208,7 +208,7 @@ def tracked_near_cache(
     Raises:
         ConfigurationError: ``settings.url`` is not a standalone Redis URL.
     """
-    assert settings.url is not None  # noqa: S101 - only called for a Redis backend
+    assert settings.url is not None  # only called for a Redis backend
     scheme = urlsplit(settings.url.get_secret_value()).scheme
     if "+" in scheme:
         raise ConfigurationError(

@@ -56,7 +56,7 @@ class RateLimiter:
         seconds = period.total_seconds() if isinstance(period, timedelta) else float(period)
         if limit < 1:
             raise InvalidInputError("limit must be at least 1", field="limit", rule="min")
-        if seconds < 0.001:  # noqa: PLR2004 - Redis expiries are in whole milliseconds
+        if seconds < 0.001:  # Redis expiries are in whole milliseconds
             raise InvalidInputError("period must be at least 1 ms", field="period", rule="min")
         if algorithm not in ("fixed_window", "sliding_window", "token_bucket"):
             raise InvalidInputError(

@@ -103,7 +103,7 @@ def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisClu
 
     Nothing connects until the first command.
     """
-    assert settings.url is not None  # noqa: S101 - the caller picked the Redis backend
+    assert settings.url is not None  # the caller picked the Redis backend
     url = settings.url.get_secret_value()
     scheme = urlsplit(url).scheme
     common: dict[str, Any] = {

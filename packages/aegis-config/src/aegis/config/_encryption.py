@@ -131,7 +131,7 @@ def generate_master_key(key_id: str) -> str:
 def _crypto() -> tuple[type[Encryptor], Callable[[], str]]:
     try:
         # Imported on first use: the crypto extra is optional.
-        from aegis.core.utils.security import Encryptor, generate_key  # noqa: PLC0415
+        from aegis.core.utils.security import Encryptor, generate_key
     except ImportError as exc:
         raise ConfigurationError(
             "encrypted settings need the crypto extra: pip install 'aegis-config[crypto]'"

@@ -62,7 +62,7 @@ class VaultSettings(BaseSettings):
 
 def _require_httpx() -> None:
     try:
-        import httpx  # noqa: F401, PLC0415 - the vault extra is optional
+        import httpx  # noqa: F401 - the vault extra is optional
     except ImportError as exc:
         raise ConfigurationError(
             "settings read from Vault need httpx: pip install 'aegis-config[vault]'"
@@ -170,7 +170,7 @@ class VaultClient:
         headers = (
             {"X-Vault-Namespace": self._settings.namespace} if self._settings.namespace else {}
         )
-        import httpx  # noqa: PLC0415 - the optional vault extra, checked in __init__
+        import httpx  # the optional vault extra, checked in __init__
 
         # A client per read: start-up reads are few, and no pooled socket outlives the read.
         return httpx.Client(base_url=self._addr, timeout=self._settings.timeout, headers=headers)
@@ -211,7 +211,7 @@ class VaultClient:
         json: dict[str, Any] | None = None,
         hint: str | None = None,
     ) -> dict[str, Any]:
-        import httpx  # noqa: PLC0415 - the optional vault extra, checked in __init__
+        import httpx  # the optional vault extra, checked in __init__
 
         headers = {"X-Vault-Token": token} if token else {}
         details = {"vault_addr": self._addr, "request": what}
@@ -240,9 +240,9 @@ class VaultClient:
                 details=details,
             )
         reasons = "; ".join(_vault_errors(response)) or response.reason_phrase
-        if response.status_code == 403:  # noqa: PLR2004 - HTTP Forbidden
+        if response.status_code == 403:
             hint = hint or "check the token's policies (VAULT_TOKEN or the AppRole's)"
-        elif response.status_code == 404:  # noqa: PLR2004 - HTTP Not Found
+        elif response.status_code == 404:
             hint = hint or "check the path and VAULT_KV_MOUNT"
         suffix = f"; {hint}" if hint else ""
         raise ConfigurationError(

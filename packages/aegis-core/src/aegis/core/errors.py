@@ -81,7 +81,7 @@ def register_error_code(code: str, status: int, title: str) -> ErrorCode:
     """
     if not _UPPER_SNAKE_CASE.fullmatch(code):
         raise ValueError(f"error code {code!r} must be UPPER_SNAKE_CASE")
-    if not 400 <= status <= 599:  # noqa: PLR2004 - the HTTP error range
+    if not 400 <= status <= 599:
         raise ValueError(f"error code {code!r}: status {status} is not an HTTP error status")
     entry = ErrorCode(code, status, title)
     known = _CODES.setdefault(code, entry)
@@ -157,7 +157,7 @@ class AegisError(Exception):
             cls.default_code = cls.code = code
         status = declared.get("status")
         if status is not None and (
-            not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599  # noqa: PLR2004
+            not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599
         ):
             raise TypeError(
                 f"{cls.__qualname__}.status must be an HTTP error status, not {status!r}"

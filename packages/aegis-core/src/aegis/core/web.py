@@ -95,7 +95,7 @@ def install_error_handlers(
         Exception: handlers.unexpected_error,
     }
     try:
-        from fastapi.exceptions import RequestValidationError  # noqa: PLC0415 - optional
+        from fastapi.exceptions import RequestValidationError  # optional
     except ImportError:
         pass
     else:

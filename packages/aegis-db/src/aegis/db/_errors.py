@@ -170,7 +170,7 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def translate_error(exc: BaseException) -> AegisError | None:  # noqa: PLR0911 - one exit per kind
+def translate_error(exc: BaseException) -> AegisError | None:
     """Return the aegis error for a SQLAlchemy/driver error, or ``None`` when it is not one.
 
     The caller raises the result ``from exc`` so the original stays chained.
@@ -204,7 +204,7 @@ def translate_error(exc: BaseException) -> AegisError | None:  # noqa: PLR0911 -
     return DatabaseError("the database rejected the operation")
 
 
-def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR0911 - a table
+def _from_sqlstate(exc: BaseException, code: str) -> AegisError:
     fields = postgres_fields(exc)
     names = ", ".join(fields.get("fields", [])) or fields.get("constraint", "?")
     if code == _UNIQUE:
@@ -243,7 +243,7 @@ def _from_sqlstate(exc: BaseException, code: str) -> AegisError:  # noqa: PLR091
     return DatabaseError(f"the database rejected the operation (SQLSTATE {code})")
 
 
-def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:  # noqa: PLR0911 - a table
+def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:
     if code in {_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY}:
         fields = sqlite_fields(exc)
         names = ", ".join(fields.get("fields", [])) or "?"

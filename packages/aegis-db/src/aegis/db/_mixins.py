@@ -113,7 +113,7 @@ class TimestampMixin:
     )
 
     @declared_attr.directive
-    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805 - declared_attr gets the class
+    def __mapper_args__(cls) -> dict[str, Any]:
         """Fetch database-set values after writes (and wire ``version`` when present)."""
         return _mapper_args(cls)
 
@@ -140,6 +140,6 @@ class VersionMixin:
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     @declared_attr.directive
-    def __mapper_args__(cls) -> dict[str, Any]:  # noqa: N805 - declared_attr gets the class
+    def __mapper_args__(cls) -> dict[str, Any]:
         """Register ``version`` as the mapper's ``version_id_col``."""
         return _mapper_args(cls)

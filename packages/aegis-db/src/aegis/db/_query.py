@@ -87,7 +87,7 @@ def _column(mapper: Mapper[Any], name: str, path: str) -> InstrumentedAttribute[
     return attribute
 
 
-def _condition(column: InstrumentedAttribute[Any], item: Filter) -> ColumnElement[bool]:  # noqa: PLR0911 - one branch per operator reads best
+def _condition(column: InstrumentedAttribute[Any], item: Filter) -> ColumnElement[bool]:
     op, value = item.op, item.value
     if op in {"in", "not_in"}:
         if isinstance(value, str | bytes) or not isinstance(value, Iterable):

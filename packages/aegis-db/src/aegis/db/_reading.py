@@ -92,7 +92,7 @@ class ReadRepository(Generic[ModelT]):
 
     async def get_or_none(
         self,
-        id: Any,  # noqa: A002 - the primary key, named as callers think of it
+        id: Any,
         *,
         include_deleted: bool = False,
         options: Sequence[ExecutableOption] = (),
@@ -104,7 +104,7 @@ class ReadRepository(Generic[ModelT]):
 
     async def get(
         self,
-        id: Any,  # noqa: A002
+        id: Any,
         *,
         include_deleted: bool = False,
         options: Sequence[ExecutableOption] = (),
@@ -271,7 +271,7 @@ class ReadRepository(Generic[ModelT]):
             else None,
         )
 
-    def _not_found(self, id: Any) -> NotFoundError:  # noqa: A002
+    def _not_found(self, id: Any) -> NotFoundError:
         name = self.model.__name__
         return NotFoundError(
             f"{name} {id} does not exist", details={"resource": name, "id": str(id)}

@@ -168,7 +168,7 @@ class ReplicaSet:
                     replica.replayed = max(replica.replayed, int(await session.scalar(_REPLAYED)))
                 else:
                     await session.connection()
-        except Exception as exc:  # noqa: BLE001 - any failure to reach it takes it out
+        except Exception as exc:  # any failure to reach it takes it out
             await _close_quietly(session)
             self.take_out(replica, f"a read could not use it ({type(exc).__name__}: {exc})")
             return None
@@ -207,7 +207,7 @@ class ReplicaSet:
                     self._position_engine.connect() as connection,
                 ):
                     position = (await connection.execute(_COMMIT_POSITION)).scalar_one()
-            except Exception as exc:  # noqa: BLE001 - logged below if the second try fails too
+            except Exception as exc:  # logged below if the second try fails too
                 error = exc
             else:
                 mark.record(int(position))
@@ -248,7 +248,7 @@ class ReplicaSet:
         for replica in self.replicas:
             try:
                 await self._measure(replica, primary, now)
-            except Exception as exc:  # noqa: BLE001 - down, whatever the way
+            except Exception as exc:  # down, whatever the way
                 self.take_out(replica, f"it does not answer ({type(exc).__name__}: {exc})")
                 continue
             if replica.lag_seconds > self.settings.replica_max_lag_seconds:

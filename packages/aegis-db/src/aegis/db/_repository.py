@@ -119,7 +119,7 @@ class BaseRepository(ReadRepository[ModelT]):
 
     async def update(
         self,
-        id: Any,  # noqa: A002
+        id: Any,
         data: Mapping[str, Any] | BaseModel,
         *,
         expected_version: int | None = None,
@@ -147,7 +147,7 @@ class BaseRepository(ReadRepository[ModelT]):
 
     async def _update_returning(
         self,
-        id: Any,  # noqa: A002
+        id: Any,
         condition: ColumnElement[bool],
         values: dict[str, Any],
         expected_version: int | None,
@@ -196,11 +196,11 @@ class BaseRepository(ReadRepository[ModelT]):
         # has loaded it already, and the other dialect is never loaded at all.
         statement: postgresql.Insert | sqlite.Insert
         if self.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
             statement = postgresql_insert(self.model)
         else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             statement = sqlite_insert(self.model)
         statement = statement.values(values)
@@ -231,7 +231,7 @@ class BaseRepository(ReadRepository[ModelT]):
             row: ModelT = result.one()
         return row
 
-    async def delete(self, id: Any, *, hard: bool = False) -> None:  # noqa: A002
+    async def delete(self, id: Any, *, hard: bool = False) -> None:
         """Delete one row: soft (sets ``deleted_at``) when the model has it, else for real.
 
         ``hard=True`` always runs a real ``DELETE``, which also removes a soft-deleted row.
@@ -250,7 +250,7 @@ class BaseRepository(ReadRepository[ModelT]):
         if result.rowcount == 0:
             raise self._not_found(id)
 
-    async def restore(self, id: Any) -> ModelT:  # noqa: A002
+    async def restore(self, id: Any) -> ModelT:
         """Undo a soft delete and return the row.
 
         Raises:

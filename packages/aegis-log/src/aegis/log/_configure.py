@@ -55,7 +55,7 @@ PIPELINE.outputs = _UNCONFIGURED
 
 
 def _build_outputs(settings: LogSettings) -> list[LogOutput]:
-    from aegis.core.models import Environment  # noqa: PLC0415 - loaded by LogSettings already
+    from aegis.core.models import Environment  # loaded by LogSettings already
 
     outputs: list[LogOutput] = []
     console = settings.console
@@ -70,11 +70,11 @@ def _build_outputs(settings: LogSettings) -> list[LogOutput]:
             else StreamOutput(console.stream)
         )
     if settings.file is not None:
-        from aegis.log._file import RotatingFileOutput  # noqa: PLC0415 - only when configured
+        from aegis.log._file import RotatingFileOutput  # only when configured
 
         outputs.append(RotatingFileOutput(settings.file))
     if settings.elasticsearch is not None:
-        from aegis.log._elasticsearch import ElasticsearchOutput  # noqa: PLC0415 - as above
+        from aegis.log._elasticsearch import ElasticsearchOutput  # as above
 
         outputs.append(ElasticsearchOutput(settings.elasticsearch))
     return outputs
@@ -181,7 +181,7 @@ def configure_logging(
             first argument they get is the logger name.
     """
     if settings is None:
-        from aegis.log._settings import LogSettings  # noqa: PLC0415 - see the imports above
+        from aegis.log._settings import LogSettings  # see the imports above
 
         settings = LogSettings()
     with _state.lock:

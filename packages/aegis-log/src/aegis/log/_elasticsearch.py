@@ -180,7 +180,7 @@ class ElasticsearchOutput:
         if status in _RETRYABLE:
             self._report("retry", f"Elasticsearch answered {status}; retrying")
             return batch
-        if status >= 300:  # noqa: PLR2004 - not a 2xx
+        if status >= 300:
             self._count(failed=len(batch))
             self._report("refused", f"Elasticsearch refused a batch: {status} {payload[:200]!r}")
             return []
@@ -202,7 +202,7 @@ class ElasticsearchOutput:
         for line, item in zip(batch, answer.get("items", []), strict=False):
             result: dict[str, Any] = next(iter(item.values()), {}) if isinstance(item, dict) else {}
             status = result.get("status", 500)
-            if status < 300:  # noqa: PLR2004
+            if status < 300:
                 sent += 1
             elif status in _RETRYABLE:
                 retry.append(line)

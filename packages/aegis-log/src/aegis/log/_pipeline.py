@@ -85,7 +85,7 @@ def resolve_exc_info(value: object) -> ExcInfo | None:
     """``exc_info=True`` means the exception being handled; an exception means itself."""
     if isinstance(value, BaseException):
         return (type(value), value, value.__traceback__)
-    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):  # noqa: PLR2004
+    if isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], BaseException):
         return value
     if value is True:
         current = sys.exc_info()
@@ -128,12 +128,12 @@ class Pipeline:
         """
         try:
             entry = self._process(name, level, level_name, fields, created)
-        except Exception as exc:  # noqa: BLE001 - logging must never break the caller
+        except Exception as exc:  # logging must never break the caller
             entry = self._fallback_entry(name, level, level_name, exc)
         for output in self.outputs:
             try:
                 output.write(entry)
-            except Exception as exc:  # noqa: BLE001 - one broken output must not stop the rest
+            except Exception as exc:  # one broken output must not stop the rest
                 self.report_error(f"{type(output).__name__} failed", exc)
 
     def _process(
@@ -321,7 +321,7 @@ def close_outputs(outputs: Iterable[LogOutput], keep: Sequence[LogOutput] = ()) 
             continue
         try:
             output.close()
-        except Exception as exc:  # noqa: BLE001 - shutting down goes on
+        except Exception as exc:  # shutting down goes on
             PIPELINE.report_error(f"closing {type(output).__name__} failed", exc)
 
 

@@ -43,11 +43,11 @@ def json_default(value: object) -> object:
         return str(value)
     try:
         return repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not lose the line
+    except Exception:  # a broken __repr__ must not lose the line
         return _unrepresentable(value)
 
 
-def _jsonable(value: object, depth: int, ancestors: set[int]) -> object:  # noqa: PLR0911 - one return per JSON type
+def _jsonable(value: object, depth: int, ancestors: set[int]) -> object:
     """Plain JSON types only: the slow path for what orjson refused (huge ints, odd keys)."""
     if value is None or isinstance(value, bool | float | str):
         return value
@@ -82,7 +82,7 @@ def render_json(event: Mapping[str, Any]) -> bytes:
         pass
     try:
         return orjson.dumps(_jsonable(event, _MAX_DEPTH, set()), option=_OPTIONS)
-    except Exception as exc:  # noqa: BLE001 - the last resort still writes a line
+    except Exception as exc:  # the last resort still writes a line
         return orjson.dumps(
             {key: event[key] for key in _KEPT_ON_TRUNCATION if isinstance(event.get(key), str)}
             | {"event": "<unrenderable event>", "render_error": repr(exc)}

@@ -45,8 +45,8 @@ class SentryOutput:
     """
 
     def __init__(self, *, event_level: int, breadcrumb_level: int) -> None:
-        import sentry_sdk  # noqa: PLC0415 - the sentry extra is optional
-        from sentry_sdk.utils import event_from_exception  # noqa: PLC0415
+        import sentry_sdk  # the sentry extra is optional
+        from sentry_sdk.utils import event_from_exception
 
         self._sdk = sentry_sdk
         self._event_from_exception = event_from_exception
@@ -129,7 +129,7 @@ def event_masker(
         kinds = PIPELINE.mask_fields.pii if pii is None else pii
         try:
             return mask_sensitive(event, keys=keys, mask=mask, pii=kinds)
-        except Exception as exc:  # noqa: BLE001 - unmasked, it must not leave: drop it
+        except Exception as exc:  # unmasked, it must not leave: drop it
             PIPELINE.report_error("masking a Sentry event failed, event dropped", exc)
             return None
 
@@ -182,8 +182,8 @@ def configure_sentry(
        transactions are masked too; ``mask_pii`` was added.
     """
     try:
-        import sentry_sdk  # noqa: PLC0415
-        from sentry_sdk.integrations.logging import LoggingIntegration  # noqa: PLC0415
+        import sentry_sdk
+        from sentry_sdk.integrations.logging import LoggingIntegration
     except ImportError as exc:
         raise ConfigurationError(
             "configure_sentry needs sentry-sdk: pip install 'aegis-log[sentry]'"

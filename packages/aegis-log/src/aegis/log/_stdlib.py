@@ -40,7 +40,7 @@ class AegisHandler(logging.Handler):
         )
         try:
             message: object = record.getMessage()
-        except Exception as exc:  # noqa: BLE001 - bad %-arguments from a library: keep the parts
+        except Exception as exc:  # bad %-arguments from a library: keep the parts
             message = record.msg
             extra["args"] = record.args
             extra["format_error"] = f"{type(exc).__name__}: {exc}"

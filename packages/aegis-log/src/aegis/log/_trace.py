@@ -20,7 +20,7 @@ def trace_id_lookup() -> TraceLookup:
     OpenTelemetry.
     """
     try:
-        from opentelemetry.trace import get_current_span  # noqa: PLC0415 - the otel extra
+        from opentelemetry.trace import get_current_span  # the otel extra
     except ImportError:  # the otel extra is not installed: no span can exist
         return _no_trace_ids
 

@@ -80,7 +80,7 @@ class MessageHandling:
         main, tier = self.retry_sources.get(topic, (topic, -1))
         try:
             event = self._codec.decode(message)
-        except Exception as exc:  # noqa: BLE001 - whatever breaks decoding makes it poison
+        except Exception as exc:  # whatever breaks decoding makes it poison
             reason = (
                 "unsupported_version" if isinstance(exc, UnsupportedVersionError) else "invalid"
             )
@@ -103,7 +103,7 @@ class MessageHandling:
             failed: Exception | None = None
             try:
                 await route.handler(event)
-            except Exception as exc:  # noqa: BLE001 - retried or dead-lettered below
+            except Exception as exc:  # retried or dead-lettered below
                 failed = exc
             finally:
                 children[0].observe(time.perf_counter() - started)
@@ -171,14 +171,14 @@ class MessageHandling:
                         return False
                 try:
                     await self._call(route, event, main)
-                except Exception as exc:  # noqa: BLE001 - retried or dead-lettered
+                except Exception as exc:  # retried or dead-lettered
                     error = exc
                     self._failed(route, event, main, exc, attempt)
                     if isinstance(exc, policy.not_retryable):
                         break
                 else:
                     return True
-        assert error is not None  # noqa: S101 - the loop only ends without return on failure
+        assert error is not None  # the loop only ends without return on failure
         attempts = (header_int(message, RETRY_ATTEMPTS) or 0) + attempt + 1
         if isinstance(error, policy.not_retryable):
             return await self._dead_letter(

@@ -131,7 +131,7 @@ class KafkaConsumerChannel:
         self._on_loop(self._hooks.lost, _listed(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTopicPartition]) -> None:
-        assert self._loop is not None  # noqa: S101 - set by start()
+        assert self._loop is not None  # set by start()
         self._settled = False
         revoked = _listed(partitions)
         future = asyncio.run_coroutine_threadsafe(self._hooks.revoked(revoked), self._loop)
@@ -144,7 +144,7 @@ class KafkaConsumerChannel:
 
     def _on_loop(self, hook: Callable[..., None], *args: Any) -> None:
         """Run a subscriber hook on the event loop and wait for it (librdkafka's thread here)."""
-        assert self._loop is not None  # noqa: S101 - set by start()
+        assert self._loop is not None  # set by start()
         asyncio.run_coroutine_threadsafe(_call(hook, *args), self._loop).result()
 
     def _on_error(self, error: KafkaError) -> None:
@@ -206,7 +206,7 @@ class KafkaConsumerChannel:
         self, max_messages: int, timeout: float, commits: Mapping[TopicPartition, int]
     ) -> Fetched:
         """Commit ``commits``, then consume up to ``max_messages`` within ``timeout`` seconds."""
-        assert self._loop is not None  # noqa: S101 - set by start()
+        assert self._loop is not None  # set by start()
         return await self._loop.run_in_executor(
             self._executor, self._fetch, max_messages, timeout, dict(commits)
         )
@@ -215,7 +215,7 @@ class KafkaConsumerChannel:
         self, max_messages: int, timeout: float, commits: dict[TopicPartition, int]
     ) -> Fetched:
         consumer = self._consumer
-        assert consumer is not None  # noqa: S101 - set by start()
+        assert consumer is not None  # set by start()
         # Between fetches the commit is not waited for: a round trip per fetch would cap the
         # throughput at one batch per broker latency. A commit lost on the way only means a
         # redelivery; revocation and close() still wait for theirs.

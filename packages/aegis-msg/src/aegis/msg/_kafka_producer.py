@@ -114,7 +114,7 @@ class KafkaProducer:
 
     def _poll_forever(self) -> None:
         producer = self._producer
-        assert producer is not None  # noqa: S101 - started before the thread
+        assert producer is not None  # started before the thread
         while not self._stopping.is_set():
             if not self._may_poll.wait(_POLL_TIMEOUT):
                 continue

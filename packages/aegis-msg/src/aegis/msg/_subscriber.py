@@ -298,7 +298,7 @@ class EventSubscriber:
     async def _ensure_own_topics(self) -> None:
         try:
             await self.transport.ensure_topics(self._own_topics)
-        except Exception as exc:  # noqa: BLE001 - logged; forwarding to them creates them too
+        except Exception as exc:  # logged; forwarding to them creates them too
             logger.warning(
                 "re-creating the retry and dead-letter topics of group %s failed: %r",
                 self.group_id,

@@ -350,7 +350,7 @@ def _end_span(span: Span, exchange: _Exchange, status: int, failure: BaseExcepti
         span.record_exception(failure)
         attributes["error.type"] = type(failure).__qualname__
         span.set_status(StatusCode.ERROR, f"{type(failure).__qualname__}: {failure}")
-    elif status >= 500:  # noqa: PLR2004 (semantic conventions: only 5xx fail a server span)
+    elif status >= 500:  # semantic conventions: only 5xx fail a server span
         attributes["error.type"] = str(status)
         span.set_status(StatusCode.ERROR)
     span.set_attributes(attributes)

@@ -245,7 +245,7 @@ class HealthRegistry:
         try:
             async with asyncio.timeout(check.timeout) as deadline:
                 details = await check.function()
-        except Exception as exc:  # noqa: BLE001 (a check may fail in any way; the report must not)
+        except Exception as exc:  # a check may fail in any way; the report must not
             if isinstance(exc, TimeoutError) and deadline.expired():
                 error = f"timed out after {check.timeout:g} s"
             else:

@@ -28,8 +28,8 @@ def sqlalchemy_check(engine: AsyncEngine | Engine) -> HealthCheckFunction:
     A sync ``Engine`` runs in a worker thread; an ``AsyncEngine`` runs on the event loop.
     """
     with extra_required("sqlalchemy_check", {"sqlalchemy": "aegis-obs[sqlalchemy]"}):
-        from sqlalchemy import text  # noqa: PLC0415 (optional extra)
-        from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
+        from sqlalchemy import text  # optional extra
+        from sqlalchemy.ext.asyncio import AsyncEngine
 
     select_one = text("SELECT 1")
 
@@ -74,7 +74,7 @@ def kafka_check(config: str | Mapping[str, Any], *, timeout: float = 1.5) -> Hea
     The admin client is created at the first run and reused. Details give the broker count.
     """
     with extra_required("kafka_check", {"confluent_kafka": "aegis-obs[kafka]"}):
-        from confluent_kafka.admin import AdminClient  # noqa: PLC0415 (optional extra)
+        from confluent_kafka.admin import AdminClient  # optional extra
 
     settings: dict[str, str | int | float | bool] = (
         {"bootstrap.servers": config} if isinstance(config, str) else dict(config)
@@ -110,7 +110,7 @@ def http_check(
     The check raises :class:`HealthCheckError` naming the status when it is not expected.
     """
     with extra_required("http_check", {"httpx": "aegis-obs[http]"}):
-        import httpx  # noqa: PLC0415 (optional extra)
+        import httpx  # optional extra
 
     async def fetch(session: httpx.AsyncClient) -> dict[str, Any]:
         response = await session.get(url)

@@ -70,7 +70,7 @@ def instrument_engine(
         buckets: Upper bounds, in seconds, of the duration histogram.
         tracer_provider: Records the statement spans; the global provider when ``None``.
     """
-    from sqlalchemy import event  # noqa: PLC0415 (optional extra)
+    from sqlalchemy import event  # optional extra
 
     sync_engine = cast("Engine", getattr(engine, "sync_engine", engine))
     if sync_engine in _instrumented:

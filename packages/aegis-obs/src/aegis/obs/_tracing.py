@@ -67,9 +67,9 @@ def setup_tracing(
         raise ConfigurationError(
             "tracing needs the OpenTelemetry SDK: pip install 'aegis-obs[sdk]'"
         )
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 (optional extra)
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+    from opentelemetry.sdk.resources import Resource  # optional extra
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         SimpleSpanProcessor,
     )

@@ -54,7 +54,7 @@ class TracingSettings(BaseModel):
             "TracingSettings.exporter",
             {"opentelemetry": "aegis-obs[otlp]", "google": "aegis-obs[otlp]"},
         ):
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415 - the otlp extra
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # the otlp extra
                 OTLPSpanExporter,
             )
         headers = {name: value.get_secret_value() for name, value in self.headers.items()}
@@ -65,7 +65,7 @@ class TracingSettings(BaseModel):
     def sampler(self) -> Sampler:
         """Parent-based: follow the caller's decision, else keep :attr:`sample_ratio` of traces."""
         with extra_required("TracingSettings.sampler", {"opentelemetry": "aegis-obs[sdk]"}):
-            from opentelemetry.sdk.trace.sampling import (  # noqa: PLC0415 - the sdk extra
+            from opentelemetry.sdk.trace.sampling import (  # the sdk extra
                 ParentBased,
                 TraceIdRatioBased,
             )

@@ -314,7 +314,7 @@ class MigrationCoordinator:
         for done in reversed(completed):
             try:
                 self._apply_online(done.service, done.down, done.after)
-            except Exception as undo_exc:  # noqa: BLE001 - keep undoing the others; recorded
+            except Exception as undo_exc:  # keep undoing the others; recorded
                 done.status, done.error = (
                     MigrationStatus.FAILED,
                     f"rollback failed: {_first_line(undo_exc)}",

@@ -38,7 +38,7 @@ def diff_schemas(old: SchemaDefinition | None, new: SchemaDefinition | None) -> 
     if old is None and new is None:
         return []
     if old is None:
-        assert new is not None  # noqa: S101 - narrowed for mypy by the check above
+        assert new is not None  # narrowed for mypy by the check above
         return [CreateTable(table=new.table, definition=new)]
     if new is None:
         return [DropTable(table=old.table, definition=old)]

@@ -34,7 +34,7 @@ class SchemaValidationError(InvalidInputError):
     def __init__(self, problems: Sequence[Problem], *, code: str | None = None) -> None:
         errors = [p for p in problems if p.severity == Severity.ERROR] or list(problems)
         summary = "; ".join(str(problem) for problem in errors[:3])
-        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""  # noqa: PLR2004
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
         super().__init__(
             f"{len(errors)} schema problem(s): {summary}{more}",
             errors=[

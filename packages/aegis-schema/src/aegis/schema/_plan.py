@@ -169,7 +169,7 @@ def _step(
     step_id: str, old: SchemaDefinition | None, new: SchemaDefinition | None, depends: list[str]
 ) -> MigrationStep:
     either = new if new is not None else old
-    assert either is not None  # noqa: S101 - a step always has one side
+    assert either is not None  # a step always has one side
     up = diff_schemas(old, new)
     return MigrationStep(
         id=step_id,

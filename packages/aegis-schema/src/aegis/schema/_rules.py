@@ -258,7 +258,7 @@ def _step_findings(step: MigrationStep, current: dict[str, SchemaDefinition]) ->
     return found
 
 
-def _operation_findings(  # noqa: PLR0911 - one rule per kind of operation
+def _operation_findings(
     step: MigrationStep,
     operation: Operation,
     current: dict[str, SchemaDefinition],
@@ -392,7 +392,7 @@ def reference_findings(
     return found
 
 
-def check_data(finding: Finding, connection: sa.Connection) -> Finding:  # noqa: PLR0911
+def check_data(finding: Finding, connection: sa.Connection) -> Finding:
     """Re-grade ``finding`` from the live table: empty tables, all-NULL columns, duplicates.
 
     A check that shows no data can be lost downgrades the finding to a warning; one that shows

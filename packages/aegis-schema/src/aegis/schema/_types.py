@@ -85,7 +85,7 @@ class ColumnType:
             return cls(kind, timezone=argument == "tz")
         if kind == "numeric" and argument is not None:
             parts = [part.strip() for part in argument.split(",")]
-            if len(parts) == 2:  # noqa: PLR2004 - precision and scale
+            if len(parts) == 2:  # precision and scale
                 precision, scale = _positive(text, parts[0]), _natural(text, parts[1])
                 if scale <= precision:
                     return cls(kind, precision=precision, scale=scale)
@@ -133,7 +133,7 @@ class ColumnType:
             return sa.DateTime(timezone=self.timezone)
         return sa.String(max(len(value) for value in self.values))
 
-    def change_to(self, new: ColumnType) -> TypeChange:  # noqa: PLR0911 - one answer per pair
+    def change_to(self, new: ColumnType) -> TypeChange:
         """Say whether every value of this type fits ``new`` (widening) or may not (narrowing).
 
         A change between unrelated kinds, or between ``timestamp`` and ``timestamp(tz)`` (the

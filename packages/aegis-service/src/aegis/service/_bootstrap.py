@@ -123,7 +123,7 @@ def bootstrap(
             log_settings = log_settings.model_copy(update={"service_name": settings.name})
         configure_logging(log_settings, outputs=log_outputs)
         if settings.sentry_dsn is not None:
-            from aegis.log import configure_sentry  # noqa: PLC0415 - the sentry extra
+            from aegis.log import configure_sentry  # the sentry extra
 
             configure_sentry(
                 settings.sentry_dsn,
@@ -154,7 +154,7 @@ def bootstrap(
     app.router.lifespan_context = _lifespan(service, app.router.lifespan_context)
     app.state.service = service
     if _is_fastapi(app):
-        from aegis.service._openapi import document_openapi  # noqa: PLC0415 - FastAPI only
+        from aegis.service._openapi import document_openapi  # FastAPI only
 
         document_openapi(app, service)
         _trace_with_aegis_obs(app)
@@ -180,7 +180,7 @@ def _trace_with_aegis_obs(app: FastAPI) -> None:
 
 def _is_fastapi(app: Starlette) -> TypeGuard[FastAPI]:
     try:
-        from fastapi import FastAPI  # noqa: PLC0415 - the fastapi extra
+        from fastapi import FastAPI  # the fastapi extra
     except ImportError:
         return False
     return isinstance(app, FastAPI)
@@ -189,7 +189,7 @@ def _is_fastapi(app: Starlette) -> TypeGuard[FastAPI]:
 def _public_paths(app: Starlette, settings: ServiceSettings) -> list[str]:
     public = [settings.metrics_path, f"{settings.health_path}*"]
     if settings.auth is not None:
-        from aegis.auth import JWKS_PATH  # noqa: PLC0415 - the auth extra
+        from aegis.auth import JWKS_PATH  # the auth extra
 
         public += [JWKS_PATH, *settings.auth.public_paths]
     if _is_fastapi(app):
@@ -215,13 +215,13 @@ def _middleware(
     ]
     database = settings.database
     if service.db is not None and database is not None and database.read_replica_urls:
-        from aegis.db import ReadYourWritesMiddleware  # noqa: PLC0415 - the db extra
+        from aegis.db import ReadYourWritesMiddleware  # the db extra
 
         # Each request is one read-your-writes scope: after it writes, its replica reads wait
         # for that write (or go to the primary); other requests are not held back by it.
         stack.append(Middleware(ReadYourWritesMiddleware, db=service.db))
     if service.tokens is not None:
-        from aegis.auth import AuthMiddleware  # noqa: PLC0415 - the auth extra
+        from aegis.auth import AuthMiddleware  # the auth extra
 
         stack.append(
             Middleware(
@@ -229,7 +229,7 @@ def _middleware(
             )
         )
     if service.rate_limiter is not None and settings.rate_limit is not None:
-        from aegis.cache import RateLimitMiddleware  # noqa: PLC0415 - the cache extra
+        from aegis.cache import RateLimitMiddleware  # the cache extra
 
         stack.append(
             Middleware(
@@ -260,7 +260,7 @@ def _routes(service: Service) -> list[BaseRoute]:
         and auth.jwks_url is None
         and service.keys is not None
     ):
-        from aegis.auth import HMAC_ALGORITHMS, jwks_route  # noqa: PLC0415 - the auth extra
+        from aegis.auth import HMAC_ALGORITHMS, jwks_route  # the auth extra
 
         if auth.algorithm not in HMAC_ALGORITHMS:  # an HMAC secret is never published
             routes.append(jwks_route(service.keys))

@@ -122,7 +122,7 @@ class Service:
 
     def _build_tracing(self) -> None:
         tracing = self.settings.tracing
-        assert tracing is not None  # noqa: S101 - checked by the caller
+        assert tracing is not None  # checked by the caller
         attributes = {"service.version": self.settings.version} if self.settings.version else {}
         provider = setup_tracing(
             self.settings.name,
@@ -139,15 +139,15 @@ class Service:
         self._on_stop.append(flush_spans)
 
     def _build_database(self) -> None:
-        from aegis.db import DatabaseManager  # noqa: PLC0415 - the db extra
+        from aegis.db import DatabaseManager  # the db extra
 
-        assert self.settings.database is not None  # noqa: S101 - checked by the caller
+        assert self.settings.database is not None  # checked by the caller
         db = self.db = DatabaseManager(self.settings.database)
         self.health.add("database", sqlalchemy_check(db.engine))
         self._on_stop.append(db.dispose)
 
     def _build_cache(self) -> None:
-        from aegis.cache import Cache  # noqa: PLC0415 - the cache extra
+        from aegis.cache import Cache  # the cache extra
 
         cache = self.cache = Cache(self.settings.cache, registry=self.registry)
 
@@ -163,7 +163,7 @@ class Service:
         self._on_stop.append(cache.close)
 
     def _build_messaging(self, shared: Transport | None) -> None:
-        from aegis.msg import EventPublisher, make_transport  # noqa: PLC0415 - the msg extra
+        from aegis.msg import EventPublisher, make_transport  # the msg extra
 
         kafka = self.settings.kafka
         if shared is not None:  # its owner starts and stops it (a transport several apps share)
@@ -180,9 +180,9 @@ class Service:
             self.health.add("broker", kafka_check(kafka.client_config()))
 
     def _build_relay(self, outbox: Outbox) -> None:
-        from sqlalchemy import func, select  # noqa: PLC0415 - the db extra
+        from sqlalchemy import func, select  # the db extra
 
-        from aegis.msg import OutboxRelay  # noqa: PLC0415 - the msg extra
+        from aegis.msg import OutboxRelay  # the msg extra
 
         if self.db is None or self.transport is None:
             raise ConfigurationError(
@@ -220,10 +220,10 @@ class Service:
         self._on_stop.append(relay.stop)
 
     def _build_auth(self, policy: RolePolicy | None, store: TokenStore | None) -> None:
-        from aegis.auth import JWKSClient, JWTKey, KeySet, TokenService  # noqa: PLC0415
+        from aegis.auth import JWKSClient, JWTKey, KeySet, TokenService
 
         auth = self.settings.auth
-        assert auth is not None  # noqa: S101 - checked by the caller
+        assert auth is not None  # checked by the caller
         if auth.revocation_redis_url is not None:
             if store is not None:
                 raise ConfigurationError(
@@ -258,11 +258,11 @@ class Service:
 
     def _build_revocations(self, auth: AuthSettings) -> ReplicatedTokenStore:
         """The shared revocations of ``auth``: a replica of Redis's, owned by this service."""
-        assert auth.revocation_redis_url is not None  # noqa: S101 - checked by the caller
+        assert auth.revocation_redis_url is not None  # checked by the caller
         try:
-            from redis.asyncio import Redis  # noqa: PLC0415 - aegis-auth's redis extra
+            from redis.asyncio import Redis  # aegis-auth's redis extra
 
-            from aegis.auth import ReplicatedTokenStore  # noqa: PLC0415
+            from aegis.auth import ReplicatedTokenStore
         except ImportError as exc:
             raise ConfigurationError(
                 "AuthSettings.revocation_redis_url needs redis: "
@@ -285,7 +285,7 @@ class Service:
     def _follow_revocations(self, store: TokenStore | None) -> None:
         """Start and stop a revocation replica with the app, and check it for readiness."""
         try:
-            from aegis.auth import ReplicatedTokenStore  # noqa: PLC0415 - aegis-auth[redis]
+            from aegis.auth import ReplicatedTokenStore  # aegis-auth[redis]
         except ImportError:
             return  # then no store can be one
         if not isinstance(store, ReplicatedTokenStore):
@@ -305,10 +305,10 @@ class Service:
         self._on_stop.append(replica.close)
 
     def _build_rate_limiter(self) -> None:
-        from aegis.cache import RateLimiter  # noqa: PLC0415 - the cache extra
+        from aegis.cache import RateLimiter  # the cache extra
 
         limit = self.settings.rate_limit
-        assert limit is not None  # noqa: S101 - checked by the caller
+        assert limit is not None  # checked by the caller
         if self.cache is None:
             raise ConfigurationError(
                 "rate_limit needs a cache: set ServiceSettings.cache (CacheSettings(url=...))"

@@ -211,8 +211,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="${title}")
     service = bootstrap(app, settings)
     db, cache = service.db, service.cache
-    assert db is not None  # noqa: S101 - Settings has a database by default
-    assert cache is not None  # noqa: S101 - and a cache
+    assert db is not None  # Settings has a database by default
+    assert cache is not None  # and a cache
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
 
     @app.post("/items", status_code=status.HTTP_201_CREATED)

@@ -193,7 +193,7 @@ def _status(state_file: Path) -> int:
 def _check(kind: ServiceKind, url: str) -> int:
     try:
         check_service(kind, url)
-    except Exception as exc:  # noqa: BLE001 - any failure means "does not answer"
+    except Exception as exc:  # any failure means "does not answer"
         _say(f"{kind} at {redact(url)} does not answer: {exc}")
         return 1
     return 0

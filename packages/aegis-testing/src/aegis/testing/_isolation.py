@@ -50,7 +50,7 @@ def delete_keys(redis_url: str, prefix: str) -> int:
         batch: list[bytes] = []
         for key in client.scan_iter(match=pattern, count=500):
             batch.append(key)
-            if len(batch) == 500:  # noqa: PLR2004 - one round trip per SCAN page
+            if len(batch) == 500:  # one round trip per SCAN page
                 deleted += client.unlink(*batch)
                 batch.clear()
         if batch:

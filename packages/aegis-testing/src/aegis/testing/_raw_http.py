@@ -197,7 +197,7 @@ class RawConnection:
             ConnectionError: a 101 answer whose ``Sec-WebSocket-Accept`` is wrong.
         """
         response = self.read_response()
-        if response.status == 101:  # noqa: PLR2004 (Switching Protocols)
+        if response.status == 101:  # Switching Protocols
             digest = hashlib.sha1(
                 self._websocket_key + _WEBSOCKET_GUID, usedforsecurity=False
             ).digest()
@@ -213,7 +213,7 @@ class RawConnection:
         """
         opcode, payload = self._receive_message()
         if opcode == _OPCODE_CLOSE:
-            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None  # noqa: PLR2004
+            code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
             raise ConnectionError(f"the server closed the WebSocket (code {code})")
         if opcode != _OPCODE_TEXT:
             raise ConnectionError(f"expected a text message, got opcode {opcode:#x}")
@@ -229,7 +229,7 @@ class RawConnection:
         while True:
             opcode, payload = self._receive_message()
             if opcode == _OPCODE_CLOSE:
-                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None  # noqa: PLR2004
+                return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
 
     def _receive_message(self) -> tuple[int, bytes]:
         message_opcode, parts = None, []

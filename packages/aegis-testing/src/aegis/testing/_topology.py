@@ -97,7 +97,7 @@ class TopologyNode:
                 # Its own session: a Ctrl-C meant for pytest must not reach the servers before
                 # teardown has used them; the parent-death signal covers a killed parent.
                 start_new_session=True,
-                preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509
+                preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
             )
 
     def stop(self, timeout: float = 10.0) -> None:

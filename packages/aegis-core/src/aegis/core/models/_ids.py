@@ -158,7 +158,7 @@ def uuid7_timestamp(value: UUID) -> datetime:
         >>> uuid7_timestamp(UUID("019b76da-a800-7000-8000-000000000000"))
         datetime.datetime(2026, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
     """
-    if value.version != 7:  # noqa: PLR2004 - the UUID version this function reads
+    if value.version != 7:
         raise InvalidInputError(
             f"{value} is a version {value.version} UUID; only version 7 UUIDs carry a timestamp",
             field="id",

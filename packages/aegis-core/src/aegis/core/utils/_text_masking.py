@@ -87,7 +87,7 @@ def _luhn_valid(digits: str) -> bool:
     for position, char in enumerate(reversed(digits)):
         digit = ord(char) - 48
         if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2  # noqa: PLR2004 - Luhn doubling
+            digit = digit * 2 - 9 if digit > 4 else digit * 2  # Luhn doubling
         total += digit
     return total % 10 == 0
 

@@ -247,7 +247,7 @@ def mask_sensitive(
 
 
 # One return per kind of value keeps this hot dispatch flat: it runs for every logged value.
-def _mask(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  # noqa: PLR0911
+def _mask(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:
     kind = type(value)
     if kind is str:
         return rules.text(value)
@@ -270,7 +270,7 @@ def _mask(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  #
             or hasattr(value, "__pydantic_fields__")  # a pydantic model, without pydantic
             or dataclasses.is_dataclass(value)
         )
-    except Exception:  # noqa: BLE001 - an attribute that raises: judge it by what it shows
+    except Exception:  # an attribute that raises: judge it by what it shows
         walked = False
     if walked:
         return _mask_container(value, rules, ancestors, depth)
@@ -289,7 +289,7 @@ def _mask_object(value: object, rules: _Rules) -> object:
     # when that shows a secret, the masked text takes the object's place.
     try:
         text = str(value) if isinstance(value, PurePath) else repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ shows nothing, so it hides nothing
+    except Exception:  # a broken __repr__ shows nothing, so it hides nothing
         return value
     if type(text) is not str:
         return value
@@ -297,7 +297,7 @@ def _mask_object(value: object, rules: _Rules) -> object:
     return value if masked == text else masked
 
 
-def _mask_container(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:  # noqa: PLR0911 - one return per container kind, as in _mask
+def _mask_container(value: Any, rules: _Rules, ancestors: set[int], depth: int) -> Any:
     if depth <= 0:
         return rules.mask  # what is not looked at cannot be shown
     identity = id(value)
@@ -317,7 +317,7 @@ def _mask_container(value: Any, rules: _Rules, ancestors: set[int], depth: int) 
             return kind(**_mask_mapping(cast("Any", value)._asdict(), rules, ancestors, depth))
         items = [_mask(item, rules, ancestors, depth - 1) for item in value]
         return items if kind is list else kind(items)
-    except Exception:  # noqa: BLE001 - a container that cannot be walked cannot be shown
+    except Exception:  # a container that cannot be walked cannot be shown
         return rules.mask
     finally:
         ancestors.discard(identity)
@@ -327,15 +327,15 @@ def _mask_mapping(
     mapping: Mapping[Any, Any], rules: _Rules, ancestors: set[int], depth: int
 ) -> dict[Any, Any]:
     masked: dict[Any, Any] = {}
-    for key, item in mapping.items():
-        if type(key) is str:
-            key, sensitive = rules.key(key)  # noqa: PLW2901
-        elif isinstance(key, str | bytes | bytearray):
-            text = key.decode("latin-1") if isinstance(key, bytes | bytearray) else key
+    for raw, item in mapping.items():
+        if type(raw) is str:
+            key, sensitive = rules.key(raw)
+        elif isinstance(raw, str | bytes | bytearray):
+            text = raw.decode("latin-1") if isinstance(raw, bytes | bytearray) else raw
             sensitive = rules.is_sensitive(str(text))
-            key = _mask(key, rules, ancestors, depth - 1)  # noqa: PLW2901
+            key = _mask(raw, rules, ancestors, depth - 1)
         else:
             sensitive = False
-            key = _mask(key, rules, ancestors, depth - 1)  # noqa: PLW2901
+            key = _mask(raw, rules, ancestors, depth - 1)
         masked[key] = rules.mask if sensitive else _mask(item, rules, ancestors, depth - 1)
     return masked

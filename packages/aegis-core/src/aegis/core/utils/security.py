@@ -331,7 +331,7 @@ class Encryptor:
 
     def _split(self, token: str) -> tuple[str, bytes]:
         parts = token.split(".")
-        if len(parts) != 3 or parts[0] != _TOKEN_VERSION:  # noqa: PLR2004 - version.key.payload
+        if len(parts) != 3 or parts[0] != _TOKEN_VERSION:  # version.key.payload
             raise _bad_token("token is not an aegis encryption token (v1.<key id>.<data>)")
         _, key_id, encoded = parts
         if not _KEY_ID.fullmatch(key_id):
