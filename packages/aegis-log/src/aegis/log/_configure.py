@@ -55,7 +55,7 @@ PIPELINE.outputs = _UNCONFIGURED
 
 
 def _build_outputs(settings: LogSettings) -> list[LogOutput]:
-    from aegis.core.models import Environment  # loaded by LogSettings already
+    from aegis.core.models import Environment  # lazy: pydantic; LogSettings loaded it here
 
     outputs: list[LogOutput] = []
     console = settings.console
@@ -70,11 +70,11 @@ def _build_outputs(settings: LogSettings) -> list[LogOutput]:
             else StreamOutput(console.stream)
         )
     if settings.file is not None:
-        from aegis.log._file import RotatingFileOutput  # only when configured
+        from aegis.log._file import RotatingFileOutput  # lazy: only when configured
 
         outputs.append(RotatingFileOutput(settings.file))
     if settings.elasticsearch is not None:
-        from aegis.log._elasticsearch import ElasticsearchOutput  # as above
+        from aegis.log._elasticsearch import ElasticsearchOutput  # lazy: only when configured
 
         outputs.append(ElasticsearchOutput(settings.elasticsearch))
     return outputs
@@ -181,7 +181,7 @@ def configure_logging(
             first argument they get is the logger name.
     """
     if settings is None:
-        from aegis.log._settings import LogSettings  # see the imports above
+        from aegis.log._settings import LogSettings  # lazy: the settings models (pydantic)
 
         settings = LogSettings()
     with _state.lock:

