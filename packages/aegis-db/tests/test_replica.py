@@ -201,10 +201,8 @@ async def test_a_session_that_only_read_does_not_send_its_scope_to_the_primary(
     assert routed(registry, "primary_own_write") == 0
 
 
-async def test_each_request_is_its_own_scope_under_the_middleware(
-    db: DatabaseManager, replica_database: ReplicaDatabase
-) -> None:
-    written: list[str] = []
+def note_app(db: DatabaseManager, written: list[str]) -> Callable[[Scope, Receive, Send], Any]:
+    """``POST /write`` adds a note; every request answers "<note found> <read on the replica>"."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["path"] == "/write":
@@ -214,10 +212,48 @@ async def test_each_request_is_its_own_scope_under_the_middleware(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
 
-    transport = httpx.ASGITransport(app=ReadYourWritesMiddleware(app, db))
+    return app
+
+
+async def test_a_clients_next_request_reads_its_write_while_other_clients_read_the_replica(
+    db: DatabaseManager, replica_database: ReplicaDatabase
+) -> None:
+    written: list[str] = []
+    transport = httpx.ASGITransport(app=ReadYourWritesMiddleware(note_app(db, written), db))
+    with replica_database.replay_paused():
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://test") as writer,
+            httpx.AsyncClient(transport=transport, base_url="http://test") as other,
+        ):
+            wrote = await writer.post("/write")
+            assert wrote.text == "True False"  # its write, on the primary
+            cookie = wrote.headers["set-cookie"]
+            assert cookie.startswith("aegis_read_after=")
+            assert "HttpOnly" in cookie
+            assert "SameSite=Lax" in cookie
+            assert (await writer.get("/read")).text == "True False"  # its next request too
+            assert "set-cookie" not in (await writer.get("/read")).headers  # nothing new
+            assert (await other.get("/read")).text == "False True"  # others: the replica
+            forged = {"cookie": "aegis_read_after=0/16B3748"}  # not a position: ignored
+            assert (await other.get("/read", headers=forged)).text == "False True"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as writer:
+        writer.cookies.set("aegis_read_after", cookie.partition("=")[2].partition(";")[0])
+        with anyio.fail_after(15):  # once the replica has replayed the write, it is read there
+            while (await writer.get("/read")).text != "True True":
+                await anyio.sleep(0.01)
+
+
+async def test_without_the_cookie_each_request_is_its_own_scope(
+    db: DatabaseManager, replica_database: ReplicaDatabase
+) -> None:
+    written: list[str] = []
+    app = ReadYourWritesMiddleware(note_app(db, written), db, cookie=None)
+    transport = httpx.ASGITransport(app=app)
     with replica_database.replay_paused():
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert (await client.post("/write")).text == "True False"  # its write, on the primary
+            wrote = await client.post("/write")
+            assert wrote.text == "True False"  # its write, on the primary
+            assert "set-cookie" not in wrote.headers
             assert (await client.get("/read")).text == "False True"  # the next request: replica
 
 

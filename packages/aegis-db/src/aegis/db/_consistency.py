@@ -1,6 +1,6 @@
 """Read-your-writes: which committed write a read must see, per scope.
 
-A scope is a request (``ReadYourWritesMiddleware``), a job, or any block in
+A scope is a client's requests (``ReadYourWritesMiddleware``), a job, or any block in
 ``DatabaseManager.read_your_writes()``; outside every scope the whole manager is one scope.
 Each scope keeps a :class:`WriteMark`: the primary's WAL position after its newest commit. A
 read-only session of the scope uses a replica only once that replica has replayed that
@@ -52,13 +52,14 @@ class ReadYourWrites:
         return self._scope.get() or self._outside
 
     @contextmanager
-    def scope(self) -> Iterator[None]:
-        """Open a scope that starts with no writes of its own; reset when the block ends.
+    def scope(self, mark: WriteMark | None = None) -> Iterator[None]:
+        """Open a scope that starts with ``mark`` (none: no writes); reset when the block ends.
 
         The variable holds a mutable mark, so the tasks and threads the scope starts (which
         copy the context, hence the reference) add their commits to the scope's own mark.
+        ``mark`` carries writes from elsewhere into the scope: a client's earlier request.
         """
-        token = self._scope.set(WriteMark())
+        token = self._scope.set(mark if mark is not None else WriteMark())
         try:
             yield
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
@@ -61,8 +62,8 @@ def bootstrap(
     3. :class:`~aegis.core.web.UnhandledErrorMiddleware`: an unhandled exception, in the
        app or in a middleware below, answered as a 500 problem carrying the request id and
        logged once with its stack trace; with read replicas,
-       :class:`~aegis.db.ReadYourWritesMiddleware` makes each request one read-your-writes
-       scope;
+       :class:`~aegis.db.ReadYourWritesMiddleware`: a client's requests read their own writes
+       (cookie ``<name>_read_after``);
     4. :class:`~aegis.auth.AuthMiddleware` (``settings.auth``): the caller, so the access
        line above carries ``user_id``; health, metrics, JWKS and the FastAPI docs are public;
     5. :class:`~aegis.cache.RateLimitMiddleware` (``settings.rate_limit``): after
@@ -214,9 +215,12 @@ def _middleware(
     if service.db is not None and database is not None and database.read_replica_urls:
         from aegis.db import ReadYourWritesMiddleware  # the db extra
 
-        # Each request is one read-your-writes scope: after it writes, its replica reads wait
-        # for that write (or go to the primary); other requests are not held back by it.
-        stack.append(Middleware(ReadYourWritesMiddleware, db=service.db))
+        # A client's requests see its own writes: after one writes, its replica reads (and
+        # those of the client's next requests, through a cookie) wait for that write or go
+        # to the primary; other clients are not held back. A cookie per service: services
+        # behind one domain share cookies, and each has its own database.
+        cookie = re.sub(r"[^A-Za-z0-9_]", "_", settings.name) + "_read_after"
+        stack.append(Middleware(ReadYourWritesMiddleware, db=service.db, cookie=cookie))
     if service.tokens is not None:
         from aegis.auth import AuthMiddleware  # the auth extra
 

@@ -142,7 +142,7 @@ class Service:
         from aegis.db import DatabaseManager  # the db extra
 
         assert self.settings.database is not None  # checked by the caller
-        db = self.db = DatabaseManager(self.settings.database)
+        db = self.db = DatabaseManager(self.settings.database, registry=self.registry)
         self.health.add("database", sqlalchemy_check(db.engine))
         self._on_stop.append(db.dispose)
 
