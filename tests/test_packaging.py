@@ -18,6 +18,7 @@ from trove_classifiers import classifiers as known_classifiers
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from dist_requirements import install_closure
 from members import load_member, load_members, normalise
+from vendor import load_bundles
 
 PYTHONS = ["3.11", "3.12", "3.13"]  # the CI matrix in .github/workflows/ci.yml
 
@@ -25,6 +26,21 @@ PYTHONS = ["3.11", "3.12", "3.13"]  # the CI matrix in .github/workflows/ci.yml
 KAFKA = {"confluent-kafka", "aiokafka", "kafka-python"}
 REDIS = {"redis", "hiredis", "valkey", "coredis"}
 JWT = {"pyjwt", "python-jose", "authlib", "jwcrypto", "joserfc"}
+
+
+def vendored_licenses(member: Path) -> list[tuple[str, str]]:
+    """The licence file (relative to the member) and SPDX id of each bundle it vendors."""
+    return [
+        (str(bundle.target / "LICENSE"), bundle.license)
+        for bundle in load_bundles()
+        if bundle.member.resolve() == member.resolve()
+    ]
+
+
+def expected_license(member: Path) -> str:
+    """MIT, joined by the licence of every bundle the member vendors (tools/vendored.toml)."""
+    others = sorted({spdx for _, spdx in vendored_licenses(member)} - {"MIT"})
+    return " AND ".join(["MIT", *others])
 
 
 def test_member_metadata_is_complete(member: Path) -> None:
@@ -36,14 +52,17 @@ def test_member_metadata_is_complete(member: Path) -> None:
     assert len(description) <= 200, "PyPI's summary is one short line"
     assert project.get("readme") == "README.md"
     assert (member / "README.md").read_text().startswith(f"# {name}\n")
-    assert project.get("license") == "MIT", 'an SPDX expression: license = "MIT"'
+    assert project.get("license") == expected_license(member), (
+        'an SPDX expression: license = "MIT" (AND the licence of each vendored bundle)'
+    )
     assert project.get("requires-python") == ">=3.11"
     assert project.get("authors"), f"{name}: [project] authors is missing"
 
 
 def test_member_ships_the_repository_license(member: Path, root: Path) -> None:
     project = load_member(member).project
-    assert project.get("license-files") == ["LICENSE"]
+    vendored = [path for path, _ in vendored_licenses(member)]
+    assert project.get("license-files") == ["LICENSE", *vendored]
     # PEP 639 license-files cannot reach outside the project folder: each member holds a copy.
     assert (member / "LICENSE").read_bytes() == (root / "LICENSE").read_bytes(), (
         f"{member.name}/LICENSE is not the root LICENSE: cp LICENSE {member.relative_to(root)}/"
@@ -60,8 +79,12 @@ def test_member_wheel_and_sdist_carry_the_license_file(
         dist_info = wheel.name.split("-py3-")[0] + ".dist-info"
         assert archive.read(f"{dist_info}/licenses/LICENSE") == license_text
         metadata = HeaderParser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
-    assert metadata.get_all("License-File") == ["LICENSE"]
-    assert metadata["License-Expression"] == "MIT"
+        vendored = [path for path, _ in vendored_licenses(member)]
+        for path in vendored:  # in the licences and beside the bundle it covers
+            assert archive.read(f"{dist_info}/licenses/{path}") == (member / path).read_bytes()
+            assert archive.read(path.removeprefix("src/")) == (member / path).read_bytes()
+    assert metadata.get_all("License-File") == ["LICENSE", *vendored]
+    assert metadata["License-Expression"] == expected_license(member)
     (sdist,) = built_dists.glob(f"{stem}-*.tar.gz")
     with tarfile.open(sdist) as archive:
         member_file = archive.extractfile(f"{sdist.name.removesuffix('.tar.gz')}/LICENSE")

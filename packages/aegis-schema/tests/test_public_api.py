@@ -45,13 +45,17 @@ def test_public_names_are_exactly_these() -> None:
         "diff_schemas",
         "is_compatible",
         "parse_version",
+        "pending_migration",
         "plan_migration",
         "render_erd",
         "render_index_markdown",
         "render_service_graph",
         "render_service_markdown",
+        "schema_page",
+        "schema_page_assets",
         "validate_schemas",
         "write_docs",
+        "write_html_site",
     ]
     assert all(hasattr(aegis.schema, name) for name in aegis.schema.__all__)
     assert aegis.schema.__version__ == "0.1.0"

@@ -18,6 +18,8 @@ from typing import Any, Final, Literal
 from pydantic import TypeAdapter
 
 from aegis.core.errors import ConfigurationError
+from aegis.core.html import PackageFiles
+from aegis.msg import _asyncapi_web
 from aegis.msg._event import SPEC_VERSION, Event, data_type_of
 from aegis.msg._kafka import KafkaSettings, KafkaTransport
 from aegis.msg._publisher import EventPublisher
@@ -183,21 +185,55 @@ class AsyncAPI:
         """Return the document as YAML text (block style; no YAML library needed)."""
         return yaml_text(self.document())
 
-    def write(self, path: str | Path) -> None:
-        """Write the document to ``path``: YAML for a ``.yaml``/``.yml`` name, else JSON."""
-        target = Path(path)
-        yaml = target.suffix.lower() in {".yaml", ".yml"}
-        target.write_text(self.to_yaml() if yaml else self.to_json(), encoding="utf-8")
+    def to_html(self) -> str:
+        """Return the document as one self-contained HTML page (no network needed to view it).
 
-    def app(self, media_type: Literal["json", "yaml"] = "json") -> ASGIApp:
+        The AsyncAPI React component's standalone bundle, vendored in aegis-msg, draws it; the
+        bundle and stylesheet are inline, allowed by the page's Content-Security-Policy by
+        their hashes.
+        """
+        return _asyncapi_web.static_page(self.document())
+
+    def write(self, path: str | Path) -> None:
+        """Write the document to ``path``, in the format its suffix names.
+
+        YAML for ``.yaml``/``.yml``, the HTML page (:meth:`to_html`) for ``.html``/``.htm``,
+        else JSON.
+        """
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix in {".yaml", ".yml"}:
+            text = self.to_yaml()
+        elif suffix in {".html", ".htm"}:
+            text = self.to_html()
+        else:
+            text = self.to_json()
+        target.write_text(text, encoding="utf-8")
+
+    def app(self, media_type: Literal["json", "yaml", "html"] = "json") -> ASGIApp:
         """Return an ASGI app answering GET and HEAD with the document, built per request.
 
         Mount it where you like: ``app.add_route("/asyncapi.json", asyncapi.app())`` on a
         Starlette or FastAPI application, ``asyncapi.app("yaml")`` for ``/asyncapi.yaml``.
+        ``asyncapi.app("html")`` is the rendered page (``/asyncapi``), under a
+        Content-Security-Policy whose scripts must carry the response's nonce; it loads its
+        scripts and stylesheet from ``<its path>/assets/``, where :meth:`assets_app` serves them.
         """
+        if media_type == "html":
+            return _asyncapi_web.page_app(self.document)
         if media_type == "yaml":
-            return _DocumentApp(self.to_yaml, "application/yaml")
-        return _DocumentApp(self.to_json, "application/json")
+            return _asyncapi_web.DocumentApp(self.to_yaml, "application/yaml")
+        return _asyncapi_web.DocumentApp(self.to_json, "application/json")
+
+    @staticmethod
+    def assets_app() -> PackageFiles:
+        """Return an ASGI app serving the HTML page's scripts and stylesheet.
+
+        Mount it at the page's path plus ``/assets``: with Starlette,
+        ``Mount("/asyncapi/assets", AsyncAPI.assets_app())`` beside
+        ``Route("/asyncapi", asyncapi.app("html"))``.
+        """
+        return _asyncapi_web.assets_app()
 
     def _channels(self) -> dict[str, _Channel]:
         channels: dict[str, _Channel] = {}
@@ -430,31 +466,3 @@ def _servers(settings: KafkaSettings) -> tuple[dict[str, Any], dict[str, Any]]:
     return {
         f"kafka-{number}": {"host": host, **server} for number, host in enumerate(hosts, 1)
     }, security
-
-
-class _DocumentApp:
-    """Serves one rendering of the document; a class (not a function) so routers call it as ASGI."""
-
-    def __init__(self, render: Callable[[], str], media_type: str) -> None:
-        self.render = render
-        self.media_type = media_type
-
-    async def __call__(
-        self,
-        scope: Scope,
-        receive: Callable[[], Awaitable[Scope]],
-        send: Callable[[Scope], Awaitable[None]],
-    ) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["method"] not in {"GET", "HEAD"}:
-            status, body = 405, b"Method Not Allowed"
-            headers = [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain; charset=utf-8")]
-        else:
-            status, body = 200, self.render().encode()
-            headers = [(b"content-type", f"{self.media_type}; charset=utf-8".encode())]
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-        )

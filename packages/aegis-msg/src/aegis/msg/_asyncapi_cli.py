@@ -1,4 +1,4 @@
-"""``aegis-msg-asyncapi``: write a service's AsyncAPI document to a file or standard output."""
+"""``aegis-msg-asyncapi``: write a service's AsyncAPI document (or its HTML page) to a file."""
 
 from __future__ import annotations
 
@@ -15,13 +15,21 @@ def main(argv: list[str] | None = None) -> int:
     """Write the AsyncAPI document of ``module:attribute`` (an :class:`AsyncAPI`) to a file.
 
     Run as ``aegis-msg-asyncapi user_service.events:asyncapi -o asyncapi.yaml``;
-    without ``-o`` the JSON goes to standard output. Returns the exit status.
+    without ``-o`` the JSON goes to standard output. ``--html`` writes the rendered page as
+    one self-contained HTML file instead. Returns the exit status.
     """
     parser = argparse.ArgumentParser(
         prog="aegis-msg-asyncapi", description="Write a service's AsyncAPI document."
     )
     parser.add_argument("target", help="the AsyncAPI object, as package.module:attribute")
-    parser.add_argument("-o", "--output", help="file to write (.yaml/.yml: YAML, else JSON)")
+    parser.add_argument(
+        "-o", "--output", help="file to write (.yaml/.yml: YAML, .html/.htm: the page, else JSON)"
+    )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="write the rendered page as one self-contained HTML file (works offline)",
+    )
     args = parser.parse_args(argv)
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))  # a service's own modules, as python -m finds them
@@ -34,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"error: {args.target} is not an aegis.msg.AsyncAPI\n")
         return 1
     try:
-        if args.output:
+        if args.html:
+            text = asyncapi.to_html()
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+        elif args.output:
             asyncapi.write(args.output)
         else:
             sys.stdout.write(asyncapi.to_json())

@@ -26,6 +26,7 @@ from aegis.schema._errors import (
 )
 from aegis.schema._graph import DependencyGraph
 from aegis.schema._history import DEFAULT_HISTORY_URL, HistoryStore
+from aegis.schema._html import write_html_site
 from aegis.schema._impact import ImpactReport
 from aegis.schema._models import (
     SchemaColumn,
@@ -35,6 +36,7 @@ from aegis.schema._models import (
     parse_version,
 )
 from aegis.schema._operations import Operation
+from aegis.schema._pending import pending_migration
 from aegis.schema._plan import (
     MigrationPlan,
     MigrationRun,
@@ -47,6 +49,7 @@ from aegis.schema._registry import SchemaRegistry, ServiceInfo
 from aegis.schema._rules import RULES, Finding, MigrationRule
 from aegis.schema._types import PORTABLE_TYPES, ColumnType, TypeChange
 from aegis.schema._validation import REGISTRY_RULES, validate_schemas
+from aegis.schema._web import schema_page, schema_page_assets
 
 __all__ = [
     "DEFAULT_HISTORY_URL",
@@ -86,11 +89,15 @@ __all__ = [
     "diff_schemas",
     "is_compatible",
     "parse_version",
+    "pending_migration",
     "plan_migration",
     "render_erd",
     "render_index_markdown",
     "render_service_graph",
     "render_service_markdown",
+    "schema_page",
+    "schema_page_assets",
     "validate_schemas",
     "write_docs",
+    "write_html_site",
 ]

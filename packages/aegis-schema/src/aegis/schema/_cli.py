@@ -17,7 +17,8 @@ from aegis.schema._compat import compatibility_problems
 from aegis.schema._coordinator import MigrationCoordinator
 from aegis.schema._diff import diff_schemas
 from aegis.schema._docs import render_erd, render_service_graph, write_docs
-from aegis.schema._history import DEFAULT_HISTORY_URL
+from aegis.schema._history import DEFAULT_HISTORY_URL, HistoryStore
+from aegis.schema._html import write_html_site
 from aegis.schema._impact import ImpactReport
 from aegis.schema._models import SchemaDefinition
 from aegis.schema._plan import MigrationPlan, MigrationRun, MigrationStatus, MigrationStep
@@ -82,8 +83,19 @@ def _parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", parents=[common], help="service dependencies, cycles, order")
     graph.add_argument("--service", help="show this service's dependencies and dependents")
     graph.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
-    docs = sub.add_parser("docs", parents=[common], help="write Markdown docs with diagrams")
-    docs.add_argument("--out", required=True, metavar="DIR")
+    docs = sub.add_parser(
+        "docs", parents=[common], help="write Markdown docs, or a static HTML site, with diagrams"
+    )
+    where = docs.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="DIR", help="Markdown: index.md and <service>.md")
+    where.add_argument(
+        "--html",
+        metavar="DIR",
+        help="a static site: index.html, a page per service, graph.html, assets/ (works offline)",
+    )
+    docs.add_argument(
+        "--history", metavar="URL", help="with --html: show the migrations this history lacks"
+    )
     erd = sub.add_parser("erd", parents=[common], help="print a Mermaid erDiagram")
     erd.add_argument("--service", help="only this service's tables")
     diff = sub.add_parser(
@@ -255,7 +267,16 @@ def _graph(args: argparse.Namespace, out: _Output) -> int:
 
 
 def _docs(args: argparse.Namespace, out: _Output) -> int:
-    written = write_docs(SchemaRegistry.load(args.registry), args.out)
+    registry = SchemaRegistry.load(args.registry)
+    if args.html:
+        history = HistoryStore(args.history) if args.history else None
+        try:
+            written = write_html_site(registry, args.html, history=history)
+        finally:
+            if history is not None:
+                history.close()
+    else:
+        written = write_docs(registry, args.out)
     if out.json:
         out.data([str(path) for path in written])
     else:
