@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,15 +237,14 @@ def _tool(name: str) -> str:
     return found
 
 
-def mirror_target(
-    target: Target,
-    requirements: list[str],
-    dest: Path,
-    *,
-    newest: bool,
-    index_url: str | None,
+def resolve(
+    target: Target, requirements: list[str], *, newest: bool, index_url: str | None
 ) -> list[str]:
-    """Resolve ``requirements`` for ``target`` and download their wheels; return the pins."""
+    """Pin ``requirements`` and everything they pull in for ``target``, wheels only.
+
+    Raises:
+        SystemExit: no set of versions with wheels for the target satisfies them.
+    """
     with tempfile.TemporaryDirectory() as scratch:
         wanted = Path(scratch) / "requirements.in"
         pinned = Path(scratch) / "requirements.txt"
@@ -268,16 +268,19 @@ def mirror_target(
                 f"cannot resolve the requirements for {target} with wheels only{hint}:\n"
                 + resolved.stderr
             )
-        download = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
-        download += ["--only-binary=:all:", "--dest", str(dest)]
-        download += ["--python-version", target.python, "--implementation", "cp"]
-        download += target.pip_platform()
-        if index_url:
-            download += ["--index-url", index_url]
-        fetched = subprocess.run([*download, "-r", str(pinned)], check=False)
-        if fetched.returncode != 0:
-            raise SystemExit(f"pip download failed for {target} (see above)")
         return [line for line in pinned.read_text().splitlines() if line and line[0] != "#"]
+
+
+def download(target: Target, pins: list[str], dest: Path, *, index_url: str | None) -> None:
+    """Download the wheel of each pin for ``target`` into ``dest`` (kept if already there)."""
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    command += ["--only-binary=:all:", "--dest", str(dest)]
+    command += ["--python-version", target.python, "--implementation", "cp"]
+    command += target.pip_platform()
+    if index_url:
+        command += ["--index-url", index_url]
+    if subprocess.run([*command, *pins], check=False).returncode != 0:
+        raise SystemExit(f"pip download failed for {target} (see above)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,19 +331,22 @@ def main(argv: list[str] | None = None) -> int:
     platforms: list[str | None] = args.platform or [None]
     args.dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    for python in pythons:
-        for platform_tag in platforms:
-            target = Target(python, platform_tag)
-            try:
-                requirements = third_party_requirements(members, roots, target.environment())
-            except LookupError as error:
-                parser.error(str(error))
-            chosen = ", ".join(args.member) or "every member with every extra"
-            print(f"==> {target}: {len(requirements)} requirements of {chosen}", flush=True)
-            pins = mirror_target(
-                target, requirements, args.dir, newest=args.newest, index_url=args.index_url
-            )
-            print(f"    {len(pins)} distributions with their dependencies", flush=True)
+    targets = [Target(python, tag) for python in pythons for tag in platforms]
+    try:
+        wanted = {t: third_party_requirements(members, roots, t.environment()) for t in targets}
+    except LookupError as error:
+        parser.error(str(error))
+    chosen = ", ".join(args.member) or "every member with every extra"
+    # Resolving waits on the index, not the CPU: the targets resolve side by side.
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        pinned = {
+            t: pool.submit(resolve, t, wanted[t], newest=args.newest, index_url=args.index_url)
+            for t in targets
+        }
+        for target in targets:
+            pins = pinned[target].result()
+            print(f"==> {target}: {chosen}: {len(pins)} distributions", flush=True)
+            download(target, pins, args.dir, index_url=args.index_url)
     wheels = sorted(args.dir.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels) / 1e6
     elapsed = time.monotonic() - started
