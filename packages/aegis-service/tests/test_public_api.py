@@ -17,6 +17,7 @@ def test_public_names_are_exactly_these() -> None:
     assert aegis.service.__all__ == [
         "DEFAULT_QUIET_PATHS",
         "AuthSettings",
+        "PagesSettings",
         "RateLimitSettings",
         "Service",
         "ServiceSettings",

@@ -15,6 +15,7 @@ from aegis.service._service import Service
 from aegis.service._settings import (
     DEFAULT_QUIET_PATHS,
     AuthSettings,
+    PagesSettings,
     RateLimitSettings,
     ServiceSettings,
 )
@@ -23,6 +24,7 @@ from aegis.service._uvicorn import adopt_uvicorn_logging
 __all__ = [
     "DEFAULT_QUIET_PATHS",
     "AuthSettings",
+    "PagesSettings",
     "RateLimitSettings",
     "Service",
     "ServiceSettings",

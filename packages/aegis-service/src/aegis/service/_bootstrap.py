@@ -17,6 +17,7 @@ from aegis.core.web import UnhandledErrorMiddleware, install_error_handlers
 from aegis.log import LogOutput, RequestLoggingMiddleware, configure_logging, configure_sentry
 from aegis.obs import ObservabilityMiddleware, health_routes, metrics_route
 from aegis.service._openapi import document_openapi
+from aegis.service._pages import page_routes, public_page_paths
 from aegis.service._service import Service
 from aegis.service._settings import ServiceSettings
 from aegis.service._uvicorn import adopt_uvicorn_logging
@@ -73,8 +74,10 @@ def bootstrap(
     handlers, ``/metrics``, ``/health``, ``/health/live`` and ``/health/ready`` (a check per
     configured component), the JWKS route of a service that issues tokens, one lifespan that
     starts the components before the app's own lifespan and stops them after it, uvicorn's
-    loggers routed through aegis-log (its access log off: the access line replaces it), and
-    on FastAPI the bearer security scheme and problem+json answers in the OpenAPI document.
+    loggers routed through aegis-log (its access log off: the access line replaces it),
+    the pages of ``settings.pages`` (``/asyncapi`` with a transport, ``/schema`` with a schema
+    registry; public unless ``pages.public`` is false), and on FastAPI the bearer security
+    scheme, problem+json answers and those pages in the OpenAPI document.
 
     Call it once, after creating the app and before it serves. Middleware added to the app
     afterwards runs outside all of the above.
@@ -192,7 +195,7 @@ def _public_paths(app: Starlette, settings: ServiceSettings) -> list[str]:
         public += [JWKS_PATH, *settings.auth.public_paths]
     if _is_fastapi(app):
         public += _FASTAPI_DOCS
-    return public
+    return public + public_page_paths(settings.pages)
 
 
 def _middleware(
@@ -265,7 +268,7 @@ def _routes(service: Service) -> list[BaseRoute]:
 
         if auth.algorithm not in HMAC_ALGORITHMS:  # an HMAC secret is never published
             routes.append(jwks_route(service.keys))
-    return routes
+    return routes + page_routes(service)
 
 
 def _lifespan(service: Service, inner: Lifespan) -> Lifespan:

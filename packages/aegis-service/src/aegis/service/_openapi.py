@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any, Final
 
 from aegis.core.errors import PROBLEM_CONTENT_TYPE
+from aegis.service._pages import document_pages
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -85,6 +86,7 @@ def document_openapi(app: FastAPI, service: Service) -> None:
 
 
 def _document(schema: dict[str, Any], service: Service) -> None:
+    document_pages(schema, service)  # first: a page that is not public needs a token too
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     schemas.update(

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     )
     from aegis.cache import Cache, RateLimiter
     from aegis.db import DatabaseManager
-    from aegis.msg import EventPublisher, Outbox, OutboxRelay, Transport
+    from aegis.msg import AsyncAPI, EventPublisher, Outbox, OutboxRelay, Transport
     from aegis.service._settings import AuthSettings
 
 _LOGGER: Final = logging.getLogger("aegis.service")
@@ -58,7 +58,9 @@ class Service:
     :class:`~aegis.auth.JWKSClient` of a service that verifies tokens issued elsewhere),
     ``revocations`` (the :class:`~aegis.auth.ReplicatedTokenStore` of
     ``AuthSettings.revocation_redis_url``, or the one given as ``token_store``),
-    ``transport`` and ``publisher`` (aegis-msg; with an ``outbox``, its ``relay``),
+    ``transport`` and ``publisher`` (aegis-msg; with an ``outbox``, its ``relay``; and
+    ``asyncapi``, the :class:`~aegis.msg.AsyncAPI` document served at ``/asyncapi``: declare
+    the events the service sends and its subscribers on it),
     ``rate_limiter``. ``health`` holds one check
     per configured component. The application's lifespan starts them (:meth:`start`) before
     the app's own start-up and stops them (:meth:`stop`) after its shutdown, in reverse order.
@@ -96,6 +98,7 @@ class Service:
         self.revocations: ReplicatedTokenStore | None = None
         self.transport: Transport | None = None
         self.publisher: EventPublisher | None = None
+        self.asyncapi: AsyncAPI | None = None
         self.rate_limiter: RateLimiter | None = None
         self.relay: OutboxRelay | None = None
         self.public_paths = PathMatcher(())
@@ -163,7 +166,7 @@ class Service:
         self._on_stop.append(cache.close)
 
     def _build_messaging(self, shared: Transport | None) -> None:
-        from aegis.msg import EventPublisher, make_transport  # the msg extra
+        from aegis.msg import AsyncAPI, EventPublisher, make_transport  # the msg extra
 
         kafka = self.settings.kafka
         if shared is not None:  # its owner starts and stops it (a transport several apps share)
@@ -176,6 +179,11 @@ class Service:
         self.publisher = EventPublisher(
             transport, source=self.settings.name, metrics_registry=self.registry
         )
+        # Built per request: what the app declares later, and what was published, is in it.
+        self.asyncapi = AsyncAPI(
+            title=self.settings.name, version=self.settings.version or "0.0.0", kafka=kafka
+        )
+        self.asyncapi.publisher(self.publisher)
         if kafka is not None:
             self.health.add("broker", kafka_check(kafka.client_config()))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -20,6 +21,7 @@ from aegis.config import AegisSettings
 from aegis.log import LogSettings
 from aegis.obs import TracingSettings
 
+_PAGE_PATH = r"^/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$"
 DEFAULT_QUIET_PATHS = ("/metrics", "/health*")
 """Paths with no access line, span or request metric: probes and scrapes would drown traffic."""
 
@@ -143,6 +145,43 @@ class RateLimitSettings(BaseModel):
     )
 
 
+class PagesSettings(BaseModel):
+    """The pages that show what a service speaks: its events and its tables, rendered.
+
+    ``/asyncapi`` (with ``/asyncapi.json`` and ``/asyncapi.yaml``) draws the service's AsyncAPI
+    document (``Service.asyncapi``, aegis-msg) when the service has an event transport;
+    ``/schema`` draws its tables in the aegis-schema registry (``schema_registry``) with the
+    references to and from other services, and the migrations the database still lacks when
+    the coordinator's history is given. Both work offline: their scripts ship in the packages.
+
+    Example:
+        >>> PagesSettings(schema_registry=Path("schemas"), schema_service="users", public=False)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public: bool = Field(
+        default=True,
+        description="Serve the pages without a token; False: they need one like any route "
+        "(their scripts and stylesheets stay public: files of the packages, no data).",
+    )
+    asyncapi_path: str = Field(default="/asyncapi", pattern=_PAGE_PATH)
+    schema_path: str = Field(default="/schema", pattern=_PAGE_PATH)
+    schema_registry: Path | None = Field(
+        default=None,
+        description="The aegis-schema registry directory (needs aegis-service[schema]); None: "
+        "no /schema page.",
+    )
+    schema_service: str | None = Field(
+        default=None, description="This service's name in the registry; None: its own name."
+    )
+    schema_history_url: SecretStr | None = Field(
+        default=None,
+        description="The migration coordinator's history database: /schema then shows the "
+        "migrations the registry has and the database lacks, with their impact report.",
+    )
+
+
 class ServiceSettings(AegisSettings):
     """The settings of a service built with :func:`~aegis.service.bootstrap`.
 
@@ -211,6 +250,10 @@ class ServiceSettings(AegisSettings):
     )
     metrics_path: str = Field(default="/metrics", pattern=r"^/")
     health_path: str = Field(default="/health", pattern=r"^/")
+    pages: PagesSettings | None = Field(
+        default_factory=PagesSettings,
+        description="The /asyncapi and /schema pages; None: neither is served.",
+    )
     problem_type_base: str | None = Field(
         default=None, description="Prefix of the problem `type` URIs; aegis's default if None."
     )
