@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +292,33 @@ async def test_current_user_on_a_public_path_is_a_401(tokens: TokenService) -> N
     async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
         response = await http.get("/open")
     assert (response.status_code, response.json()["code"]) == (401, "AUTH_TOKEN_MISSING")
+
+
+def test_a_role_definition_is_immutable() -> None:
+    """A policy checks its definitions once, on load: they must not change afterwards."""
+    role = RoleDefinition("user", permissions=("doc:read",))
+    with pytest.raises(FrozenInstanceError):
+        role.permissions = ("*:*",)  # type: ignore[misc]
+
+
+def test_a_long_malformed_role_name_is_shown_cut_to_64_characters() -> None:
+    name = "a" * 64 + "b" * 36
+    with pytest.raises(ConfigurationError) as caught:
+        RolePolicy([RoleDefinition(name)])
+    assert f"role name {'a' * 64!r} must be 1-64 of" in caught.value.message
+    assert RolePolicy([RoleDefinition("a" * 64)]).roles == ["a" * 64]
+
+
+def test_resolved_role_sets_are_remembered_up_to_1024_combinations() -> None:
+    """A token naming roles at random must not grow the policy's memory without bound."""
+    policy = RolePolicy(
+        [RoleDefinition("user", permissions=("doc:read",)), RoleDefinition("admin", ("user",))]
+    )
+    assert policy.permissions_for(["admin"]) == {"doc:read"}
+    assert len(policy._cache) == 1
+    for number in range(1100):
+        assert policy.expand_roles(["admin", f"r{number}"]) == {"admin", "user", f"r{number}"}
+    assert len(policy._cache) == 1024
+    # past the limit, answers are computed each time and still right
+    assert policy.permissions_for(["r1099", "admin"]) == {"doc:read"}
+    assert frozenset({"r1099", "admin"}) not in policy._cache

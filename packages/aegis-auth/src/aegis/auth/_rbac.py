@@ -150,7 +150,7 @@ class RolePolicy:
         Needs the ``yaml`` extra. The document has the shape :meth:`from_dict` reads.
         """
         with extra_required("RolePolicy.from_yaml", {"yaml": "aegis-auth[yaml]"}):
-            import yaml  # noqa: PLC0415 - optional dependency, needed only here
+            import yaml  # optional dependency, needed only here
 
         text = source.read_text(encoding="utf-8") if isinstance(source, Path) else source
         try:
