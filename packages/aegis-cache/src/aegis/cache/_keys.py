@@ -31,8 +31,13 @@ _NO_DEFAULT = inspect.Parameter.empty
 _JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def canonical(value: Any, where: str) -> Any:  # noqa: PLR0911 - one return per kind of value
+def canonical(value: Any, where: str) -> Any:  # one return per kind of value
     """Return a JSON-ready form of ``value`` that is equal for equal values in any process.
+
+    Lists and tuples become JSON arrays; every other kind that is not a JSON scalar becomes a
+    JSON object naming its kind (``{"t": type, "v": value}``, ``{"bytes": hex}``,
+    ``{"map": items}``, ``{"set": items}``), a shape no list can take: a list argument such
+    as ``["bytes", "00"]`` never shares a key with the single byte 0x00.
 
     Raises:
         CacheKeyError: ``value`` (at ``where``) has no stable value-based form.
@@ -41,27 +46,27 @@ def canonical(value: Any, where: str) -> Any:  # noqa: PLR0911 - one return per 
         return value
     cache_key = getattr(value, "__cache_key__", None)
     if cache_key is not None and callable(cache_key):
-        return [_type_name(value), canonical(cache_key(), where)]
+        return {"t": _type_name(value), "v": canonical(cache_key(), where)}
     if isinstance(value, BaseModel):
-        return [_type_name(value), value.model_dump(mode="json")]
+        return {"t": _type_name(value), "v": value.model_dump(mode="json")}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {
             f.name: canonical(getattr(value, f.name), where) for f in dataclasses.fields(value)
         }
-        return [_type_name(value), fields]
+        return {"t": _type_name(value), "v": fields}
     if isinstance(value, enum.Enum):
-        return [_type_name(value), canonical(value.value, where)]
+        return {"t": _type_name(value), "v": canonical(value.value, where)}
     if isinstance(value, _AS_TEXT):
-        return [_type_name(value), str(value)]
+        return {"t": _type_name(value), "v": str(value)}
     if isinstance(value, bytes):
-        return ["bytes", value.hex()]
+        return {"bytes": value.hex()}
     if isinstance(value, list | tuple):
         return [canonical(item, where) for item in value]
     if isinstance(value, Mapping):
         items = [[canonical(k, where), canonical(v, where)] for k, v in value.items()]
-        return ["map", sorted(items, key=_dumps)]
+        return {"map": sorted(items, key=_dumps)}
     if isinstance(value, set | frozenset):
-        return ["set", sorted((canonical(item, where) for item in value), key=_dumps)]
+        return {"set": sorted((canonical(item, where) for item in value), key=_dumps)}
     raise CacheKeyError(
         f"argument {where!r} of type {type(value).__qualname__} cannot be part of a cache key: "
         "its value has no stable form; pass key= to @cached or give the type a "
