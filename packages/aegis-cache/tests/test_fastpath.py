@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
+from redis.asyncio.sentinel import SentinelConnectionPool, SentinelManagedConnection
 
 from aegis.cache import Cache, CacheSettings, RedisBackend
 from aegis.cache._fastpath import (
@@ -131,3 +134,67 @@ def test_the_guard_names_each_internal_a_release_could_change(
     assert len(missing) == 1
     assert missing[0].startswith(named)
     assert missing_internals() == []  # and nothing else was disturbed
+
+
+def _commands_sent_through(patch: pytest.MonkeyPatch, client_class: Any) -> list[object]:
+    """Record the commands that go through ``client_class``'s public command layer."""
+    sent: list[object] = []
+    original = client_class.execute_command
+
+    async def execute_command(self: object, *args: object, **options: object) -> object:
+        sent.append(args[0])
+        return await original(self, *args, **options)
+
+    patch.setattr(client_class, "execute_command", execute_command)
+    return sent
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "standalone",
+        "standalone-public-api",
+        pytest.param("cluster", marks=pytest.mark.scaleout),
+        pytest.param("sentinel", marks=pytest.mark.scaleout),
+    ],
+)
+async def test_which_path_each_client_kind_takes(
+    kind: str, request: pytest.FixtureRequest, open_cache: Callable[..., Cache]
+) -> None:
+    """The fast path on a standalone server only; Cluster and Sentinel use redis-py's API.
+
+    Its connection internals are those of a standalone pool: a Cluster client keeps a pool per
+    node, and a Sentinel pool's connections resolve the primary when they connect.
+    """
+    if kind == "standalone-public-api":
+        request.getfixturevalue("redis_public_path")
+    if kind == "cluster":
+        url = request.getfixturevalue("redis_cluster").url
+    elif kind == "sentinel":
+        url = request.getfixturevalue("redis_sentinel").url
+    else:
+        url = request.getfixturevalue("redis_url")
+    cache = open_cache(url)
+    assert isinstance(cache.backend, RedisBackend)
+    client = cache.backend.client
+    assert await cache.set("k", "v")
+    with pytest.MonkeyPatch.context() as patch:
+        sent = _commands_sent_through(patch, type(client))
+        assert await cache.get("k") == "v"
+    if kind == "standalone":
+        assert sent == []  # straight to a pooled connection
+        assert isinstance(_pool(cache), PromptBlockingPool)
+        assert _pool(cache).connection_class in BOUNDED.values()
+    else:
+        assert sent == ["GET"]
+    if kind == "standalone-public-api":
+        assert type(_pool(cache)) is BlockingConnectionPool
+        assert _pool(cache).connection_class is Connection
+    if kind == "cluster":
+        assert isinstance(client, RedisCluster)
+    if kind == "sentinel":
+        pool = _pool(cache)
+        assert isinstance(pool, SentinelConnectionPool)
+        assert pool.connection_class is SentinelManagedConnection
+    # Only the standalone pools wait for a free connection; the backend bounds the others.
+    assert (cache.backend.slots is None) == kind.startswith("standalone")

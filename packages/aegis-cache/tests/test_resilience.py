@@ -8,7 +8,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import anyio
 import pytest
@@ -439,4 +440,85 @@ async def test_health_check_of_an_in_memory_cache_always_passes(
 ) -> None:
     cache = Cache(CacheSettings(namespace="svc"), registry=registry)
     assert await cache.health_check() == {"backend": "memory", "circuit_open": False}
+    await cache.close()
+
+
+class _HolderFinishesBetweenReads(MemoryBackend):
+    """A lock held by another process, which stores its value and releases the lock right after
+    the waiter's first read of either key: the race a poll of two keys on two Cluster nodes has.
+    """
+
+    def __init__(self, full_key: str, lock_key: str, value: bytes) -> None:
+        super().__init__()
+        self.full_key, self.lock_key, self.value = full_key, lock_key, value
+        self.polling = False
+
+    def _finish_holder(self) -> None:
+        if self.polling:
+            self.polling = False
+            self._values[self.full_key] = (self.value, float("inf"))
+            self._values.pop(self.lock_key, None)
+
+    async def set(
+        self,
+        key: str,
+        value: bytes,
+        ttl_ms: int | None,
+        *,
+        only_if_absent: bool = False,
+        tag_keys: Sequence[str] = (),
+    ) -> bool:
+        stored = await super().set(
+            key, value, ttl_ms, only_if_absent=only_if_absent, tag_keys=tag_keys
+        )
+        # The waiter found the lock taken: it polls next.
+        self.polling = self.polling or (key == self.lock_key and only_if_absent and not stored)
+        return stored
+
+    async def get(self, key: str) -> bytes | None:
+        found = await super().get(key)
+        self._finish_holder()
+        return found
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        found = []
+        for key in keys:  # not atomic, as on a Cluster: one read, then the other
+            found.append(await super().get(key))
+            self._finish_holder()
+        return found
+
+
+async def test_a_lock_waiter_never_computes_when_the_holder_finishes_between_its_reads(
+    registry: CollectorRegistry,
+) -> None:
+    """Reading the lock before the value: a free lock means its holder's value is stored."""
+    settings = CacheSettings(namespace="svc", lock_wait=30)
+    lock_key = "svc:__lock__:report"
+    backend = _HolderFinishesBetweenReads("svc:report", lock_key, b'"computed-there"')
+    cache = Cache(settings, backend=backend, registry=registry)
+    assert cache.stampede.lock_key("svc:report") == lock_key
+    await backend.set(lock_key, b"another-process", 60_000)
+
+    async def compute_here() -> str:
+        return "computed-here"
+
+    with anyio.fail_after(30):
+        assert await cache.get_or_set("report", compute_here, ttl=60) == "computed-there"
+    await cache.close()
+
+
+async def test_a_cluster_that_cannot_be_reached_fails_open(registry: CollectorRegistry) -> None:
+    """redis-py's cluster client raises RedisClusterException (not a RedisError) then."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = CacheSettings(url=f"redis+cluster://127.0.0.1:{port}", namespace="svc")
+    cache = Cache(settings, registry=registry)
+    assert await cache.get("k", "default") == "default"
+    assert not await cache.set("k", 1)
+    assert await cache.get_many(["a", "b"]) == {}
+    assert await cache.delete_pattern("*") == 0
+    with pytest.raises(CacheUnavailableError):
+        await cache.health_check()
+    assert cache.stats().errors == 4
     await cache.close()

@@ -92,6 +92,20 @@ async def test_cluster_urls_build_a_cluster_client() -> None:
     await cache.close()
 
 
+async def test_cluster_urls_may_list_several_seed_nodes() -> None:
+    url = "redis+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2,[::1]:7002/0"
+    cache = Cache(CacheSettings(url=url))
+    assert isinstance(cache.backend, RedisBackend)
+    client = cache.backend.client
+    assert isinstance(client, RedisCluster)
+    seeds = {(node.host, node.port) for node in client.startup_nodes}
+    assert seeds == {("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002)}
+    for node in client.startup_nodes:
+        assert node.connection_kwargs["username"] == "app"
+        assert node.connection_kwargs["password"] == "s@cret"
+    await cache.close()
+
+
 def test_the_near_cache_needs_a_standalone_redis() -> None:
     with pytest.raises(ConfigurationError, match="standalone"):
         Cache(CacheSettings(url="redis+cluster://10.0.0.1:7000", near_cache=True))

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from prometheus_client import Gauge
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from aegis.cache._breaker import CircuitBreaker, ThrottledWarning
 from aegis.cache._metrics import Labels
@@ -20,8 +20,15 @@ from aegis.cache._metrics import Labels
 T = TypeVar("T")
 
 # What "Redis is down or slow" looks like from redis-py: refused or reset connections, socket
-# timeouts, a pool that stayed exhausted for the timeout.
-FAILURES: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# timeouts, a pool that stayed exhausted for the timeout. A cluster client whose topology
+# refresh reaches no node, or finds slots no primary serves (mid-failover), raises
+# RedisClusterException, which is not a RedisError.
+FAILURES: tuple[type[BaseException], ...] = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 
 class FailOpen:

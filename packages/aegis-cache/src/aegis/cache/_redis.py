@@ -6,19 +6,23 @@ try Redis again, so a dead server costs one fast failure per call instead of a r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-from urllib.parse import unquote, urlsplit
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from aegis.cache._backend import RateAlgorithm, RateLimitResult
 from aegis.cache._fastpath import BOUNDED, PromptBlockingPool, fast_path_available
 from aegis.cache._settings import CacheSettings
+from aegis.cache._topologies import CommandSlots, close_sentinels, cluster_client, sentinel_client
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _RELEASE_LOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -113,11 +117,9 @@ def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisClu
         **overrides,
     }
     if scheme.endswith("+cluster"):
-        return RedisCluster.from_url(
-            url.replace("+cluster", "", 1), max_connections=settings.max_connections, **common
-        )
+        return cluster_client(url, max_connections=settings.max_connections, **common)
     if scheme.endswith("+sentinel"):
-        return _sentinel_client(url, settings, common)
+        return sentinel_client(url, settings, common)
     pool_options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.timeout,
@@ -131,49 +133,42 @@ def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisClu
     return Redis(connection_pool=pool)
 
 
-def _sentinel_client(url: str, settings: CacheSettings, common: dict[str, Any]) -> Redis:
-    """``redis+sentinel://[:password@]host:26379,host2:26379/service[/db]``."""
-    parts = urlsplit(url)
-    hosts = []
-    for node in parts.netloc.rpartition("@")[2].split(","):
-        host, _, port = node.rpartition(":")
-        hosts.append((host or node, int(port) if host else 26379))
-    path = [segment for segment in parts.path.split("/") if segment]
-    service = path[0] if path else "mymaster"
-    db = int(path[1]) if len(path) > 1 else 0
-    password = unquote(parts.password) if parts.password else None
-    username = unquote(parts.username) if parts.username else None
-    ssl = parts.scheme.startswith("rediss")
-    # redis-py types Sentinel() from 8.2 on, not in 8.1 (the floor): through a typed name, mypy
-    # is clean with both, where a "type: ignore" would be unused on one of them.
-    new_sentinel: Callable[..., Sentinel] = Sentinel
-    sentinel = new_sentinel(
-        hosts,
-        sentinel_kwargs={
-            "socket_timeout": settings.timeout,
-            "socket_connect_timeout": settings.connect_timeout,
-            "password": password,
-            "ssl": ssl,
-        },
-        username=username,
-        password=password,
-        db=db,
-        ssl=ssl,
-        max_connections=settings.max_connections,
-        **common,
-    )
-    client: Redis = sentinel.master_for(service)
-    return client
+def _bounded(
+    method: Callable[Concatenate[RedisBackend, P], Awaitable[R]],
+) -> Callable[Concatenate[RedisBackend, P], Coroutine[Any, Any, R]]:
+    """Run ``method`` in one of the backend's command slots, when it has them."""
+
+    @functools.wraps(method)
+    async def bounded(backend: RedisBackend, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        slots = backend.slots
+        if slots is None:
+            return await method(backend, *args, **kwargs)
+        async with slots:
+            return await method(backend, *args, **kwargs)
+
+    return bounded
 
 
 class RedisBackend:
-    """:class:`~aegis.cache.Backend` on a Redis server, Sentinel primary or Cluster."""
+    """:class:`~aegis.cache.Backend` on a Redis server, Sentinel primary or Cluster.
+
+    On a standalone server a ``GET`` goes straight to a pooled connection (the fast path of
+    ``_fastpath``); on Cluster and Sentinel every command takes redis-py's public path, and the
+    backend bounds the commands in flight itself (``slots``): their pools do not wait for a free
+    connection.
+    """
 
     def __init__(self, settings: CacheSettings) -> None:
         self.settings = settings
         self.client = create_client(settings)
         pool = getattr(self.client, "connection_pool", None)
         self._pool = pool if isinstance(pool, PromptBlockingPool) else None
+        self._cluster = isinstance(self.client, RedisCluster)
+        self.slots = (
+            None
+            if isinstance(pool, BlockingConnectionPool)
+            else CommandSlots(settings.max_connections, settings.timeout)
+        )
         self._release = self.client.register_script(_RELEASE_LOCK)
         self._limits = {name: self.client.register_script(lua) for name, lua in _SCRIPTS.items()}
 
@@ -187,7 +182,11 @@ class RedisBackend:
         """
         pool = self._pool
         if pool is None:
-            return await self.client.get(key)  # type: ignore[return-value] # decode_responses off
+            slots = self.slots
+            if slots is None:
+                return await self.client.get(key)  # type: ignore[return-value] # decode_responses off
+            async with slots:
+                return await self.client.get(key)  # type: ignore[return-value] # decode_responses off
         connection = await pool.get_connection()
         try:
             await connection.send_packed_command(connection.pack_command("GET", key))
@@ -195,12 +194,16 @@ class RedisBackend:
         finally:
             await pool.release(connection)
 
+    @_bounded
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """One MGET."""
+        """One MGET (on a Cluster, one per slot, pipelined to each node)."""
         if not keys:
             return []
+        if self._cluster:
+            return await self.client.mget_nonatomic(keys)  # type: ignore[union-attr]
         return await self.client.mget(keys)  # type: ignore[return-value] # decode_responses off
 
+    @_bounded
     async def set(
         self,
         key: str,
@@ -231,6 +234,7 @@ class RedisBackend:
                 pipe.pexpire(tag_key, ttl_ms, nx=True)
                 pipe.pexpire(tag_key, ttl_ms, gt=True)
 
+    @_bounded
     async def set_many(
         self, items: Sequence[tuple[str, bytes, int | None]], tag_keys: Sequence[str] = ()
     ) -> None:
@@ -246,24 +250,29 @@ class RedisBackend:
                 self._add_tags(pipe, tag_keys, [key for key, _, _ in items], longest)
             await pipe.execute()
 
+    @_bounded
     async def delete(self, keys: Sequence[str]) -> int:
         """UNLINK: the server frees memory in the background."""
         if not keys:
             return 0
         return int(await self.client.unlink(*keys))
 
+    @_bounded
     async def exists(self, key: str) -> bool:
         """EXISTS."""
         return bool(await self.client.exists(key))
 
+    @_bounded
     async def pttl(self, key: str) -> int:
         """PTTL."""
         return int(await self.client.pttl(key))
 
+    @_bounded
     async def pexpire(self, key: str, ttl_ms: int) -> bool:
         """PEXPIRE."""
         return bool(await self.client.pexpire(key, ttl_ms))
 
+    @_bounded
     async def incr(self, key: str, amount: int, ttl_ms: int | None) -> int:
         """INCRBY, and PEXPIRE NX in the same round trip when a TTL is given."""
         if ttl_ms is None:
@@ -274,6 +283,7 @@ class RedisBackend:
             replies = await pipe.execute()
         return int(replies[0])
 
+    @_bounded
     async def delete_matching(self, pattern: str, batch: int) -> int:
         """SCAN MATCH over the whole keyspace (every page), UNLINK every ``batch`` keys."""
         deleted = 0
@@ -287,6 +297,7 @@ class RedisBackend:
             deleted += int(await self.client.unlink(*found))
         return deleted
 
+    @_bounded
     async def delete_tagged(self, tag_key: str, batch: int) -> int:
         """SSCAN the tag set, UNLINK its members every ``batch`` keys, then the set."""
         deleted = 0
@@ -301,10 +312,12 @@ class RedisBackend:
         await self.client.unlink(tag_key)
         return deleted
 
+    @_bounded
     async def release_lock(self, key: str, token: bytes) -> bool:
         """Compare-and-delete in Lua."""
         return bool(await self._release(keys=[key], args=[token]))
 
+    @_bounded
     async def rate_limit(
         self, algorithm: RateAlgorithm, key: str, limit: int, period_ms: int, cost: int
     ) -> RateLimitResult:
@@ -316,6 +329,7 @@ class RedisBackend:
             bool(allowed), limit, max(0, int(remaining)), reset_ms / 1000, retry_ms / 1000
         )
 
+    @_bounded
     async def ping(self) -> None:
         """PING."""
         await self.client.ping()
@@ -325,7 +339,8 @@ class RedisBackend:
         return RedisBackend(self.settings)
 
     async def close(self) -> None:
-        """Close the client and its pool."""
+        """Close the client and its pool (and a Sentinel client's connections to the sentinels)."""
+        await close_sentinels(self.client)
         await self.client.aclose()
         if isinstance(self.client, Redis):
             # A client given its pool does not own it: close its connections here.

@@ -188,18 +188,21 @@ class Stampede:
         hold the lock, so compute here).
         """
         backend, fail_open = self._store.backend, self._store.fail_open
+
+        async def poll() -> tuple[bytes | None, bytes | None]:
+            # The lock, then the value: the holder stores the value before it releases the
+            # lock, so after a free lock the value is there if it was stored. Not one MGET: on
+            # a Cluster the two keys live in different slots, which one MGET cannot read.
+            holder = await backend.get(lock_key)
+            return await backend.get(full_key), holder
+
         deadline = time.monotonic() + self._lock_wait
         delay = _FIRST_POLL
         while time.monotonic() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, _LONGEST_POLL)
-            failed: list[bytes | None] | None = None
-            polled = await fail_open.attempt(
-                "lock_wait",
-                lambda: backend.get_many([full_key, lock_key]),
-                failed,
-                labels,
-            )
+            failed: tuple[bytes | None, bytes | None] | None = None
+            polled = await fail_open.attempt("lock_wait", poll, failed, labels)
             if polled is None:
                 if fail_open.closed:
                     continue
