@@ -1,7 +1,10 @@
+import itertools
 import os
 import random
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -10,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aegis.core.errors import InvalidInputError
-from aegis.core.models import uuid7, uuid7_str, uuid7_timestamp
+from aegis.core.models import _ids, uuid7, uuid7_str, uuid7_timestamp
 from aegis.core.models._ids import _Uuid7Generator
 
 MAX_MS = (1 << 48) - 1
@@ -117,6 +120,77 @@ def test_uuid7_from_many_threads_is_unique_and_ordered_per_thread() -> None:
 
     def work(bucket: list[UUID]) -> None:
         bucket.extend(uuid7() for _ in range(2000))
+
+    threads = [threading.Thread(target=work, args=(bucket,)) for bucket in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    every = [value for bucket in results for value in bucket]
+    assert len(set(every)) == len(every)
+    assert all(bucket == sorted(bucket) for bucket in results)
+
+
+class _CountingLock:
+    """A lock that counts how often it was taken."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.taken = 0
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+
+def test_only_a_new_millisecond_takes_the_lock_with_the_gil() -> None:
+    ticks = iter([7_000] * 5 + [7_001] * 5)
+    generator = _Uuid7Generator(clock_ms=lambda: next(ticks))
+    lock = generator._lock = _CountingLock()  # type: ignore[assignment]
+    values = [generator.text() for _ in range(10)]
+    assert values == sorted(values)
+    assert lock.taken == 2
+
+
+def test_without_the_gil_every_id_takes_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_ids, "_GIL", False)
+    ticks = iter([7_000] * 5 + [7_001] * 5)
+    generator = _Uuid7Generator(clock_ms=lambda: next(ticks), entropy=bytes)
+    lock = generator._lock = _CountingLock()  # type: ignore[assignment]
+    values = [UUID(generator.text()) for _ in range(5)] + [generator() for _ in range(5)]
+    assert values == sorted(values)
+    assert [_fields(value)[2] for value in values] == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
+    assert lock.taken == 10
+
+
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+@pytest.mark.parametrize("reads_per_ms", [50, 5000], ids=["new-milliseconds", "rollovers"])
+def test_threads_racing_over_new_milliseconds_and_rollovers_get_unique_ordered_ids(
+    reads_per_ms: int,
+) -> None:
+    """All-ones random bits: two ids of one millisecond differ by their counter only."""
+    reads = itertools.count()
+    generator = _Uuid7Generator(
+        clock_ms=lambda: 1_000_000 + next(reads) // reads_per_ms,
+        entropy=lambda size: b"\xff" * size,
+    )
+    results: list[list[str]] = [[] for _ in range(8)]
+    start = threading.Barrier(len(results))
+
+    def work(bucket: list[str]) -> None:
+        start.wait()
+        bucket.extend(generator.text() for _ in range(5000))
 
     threads = [threading.Thread(target=work, args=(bucket,)) for bucket in results]
     for thread in threads:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
+import sys
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from time import time_ns
 from uuid import UUID
 
 from aegis.core.errors import InvalidInputError
@@ -16,6 +18,7 @@ _MAX_COUNTER = 0xFFF
 # RFC 9562 section 6.2, "Counter Rollover Guards": seed each millisecond's counter with its top bit
 # clear, so at least 2048 ids fit in one millisecond before the counter rolls over.
 _SEED_MASK = 0x7FF
+_SEED_SHIFT = 53  # a 64-bit draw gives its top 11 bits to a counter seed
 _RAND_B_SHIFT = 2  # a 64-bit draw keeps its top 62 bits for rand_b
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
@@ -24,6 +27,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # call per id costs more than all the rest of the id.
 _POOL_DRAWS = 512
 _UNPACK_POOL = struct.Struct(f"{_POOL_DRAWS}Q").unpack
+# With the GIL, one next() on a C iterator (itertools.count, a tuple's) is atomic, which the
+# lock-free path relies on; a free-threaded build (3.13t: no GIL) takes the lock for every id.
+_GIL = bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+
+_Millisecond = tuple[int, int, Iterator[int], str]
+"""(The millisecond the lock-free path may use, -1 without the GIL; the millisecond; its counter;
+its text prefix)."""
 
 
 class _Uuid7Generator:
@@ -34,19 +44,15 @@ class _Uuid7Generator:
     the wall clock steps back, the timestamp is carried forward by one millisecond instead
     (section 6.2 allows this), so ordering still holds; ``rand_b`` is 62 fresh random bits for
     every id from the OS CSPRNG (``entropy``), so ids from different processes do not collide.
-    The text of the millisecond part is made once per millisecond for :meth:`text`.
+
+    Each millisecond has one counter (an :func:`itertools.count`) and one text prefix, installed
+    together under the lock by its first id (``_advance``). Every other id of that millisecond
+    takes no lock: one ``next()`` on the counter and one on the pool of random draws, each atomic
+    under the GIL, so no two ids share a counter value and an id begun after another returned
+    draws a later one. A counter that runs out goes through the lock, like a new millisecond.
     """
 
-    __slots__ = (
-        "_clock_ms",
-        "_counter",
-        "_draws",
-        "_entropy",
-        "_last_ms",
-        "_lock",
-        "_position",
-        "_prefix",
-    )
+    __slots__ = ("_clock_ms", "_entropy", "_lock", "_pool", "_state")
 
     def __init__(
         self,
@@ -54,64 +60,83 @@ class _Uuid7Generator:
         clock_ms: Callable[[], int] | None = None,
         entropy: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self._clock_ms = clock_ms  # None: the wall clock, read inline (the hot path)
+        self._clock_ms = clock_ms
         self._entropy = entropy
         self._lock = threading.Lock()
-        self._last_ms = -1
-        self._counter = 0
-        self._draws: tuple[int, ...] = ()
-        self._position = _POOL_DRAWS
-        self._prefix: tuple[int, str] = (-1, "")
+        self._pool: Iterator[int] = iter(())
+        self._state: _Millisecond = (-1, -1, iter(()), "")
 
     def reset_after_fork(self) -> None:
         """Give a forked child a fresh lock and fresh random bits (never its parent's)."""
         self._lock = threading.Lock()
-        self._draws = ()
-        self._position = _POOL_DRAWS
+        self._pool = iter(())
 
-    def _next(self) -> tuple[int, int, int]:
-        """Return the next (millisecond, counter, rand_b) triple."""
+    def _draw(self) -> int:
+        """Return the next 64 random bits of the pool, refilled when it runs out."""
+        try:
+            return next(self._pool)
+        except StopIteration:
+            # Two threads may both refill: each takes the first draw of its own block.
+            pool = self._pool = iter(_UNPACK_POOL(self._entropy(8 * _POOL_DRAWS)))
+            return next(pool)
+
+    def _advance(self, now_ms: int) -> tuple[_Millisecond, int, int]:
+        """Return (millisecond, counter, random bits), under the lock.
+
+        Taken for a millisecond later than the current one, a counter that ran out, and for
+        every id without the GIL.
+        """
         with self._lock:
-            clock_ms = self._clock_ms
-            now_ms = time.time_ns() // 1_000_000 if clock_ms is None else clock_ms()
-            position = self._position
-            if position >= _POOL_DRAWS - 1:  # room for a counter seed and a rand_b
-                self._draws = _UNPACK_POOL(self._entropy(8 * _POOL_DRAWS))
-                position = 0
-            draws = self._draws
-            if now_ms > self._last_ms:
-                self._last_ms = now_ms
-                self._counter = draws[position] >> 53 & _SEED_MASK
-                position += 1
-            elif self._counter < _MAX_COUNTER:
-                self._counter += 1
-            else:
-                self._last_ms += 1
-                self._counter = draws[position] >> 53 & _SEED_MASK
-                position += 1
-            self._position = position + 1
-            timestamp_ms, counter = self._last_ms, self._counter
-        if timestamp_ms >= 1 << 48:
-            raise OverflowError("the UUIDv7 48-bit millisecond timestamp overflows in year 10889")
-        return timestamp_ms, counter, draws[position] >> _RAND_B_SHIFT
+            state = self._state
+            if now_ms <= state[1]:  # this millisecond, or the clock is behind the last one
+                counter = next(state[2])
+                if counter <= _MAX_COUNTER:
+                    return state, counter, self._draw()
+                now_ms = state[1] + 1  # the counter ran out: carry on in the next millisecond
+            if now_ms >= 1 << 48:
+                raise OverflowError(
+                    "the UUIDv7 48-bit millisecond timestamp overflows in year 10889"
+                )
+            counter = self._draw() >> _SEED_SHIFT & _SEED_MASK
+            prefix = "%08x-%04x-7" % (now_ms >> 16, now_ms & 0xFFFF)  # noqa: UP031 - as in text()
+            state = (now_ms if _GIL else -1, now_ms, itertools.count(counter + 1), prefix)
+            self._state = state  # one tuple, replaced whole: a thread sees all of it or none
+            return state, counter, self._draw()
+
+    def _next(self) -> tuple[_Millisecond, int, int]:
+        """Return the next (millisecond, counter, random bits); see :meth:`text` for the steps."""
+        clock_ms = self._clock_ms
+        now_ms = time_ns() // 1_000_000 if clock_ms is None else clock_ms()
+        state = self._state
+        if now_ms > state[0] or (counter := next(state[2])) > _MAX_COUNTER:
+            return self._advance(now_ms)
+        return state, counter, self._draw()
 
     def __call__(self) -> UUID:
-        timestamp_ms, counter, rand_b = self._next()
-        return UUID(int=(timestamp_ms << 80) | _VERSION_7 | (counter << 64) | _VARIANT_RFC | rand_b)
+        state, counter, rand = self._next()
+        return UUID(
+            int=state[1] << 80 | _VERSION_7 | counter << 64 | _VARIANT_RFC | rand >> _RAND_B_SHIFT
+        )
 
     def text(self) -> str:
         """Return the next id in its canonical 36-character text form, without a ``UUID``."""
-        timestamp_ms, counter, rand_b = self._next()
-        cached = self._prefix  # one tuple, replaced whole, so threads never see half of it
-        if cached[0] != timestamp_ms:
-            text = "%08x-%04x-7" % (timestamp_ms >> 16, timestamp_ms & 0xFFFF)  # noqa: UP031
-            cached = self._prefix = (timestamp_ms, text)
-        rand_b |= _VARIANT_RFC
+        # The steps of _next, inlined: event ids are made on the publishing hot path.
+        clock_ms = self._clock_ms
+        now_ms = time_ns() // 1_000_000 if clock_ms is None else clock_ms()
+        state = self._state
+        if now_ms > state[0] or (counter := next(state[2])) > _MAX_COUNTER:
+            state, counter, rand = self._advance(now_ms)
+        else:
+            try:
+                rand = next(self._pool)
+            except StopIteration:
+                rand = self._draw()
+        rand = rand >> _RAND_B_SHIFT | _VARIANT_RFC
         return "%s%03x-%04x-%012x" % (  # noqa: UP031 - the fastest spelling
-            cached[1],
+            state[3],
             counter,
-            rand_b >> 48,
-            rand_b & 0xFFFF_FFFF_FFFF,
+            rand >> 48,
+            rand & 0xFFFF_FFFF_FFFF,
         )
 
 
