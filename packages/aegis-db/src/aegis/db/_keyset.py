@@ -47,7 +47,11 @@ def _dump(value: Any) -> Any:
 
 def _load(column: InstrumentedAttribute[Any], raw: Any) -> Any:
     python_type = column.type.python_type
-    if raw is None or (isinstance(raw, python_type) and not isinstance(raw, bool)):
+    # JSON gives int, float, str and bool: each is its own column's key, and a bool is an int
+    # to isinstance, but never an int column's key.
+    if raw is None or type(raw) is python_type:
+        return raw
+    if isinstance(raw, python_type) and not isinstance(raw, bool):
         return raw
     if python_type is datetime:
         return datetime.fromisoformat(raw)
@@ -112,14 +116,14 @@ def after(
     ``a > :a OR (a = :a AND b < :b) ...``.
     """
     ascending = [(item.direction is SortDirection.ASC) != backward for item in sort]
+    # Typed bound parameters: SQLAlchemy refuses `column > True` with a bare bool.
+    bound = [bindparam(None, k, type_=c.type) for c, k in zip(columns, keys, strict=True)]
     if all(ascending) or not any(ascending):
-        bound = tuple_(
-            *[bindparam(None, k, type_=c.type) for c, k in zip(columns, keys, strict=True)]
-        )
-        return tuple_(*columns) > bound if ascending[0] else tuple_(*columns) < bound
+        row = tuple_(*bound)
+        return tuple_(*columns) > row if ascending[0] else tuple_(*columns) < row
     branches = []
     for index, column in enumerate(columns):
-        equal = [columns[i] == keys[i] for i in range(index)]
-        beyond = column > keys[index] if ascending[index] else column < keys[index]
+        equal = [columns[i] == bound[i] for i in range(index)]
+        beyond = column > bound[index] if ascending[index] else column < bound[index]
         branches.append(and_(*equal, beyond))
     return or_(*branches)
