@@ -11,7 +11,7 @@ class CacheSettings(BaseModel):
     ``url`` picks the backend: ``None`` or ``memory://`` is the in-process backend (development
     and unit tests); ``redis://``, ``rediss://`` and ``unix://`` a Redis server;
     ``redis+sentinel://host:26379,host2:26379/mymaster/0`` a Sentinel-managed primary;
-    ``redis+cluster://host:7000`` a Redis Cluster.
+    ``redis+cluster://host:7000[,host2:7000...]`` a Redis Cluster (each host a seed).
 
     Example:
         >>> settings = CacheSettings(url="redis://127.0.0.1:6379/0", namespace="users")
@@ -47,7 +47,12 @@ class CacheSettings(BaseModel):
         default=0.25, gt=0, description="Seconds to wait for one Redis reply (socket timeout)."
     )
     connect_timeout: float = Field(default=0.25, gt=0, description="Seconds to connect.")
-    max_connections: int = Field(default=50, gt=0, description="Connection pool size.")
+    max_connections: int = Field(
+        default=50,
+        gt=0,
+        description="Connection pool size: commands in flight wait up to timeout beyond it "
+        "(on a Cluster, also the pool size per node).",
+    )
     circuit_failure_threshold: int = Field(
         default=5, gt=0, description="Consecutive failures that open the circuit breaker."
     )
