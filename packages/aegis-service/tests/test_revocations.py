@@ -22,7 +22,8 @@ from starlette.routing import Route
 from aegis.auth import RedisTokenStore, ReplicatedTokenStore
 from aegis.core.errors import ConfigurationError
 from aegis.service import AuthSettings, ServiceSettings, bootstrap
-from aegis.testing import TcpProxy
+from aegis.service._redis import redis_client
+from aegis.testing import TcpProxy, unique_name
 
 pytestmark = pytest.mark.anyio
 DEADLINE = 5.0  # seconds a revocation may take to arrive before the test fails (it takes ms)
@@ -198,3 +199,39 @@ def test_the_prefix_defaults_to_the_issuer() -> None:
         AuthSettings(issuer="users", audience="a", revocation_prefix="x:").revocation_key_prefix
         == "x:"
     )
+
+
+@pytest.mark.scaleout
+@pytest.mark.parametrize("topology", ["redis_cluster", "cluster_seeds", "redis_sentinel"])
+async def test_revocations_on_a_redis_cluster_or_sentinel_url(
+    request: pytest.FixtureRequest, topology: str
+) -> None:
+    """``redis+cluster://`` (one seed node or several) and ``redis+sentinel://``."""
+    if topology == "cluster_seeds":
+        nodes = request.getfixturevalue("redis_cluster").startup_nodes
+        url = "redis+cluster://" + ",".join(f"{host}:{port}" for host, port in nodes)
+    else:
+        url = request.getfixturevalue(topology).url
+    prefix = unique_name("revocations") + ":"
+    app = Starlette(routes=[Route("/hello", hello)])
+    service = bootstrap(app, settings(url, prefix), registry=CollectorRegistry())
+    assert service.tokens is not None
+    writer_client, close_writer = redis_client(url, timeout=2.0)  # the issuing service's
+    writer = RedisTokenStore(writer_client, prefix=prefix)
+    pair = service.tokens.issue_pair("kim", roles=["user"])
+    auth = {"Authorization": f"Bearer {pair.access_token}"}
+    try:
+        async with serving(app) as http:
+            assert check_status(await http.get("/health/ready")) == "pass"
+            assert (await http.get("/hello", headers=auth)).status_code == 200
+            principal = await service.tokens.verify(pair.access_token)
+            assert principal.family is not None
+            await writer.revoke_family(principal.family, expires_at=principal.expires_at or 0)
+
+            async def refused() -> bool:
+                answer = await http.get("/hello", headers=auth)
+                return answer.status_code == 401 and answer.json()["code"] == "AUTH_TOKEN_REVOKED"
+
+            await eventually(refused)
+    finally:
+        await close_writer()

@@ -4,7 +4,9 @@ Needs the ``redis`` extra. Each entry is one key with a TTL ending when the toke
 expires, so the store never grows past the live tokens: ``<prefix>revoked:<jti>``,
 ``<prefix>family:<family>`` and ``<prefix>used:<jti>``. A revocation key holds its expiry (Unix
 seconds) and is announced on the channel ``<prefix>revocations`` in the same transaction, so a
-:class:`~aegis.auth.ReplicatedTokenStore` in any process learns it at once.
+:class:`~aegis.auth.ReplicatedTokenStore` in any process learns it at once. On a Redis Cluster
+the prefix is a hash tag (``{users:}revoked:<jti>``): every key and the channel of a prefix live
+in one slot, so one node holds them all and a revocation stays one atomic step.
 """
 
 from __future__ import annotations
@@ -16,12 +18,35 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 RevocationKind = Literal["jti", "family"]
 """What a revocation names: one token (``jti``) or a refresh-token family."""
 
 KEY_KINDS: dict[RevocationKind, str] = {"jti": "revoked", "family": "family"}
 """The key infix of each kind of revocation: ``<prefix>revoked:<jti>``, ``<prefix>family:<id>``."""
+
+# A revocation on a Redis Cluster, where MULTI cannot hold a PUBLISH: the key and the message in
+# one script, run on the node of the key's slot, which is also the channel's (the hash tag).
+_REVOKE_SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return redis.call('PUBLISH', ARGV[3], ARGV[4])
+"""
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` is a ``redis.asyncio.RedisCluster``."""
+    try:
+        from redis.asyncio.cluster import RedisCluster  # the redis extra the client comes from
+    except ImportError:
+        return False
+    return isinstance(client, RedisCluster)
+
+
+def has_hash_tag(prefix: str) -> bool:
+    """Whether ``prefix`` holds a Redis Cluster hash tag (``{...}`` with something inside)."""
+    start = prefix.find("{")
+    return start >= 0 and prefix.find("}", start + 1) > start + 1
 
 
 def revocation_message(kind: RevocationKind, ident: str, expires_at: int) -> bytes:
@@ -37,11 +62,15 @@ class RedisTokenStore:
     A revocation check is one ``MGET`` round trip; consuming a refresh token is one
     ``SET NX``, atomic across processes, so two concurrent refreshes with the same token cannot
     both win. A revocation is a ``SET`` and a ``PUBLISH`` on :attr:`channel` in one
-    ``MULTI``/``EXEC``: a subscriber either sees the message or finds the key when it scans.
+    ``MULTI``/``EXEC`` (on a Redis Cluster, one script): a subscriber either sees the message
+    or finds the key when it scans.
 
     Args:
-        client: a ``redis.asyncio.Redis`` client; the caller owns (and closes) it.
-        prefix: prefix of every key, to share a Redis between services or tests.
+        client: a ``redis.asyncio.Redis`` client, or a ``RedisCluster``; the caller owns (and
+            closes) it.
+        prefix: prefix of every key, to share a Redis between services or tests. On a
+            cluster it is made a hash tag (``"users:"`` becomes ``"{users:}"``) unless it has
+            one, so every key of the store is in one slot.
 
     Example:
         >>> from redis.asyncio import Redis
@@ -52,11 +81,15 @@ class RedisTokenStore:
         on ``<prefix>revocations``.
     """
 
-    def __init__(self, client: Redis, *, prefix: str = "aegis:auth:") -> None:
+    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "aegis:auth:") -> None:
         self.client = client
         """The Redis client (owned by the caller)."""
+        self.cluster = is_cluster(client)
+        """Whether the client is a Redis Cluster client."""
+        if self.cluster and not has_hash_tag(prefix):
+            prefix = f"{{{prefix}}}"
         self.prefix = prefix
-        """The prefix of every key and of the channel."""
+        """The prefix of every key and of the channel (on a cluster, with its hash tag)."""
         self.channel = f"{prefix}revocations"
         """Where each revocation is published (JSON: ``kind``, ``id``, ``expires_at``)."""
 
@@ -87,9 +120,14 @@ class RedisTokenStore:
         return f"{self.prefix}{KEY_KINDS[kind]}:{ident}"
 
     async def _revoke(self, kind: RevocationKind, ident: str, expires_at: int) -> None:
+        message = revocation_message(kind, ident, expires_at)
+        if self.cluster:
+            key, ttl = self.key(kind, ident), _ttl(expires_at)
+            await self.client.eval(_REVOKE_SCRIPT, 1, key, expires_at, ttl, self.channel, message)
+            return
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(self.key(kind, ident), str(expires_at), ex=_ttl(expires_at))
-            pipe.publish(self.channel, revocation_message(kind, ident, expires_at))
+            pipe.publish(self.channel, message)
             await pipe.execute()
 
 

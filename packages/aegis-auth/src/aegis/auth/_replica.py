@@ -28,6 +28,7 @@ from aegis.core.errors import ConfigurationError
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 _LOGGER = logging.getLogger("aegis.auth")
 _WARN_EVERY = 10.0  # seconds between two WARNING lines about the same trouble
@@ -131,9 +132,11 @@ class ReplicatedTokenStore:
     it expires, even if Redis loses it.
 
     Args:
-        client: a ``redis.asyncio.Redis`` client; the caller owns (and closes) it. The
-            subscription takes one connection of its pool.
-        prefix: prefix of the keys and the channel: the same in every service that shares them.
+        client: a ``redis.asyncio.Redis`` client, or a ``RedisCluster``; the caller owns (and
+            closes) it. The subscription takes one connection of its pool (on a cluster, of
+            the node that holds the prefix's slot).
+        prefix: prefix of the keys and the channel: the same in every service that shares them
+            (on a cluster made a hash tag, see :class:`~aegis.auth.RedisTokenStore`).
         max_staleness: seconds a replica that lost its channel keeps answering from memory;
             also the bound on how late a revocation can be honoured when the channel breaks.
         when_stale: ``"closed"`` (default) refuses with 503, ``"open"`` accepts, when the
@@ -151,7 +154,7 @@ class ReplicatedTokenStore:
 
     def __init__(
         self,
-        client: Redis,
+        client: Redis | RedisCluster,
         *,
         prefix: str = "aegis:auth:",
         max_staleness: float = 5.0,

@@ -18,6 +18,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from redis.asyncio.cluster import RedisCluster
+
 from aegis.auth._redis import KEY_KINDS, RedisTokenStore, RevocationKind
 
 if TYPE_CHECKING:
@@ -120,6 +122,21 @@ class RevocationListener:
             self.synced.clear()
             await asyncio.sleep(self._delay)
             self._delay = min(self._delay * 2, max(_FIRST_RETRY, self._heartbeat))
+            await self._refresh_cluster_nodes()
+
+    async def _refresh_cluster_nodes(self) -> None:
+        """On a cluster, learn again which node serves the channel's slot (after a failover).
+
+        The subscription picks its node from the client's slot map, which only commands that
+        failed refresh; a replica's client may send no other command for a long time.
+        """
+        client = self._store.client
+        if not isinstance(client, RedisCluster):
+            return
+        try:
+            await self._bounded(client.nodes_manager.initialize())
+        except Exception:  # no node answers yet: the next attempt asks again
+            _LOGGER.debug("revocations: the cluster's nodes could not be read", exc_info=True)
 
     async def _listen(self) -> None:
         pubsub: PubSub = self._store.client.pubsub()
@@ -181,8 +198,7 @@ class RevocationListener:
         pattern = _glob_escaped(head) + "*"
         cursor: int = 0
         while True:
-            scan = client.scan(cursor=cursor, match=pattern, count=_SCAN_COUNT)
-            cursor, names = await self._bounded(scan)
+            cursor, names = await self._scan(cursor, pattern)
             if names:
                 keys = [_text(name) for name in names]
                 values = await self._bounded(client.mget(keys))
@@ -196,6 +212,21 @@ class RevocationListener:
                 await self._load_by_ttl(kind, head, unknown)
             if not cursor:
                 return
+
+    async def _scan(self, cursor: int, pattern: str) -> tuple[int, list[Any]]:
+        """One ``SCAN`` page: of the server, or of the cluster node holding the prefix's slot."""
+        client = self._store.client
+        if not isinstance(client, RedisCluster):
+            return await self._bounded(client.scan(cursor=cursor, match=pattern, count=_SCAN_COUNT))
+        # The prefix is a hash tag: every key of the store lives on the node of its slot.
+        node = client.get_node_from_key(self._store.channel)
+        if node is None:
+            raise ConnectionError(f"no cluster node serves the slot of {self._store.channel!r}")
+        scan = client.scan(cursor=cursor, match=pattern, count=_SCAN_COUNT, target_nodes=node)
+        # redis-py types a cluster's SCAN as a server's; it answers ({node name: cursor}, keys).
+        cursors: Any
+        cursors, names = await self._bounded(scan)
+        return int(cursors[node.name]), names
 
     async def _load_by_ttl(self, kind: RevocationKind, head: str, keys: list[str]) -> None:
         """Keys written before the value carried the expiry (``b"1"``): the TTL tells it."""

@@ -268,20 +268,17 @@ class Service:
         """The shared revocations of ``auth``: a replica of Redis's, owned by this service."""
         assert auth.revocation_redis_url is not None  # checked by the caller
         try:
-            from redis.asyncio import Redis  # aegis-auth's redis extra
-
-            from aegis.auth import ReplicatedTokenStore
+            from aegis.auth import ReplicatedTokenStore  # its redis extra
+            from aegis.service._redis import redis_client
         except ImportError as exc:
             raise ConfigurationError(
                 "AuthSettings.revocation_redis_url needs redis: "
                 "pip install 'aegis-service[revocation]'"
             ) from exc
-        client = Redis.from_url(
-            auth.revocation_redis_url.get_secret_value(),
-            socket_connect_timeout=_REDIS_TIMEOUT,
-            socket_timeout=_REDIS_TIMEOUT,
-        )
-        self._on_stop.append(client.aclose)  # after the replica's close (stops run reversed)
+        # A redis://, redis+cluster:// or redis+sentinel:// URL, as the cache takes.
+        url = auth.revocation_redis_url.get_secret_value()
+        client, close = redis_client(url, timeout=_REDIS_TIMEOUT)
+        self._on_stop.append(close)  # after the replica's close (stops run reversed)
         return ReplicatedTokenStore(
             client,
             prefix=auth.revocation_key_prefix,
