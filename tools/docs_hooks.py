@@ -30,6 +30,10 @@ from members import Member, load_members
 
 ROOT = Path(__file__).resolve().parent.parent
 ERROR_CODES_MARKER = "<!-- aegis:error-codes -->"
+# A row of operations.md's problem codes table: | `CODE` | STATUS | [Section](#anchor) |
+_OPERATIONS_ROW = re.compile(
+    r"^\| `(?P<code>[A-Z_]+)` \| \d{3} \| \[[^]]+\]\(#(?P<anchor>[a-z0-9-]+)\) \|$", re.M
+)
 GENERATED_SECTIONS = {"Packages": "packages", "Changelogs": "changelog"}
 SAMPLE_REGISTRY = ROOT / "examples" / "schemas"
 SAMPLE_REGISTRY_SECTION, SAMPLE_REGISTRY_FOLDER = "Sample schema registry", "schema-registry"
@@ -98,10 +102,23 @@ def error_code_table() -> str:
         text=True,
         check=True,
     )
-    rows = ["| code | HTTP status | title | package |", "|---|---|---|---|"]
+    sections = operations_sections()
+    rows = [
+        "| code | HTTP status | title | package | operations |",
+        "|---|---|---|---|---|",
+    ]
     for code, status, title, owner in json.loads(result.stdout):
-        rows.append(f"| `{code}` | {status} | {title} | [{owner}](packages/{owner}.md) |")
+        if code not in sections:
+            raise ValueError(f"docs/operations.md's problem codes table has no row for {code}")
+        link = f"[what to do](operations.md#{sections[code]})"
+        rows.append(f"| `{code}` | {status} | {title} | [{owner}](packages/{owner}.md) | {link} |")
     return "\n".join(rows)
+
+
+def operations_sections() -> dict[str, str]:
+    """Each problem code's section in docs/operations.md, from that page's problem codes table."""
+    rows = _OPERATIONS_ROW.finditer((ROOT / "docs" / "operations.md").read_text())
+    return {row["code"]: row["anchor"] for row in rows}
 
 
 class CodeInProseFilter(logging.Filter):
