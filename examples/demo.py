@@ -6,6 +6,12 @@ in-memory event transport, each on its own SQLite file, with the in-memory cache
 options or AEGIS_TEST_POSTGRES_URL / AEGIS_TEST_REDIS_URL / AEGIS_TEST_KAFKA_BOOTSTRAP), each
 with a database of its own. Either way the services' tables are those of examples/schemas,
 created by aegis-schema's MigrationCoordinator before the services start.
+``--topology NAME`` (implies ``--real``, may be repeated): ``postgres-replica`` puts the
+databases on a primary with a streaming replica that the services read on (and shows a client
+reading its own new user at once while the replica lags), ``redis-cluster`` or
+``redis-sentinel`` gives the services' cache and revocations a ``redis+cluster://`` or
+``redis+sentinel://`` URL; each is started for the demo unless ``./dev services up --topology
+NAME`` runs one (its AEGIS_TEST_* variables set).
 ``--serve``: after the walkthrough, keep the services running and print their URLs and an admin
 token. Exit code 0 only if every step behaved as expected.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -22,17 +29,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import policy_service
+import psycopg
 import user_service
 import uvicorn
 from pydantic import SecretStr
+from redis.asyncio.cluster import RedisCluster
 
 from aegis.auth import MemoryTokenStore
 from aegis.db import DatabaseSettings
@@ -40,13 +49,17 @@ from aegis.log import ConsoleSettings, LogSettings
 from aegis.msg import InMemoryTransport
 from aegis.schema import MigrationCoordinator, MigrationRun, SchemaRegistry
 from aegis.testing import (
+    TOPOLOGY_NAMES,
     EmbeddedServer,
     RestartableServer,
     ServiceKind,
+    Topology,
+    TopologyName,
     create_database,
     database_url,
     drop_database,
     start_server,
+    start_topology,
 )
 
 ADMIN_EMAIL = "admin@example.com"
@@ -77,6 +90,8 @@ class Services:
     """Ends when the services stop (Ctrl-C); close it unawaited when leaving on purpose."""
     databases: dict[str, str] = field(default_factory=dict)
     """Each service's database URL."""
+    replicas: dict[str, str] = field(default_factory=dict)
+    """``--topology postgres-replica``: each service's database on the replica."""
     broker: RestartableServer | None = None
     """``--real`` without ``--kafka-bootstrap``: the demo's own Kafka broker, which a step
     stops and starts again (empty, as Tansu keeps nothing)."""
@@ -92,6 +107,11 @@ class Walkthrough:
     admin_token: str = ""
     broker: RestartableServer | None = None
     """The demo's own Kafka broker (``--real``), which the outage step stops and restarts."""
+    replica_url: str | None = None
+    """``--topology postgres-replica``: user-service's database on the replica."""
+    redis_topology: str | None = None
+    """``--topology redis-cluster`` or ``redis-sentinel``: its name; ``redis_url`` its URL."""
+    redis_url: str = ""
 
     def step(self, title: str, ok: bool, detail: str) -> bool:
         """Print one step's outcome and remember it."""
@@ -256,10 +276,115 @@ async def walkthrough(w: Walkthrough) -> None:  # one scripted story
     )
 
     await logout_is_honoured_everywhere(w, bob)
+    await steps_of_the_servers(w, run)
+    await show_metrics(w)
+
+
+async def steps_of_the_servers(w: Walkthrough, run: str) -> None:
+    """What the servers allow: a replica to hold back, a broker of the demo's own to restart."""
+    if w.replica_url is not None:
+        await own_writes_while_the_replica_lags(w, w.replica_url, run)
+    if w.redis_topology is not None:
+        await redis_topology_in_use(w, w.redis_topology, w.redis_url)
     if w.broker is not None:
         await events_resume_after_broker_restart(w, w.broker, run)
 
-    await show_metrics(w)
+
+async def own_writes_while_the_replica_lags(w: Walkthrough, replica_url: str, run: str) -> None:
+    """postgres-replica: a client reads its new user at once, another reads the lagging replica.
+
+    The replica's replay is paused, so it lags for as long as the step needs. The demo's client
+    carries the cookie user-service set when it created Dave (aegis-db's
+    ReadYourWritesMiddleware, installed by bootstrap() with read replicas): its next request
+    reads on the primary. A client without it reads on the replica, which has not replayed Dave.
+    """
+    email = f"dave-{run}@example.com"
+    listing = {"email": f"dave-{run}"}
+    admin = bearer(w.admin_token)
+    async with httpx.AsyncClient(base_url=str(w.users.base_url), timeout=10.0) as other:
+
+        async def listed(client: httpx.AsyncClient) -> list[str]:
+            response = await client.get("/users", params=listing, headers=admin)
+            return [item["name"] for item in response.json().get("items", [])]
+
+        with replay_paused(replica_url):
+            created = await w.users.post(
+                "/users", json={"email": email, "name": "Dave", "password": PASSWORD}
+            )
+            cookie = created.headers.get("set-cookie", "").partition("=")[0]
+            mine, theirs = await listed(w.users), await listed(other)
+        w.step(
+            "replica paused: the client that created Dave lists him at once",
+            created.status_code == HTTPStatus.CREATED and mine == ["Dave"],
+            f"{created.status_code}, {mine} (read on the primary: cookie {cookie})",
+        )
+        w.step(
+            "... another client reads the lagging replica",
+            theirs == [],
+            f"{theirs}: Dave not replayed there yet",
+        )
+        resumed = time.monotonic()
+
+        async def replayed() -> bool:
+            return await listed(other) == ["Dave"]
+
+        found = await wait_for(replayed)
+        w.step(
+            "replay resumed: the other client finds Dave on the replica",
+            found,
+            f"within {(time.monotonic() - resumed) * 1000:.0f} ms" if found else "never",
+        )
+    metrics = (await w.users.get("/metrics")).text
+    routes = {
+        route: sum(
+            float(line.rpartition(" ")[2])
+            for line in metrics.splitlines()
+            if line.startswith(f'aegis_db_read_only_sessions_total{{route="{route}"')
+        )
+        for route in ("replica", "primary_own_write")
+    }
+    w.step(
+        "user-service reads on the replica",
+        routes["replica"] > 0 and routes["primary_own_write"] > 0,
+        ", ".join(f"{route}={count:.0f}" for route, count in routes.items())
+        + " read-only sessions",
+    )
+
+
+async def redis_topology_in_use(w: Walkthrough, name: str, url: str) -> None:
+    """redis-cluster / redis-sentinel: the rate limit counts there; on a cluster, where keys are."""
+    admin = bearer(w.admin_token)
+    remaining = [
+        (await w.users.get("/users/me", headers=admin)).headers.get("ratelimit-remaining", "")
+        for _ in range(2)
+    ]
+    counts = remaining[0].isdigit() and remaining[1].isdigit()
+    w.step(
+        f"user-service's rate limit kept on {name}",
+        counts and int(remaining[1]) == int(remaining[0]) - 1,
+        f"RateLimit-Remaining {remaining[0]} then {remaining[1]}",
+    )
+    if name != "redis-cluster":
+        return
+    cluster = RedisCluster.from_url(url.replace("+cluster", "", 1))
+    try:
+        # The cache's keys (namespace "users") are spread over the primaries by their slots;
+        # the revocations' keys share the hash tag {users:}, so one primary holds them all.
+        keys = [key async for key in cluster.scan_iter(match="*users:*", count=1000)]
+        nodes: dict[str, set[str]] = {"cache": set(), "revocations": set()}
+        for key in keys:
+            kind = "revocations" if key.startswith(b"{users:}") else "cache"
+            node = cluster.get_node_from_key(key)
+            nodes[kind].add(node.name if node else "?")
+    finally:
+        await cluster.aclose()
+    primaries = len(cluster.get_primaries())
+    w.step(
+        "the services' keys are on the cluster",
+        bool(nodes["cache"]) and len(nodes["revocations"]) == 1,
+        f"{len(keys)} keys: cache and rate limit on {len(nodes['cache'])} of {primaries} "
+        f"primaries, the revocations' on {len(nodes['revocations'])} (hash tag {{users:}})",
+    )
 
 
 async def show_metrics(w: Walkthrough) -> None:
@@ -410,7 +535,23 @@ async def processes(
     environment variables for both services.
     """
     async with contextlib.AsyncExitStack() as owned:
-        postgres_url = args.postgres_url or await owned.enter_async_context(embedded("postgres"))
+        replica_url = None
+        if "postgres-replica" in args.topology:
+            postgres = await owned.enter_async_context(postgres_replica())
+            postgres_url, replica_url = postgres.url, postgres.replica_url
+            print(f"postgres       primary and streaming replica: {postgres.origin}")
+        else:
+            postgres_url = args.postgres_url or await owned.enter_async_context(
+                embedded("postgres")
+            )
+        for name in ("redis-cluster", "redis-sentinel"):
+            if name in args.topology:
+                redis = await owned.enter_async_context(redis_topology(name))
+                print(f"redis          {name} {redis.url}: {redis.origin}")
+                args.redis_url = redis.url
+                # A rate limit too, to show it kept there (a high one: the demo is not limited).
+                limit = {"limit": 10000, "period_seconds": 60, "key": "user"}
+                env = {**(env or {}), "USERS_RATE_LIMIT": json.dumps(limit)}
         redis_url = args.redis_url or await owned.enter_async_context(embedded("redis"))
         broker = None
         kafka_bootstrap = args.kafka_bootstrap
@@ -423,7 +564,9 @@ async def processes(
             "redis": redis_url,
             "kafka": kafka_bootstrap,
         }
-        async with service_processes(args, data, servers, env or {}) as services:
+        async with service_processes(
+            args, data, servers, env or {}, replica_url=replica_url
+        ) as services:
             services.broker = broker
             yield services
 
@@ -441,11 +584,17 @@ async def embedded(kind: ServiceKind) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def service_processes(
-    args: argparse.Namespace, data: Path, servers: dict[ServiceKind, str], env: dict[str, str]
+    args: argparse.Namespace,
+    data: Path,
+    servers: dict[ServiceKind, str],
+    env: dict[str, str],
+    *,
+    replica_url: str | None = None,
 ) -> AsyncIterator[Services]:
     """Start user-service, then policy-service, each a process with a database of its own.
 
-    ``servers``: the URL of each kind of server (the Kafka one a bootstrap address).
+    ``servers``: the URL of each kind of server (the Kafka one a bootstrap address);
+    ``replica_url``: a streaming replica of the PostgreSQL server, which both services read on.
     """
     postgres_url, redis_url = servers["postgres"], servers["redis"]
     kafka_bootstrap = servers["kafka"]
@@ -454,6 +603,11 @@ async def service_processes(
     # A database per service on that server, the demo's own, dropped afterwards.
     names = {service: f"aegis_demo_{uuid.uuid4().hex[:8]}_{service}" for service in SERVICES}
     databases = {service: database_url(postgres_url, name) for service, name in names.items()}
+    replicas = (
+        {service: database_url(replica_url, name) for service, name in names.items()}
+        if replica_url
+        else {}
+    )
     common = {**os.environ, "AEGIS_ENV": "development", **env}
     users_env = {
         "USERS_HOST": args.host,
@@ -479,11 +633,16 @@ async def service_processes(
         # A fresh group per run: a shared Kafka may still hold an earlier run's group.
         "POLICIES_CONSUMER_GROUP": f"policy-service-{uuid.uuid4().hex[:8]}",
     }
+    if replicas:  # read-only sessions on the replica, read-your-writes per client
+        users_env["USERS_DATABASE__READ_REPLICA_URLS"] = json.dumps([replicas["users"]])
+        policies_env["POLICIES_DATABASE__READ_REPLICA_URLS"] = json.dumps([replicas["policies"]])
     started: list[subprocess.Popen[bytes]] = []
     try:
         for name in names.values():
             await asyncio.to_thread(create_database, postgres_url, name)
         await asyncio.to_thread(create_tables, databases, data)
+        if replicas:  # the services read there from their first request on
+            await asyncio.to_thread(wait_replayed, databases["users"], replicas["users"])
         for module, service_env, url in (
             ("user_service", users_env, users_url),
             ("policy_service", policies_env, policies_url),
@@ -500,7 +659,7 @@ async def service_processes(
                 )
             await ready(url, started[-1], data / f"{module}.log")
         exited = asyncio.to_thread(started[0].wait)  # Ctrl-C reaches the services too
-        yield Services(users_url, policies_url, exited, databases)
+        yield Services(users_url, policies_url, exited, databases, replicas)
     finally:
         for process in started:
             process.send_signal(signal.SIGINT)
@@ -511,6 +670,108 @@ async def service_processes(
                 process.kill()
         for name in names.values():
             await asyncio.to_thread(drop_database, postgres_url, name)
+
+
+# --topology: the multi-node servers of aegis-testing, started here unless one runs already.
+
+REPLAY_WAIT_SECONDS = 30.0
+REDIS_VARIABLES: dict[TopologyName, str] = {
+    "redis-cluster": "AEGIS_TEST_REDIS_CLUSTER_URL",
+    "redis-sentinel": "AEGIS_TEST_REDIS_SENTINEL_URL",
+}
+"""Where ``services up --topology NAME`` leaves a Redis topology's URL."""
+REPLICA_VARIABLE = "AEGIS_TEST_POSTGRES_REPLICA_URL"
+"""``services up --topology postgres-replica``: the replica (``AEGIS_TEST_POSTGRES_URL``: the
+primary)."""
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """A PostgreSQL primary for the services' databases and its streaming replica."""
+
+    url: str
+    replica_url: str
+    origin: str
+    """Where they come from, for the demo to print."""
+
+
+@dataclass(frozen=True)
+class Redis:
+    """A ``redis+cluster://`` or ``redis+sentinel://`` URL for the services."""
+
+    url: str
+    origin: str
+    """Where it comes from, for the demo to print."""
+
+
+@contextlib.asynccontextmanager
+async def started(
+    name: TopologyName, variable: str, *, also: str | None = None
+) -> AsyncIterator[tuple[dict[str, str], str]]:
+    """The variables of topology ``name`` and where it comes from.
+
+    The running topology that ``variable`` (and ``also``) name, else one started here and
+    stopped on leaving.
+    """
+    wanted = [key for key in (variable, also) if key]
+    if all(os.environ.get(key) for key in wanted):
+        yield {key: os.environ[key] for key in wanted}, f"the running one named by {variable}"
+        return
+    topology: Topology = await asyncio.to_thread(start_topology, name)
+    origin = (
+        f"{len(topology.nodes)} nodes started in {topology.startup_seconds or 0:.1f} s "
+        "(stopped when the demo ends)"
+    )
+    try:
+        yield topology.environment(), origin
+    finally:
+        await asyncio.to_thread(topology.stop)
+
+
+@contextlib.asynccontextmanager
+async def postgres_replica() -> AsyncIterator[Postgres]:
+    """The primary and the replica of a postgres-replica topology (running, or started)."""
+    primary = "AEGIS_TEST_POSTGRES_URL"
+    async with started("postgres-replica", REPLICA_VARIABLE, also=primary) as (found, origin):
+        yield Postgres(found[primary], found[REPLICA_VARIABLE], origin)
+
+
+@contextlib.asynccontextmanager
+async def redis_topology(name: Literal["redis-cluster", "redis-sentinel"]) -> AsyncIterator[Redis]:
+    """The ``redis+cluster://`` or ``redis+sentinel://`` URL of a topology (running, or started)."""
+    variable = REDIS_VARIABLES[name]
+    async with started(name, variable) as (found, origin):
+        yield Redis(found[variable], origin)
+
+
+def wait_replayed(primary_url: str, replica_url: str) -> float:
+    """Wait until the replica has replayed everything the primary has written; the seconds."""
+    began = time.monotonic()
+    with psycopg.connect(primary_url, autocommit=True) as primary:
+        written = primary.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert written is not None
+    with psycopg.connect(replica_url, autocommit=True) as replica:
+        while True:
+            behind = replica.execute(
+                "SELECT pg_wal_lsn_diff(%s::pg_lsn, pg_last_wal_replay_lsn())", (written[0],)
+            ).fetchone()
+            if behind is not None and behind[0] is not None and behind[0] <= 0:
+                return time.monotonic() - began
+            if time.monotonic() - began > REPLAY_WAIT_SECONDS:
+                raise SystemExit(f"the replica did not catch up within {REPLAY_WAIT_SECONDS} s")
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def replay_paused(replica_url: str) -> Iterator[None]:
+    """The replica receives the primary's WAL but replays none of it until the block ends."""
+    with psycopg.connect(replica_url, autocommit=True) as replica:
+        replica.execute("SELECT pg_wal_replay_pause()")
+    try:
+        yield
+    finally:
+        with psycopg.connect(replica_url, autocommit=True) as replica:
+            replica.execute("SELECT pg_wal_replay_resume()")
 
 
 async def ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -539,7 +800,16 @@ async def demo(args: argparse.Namespace) -> int:
                 httpx.AsyncClient(base_url=users_url, timeout=10.0) as users,
                 httpx.AsyncClient(base_url=policies_url, timeout=10.0) as policies,
             ):
-                w = Walkthrough(users, policies, broker=running.broker)
+                w = Walkthrough(
+                    users,
+                    policies,
+                    broker=running.broker,
+                    replica_url=running.replicas.get("users"),
+                    redis_topology=next(
+                        (name for name in args.topology if name.startswith("redis-")), None
+                    ),
+                    redis_url=args.redis_url or "",
+                )
                 await walkthrough(w)
             passed = sum(w.results)
             verdict = "every step behaved" if all(w.results) else "SOME STEPS FAILED"
@@ -570,7 +840,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-url", default=os.environ.get("AEGIS_TEST_POSTGRES_URL"))
     parser.add_argument("--redis-url", default=os.environ.get("AEGIS_TEST_REDIS_URL"))
     parser.add_argument("--kafka-bootstrap", default=os.environ.get("AEGIS_TEST_KAFKA_BOOTSTRAP"))
+    parser.add_argument(
+        "--topology",
+        action="append",
+        default=[],
+        choices=TOPOLOGY_NAMES,
+        help="run on this multi-node topology (implies --real; may be repeated)",
+    )
     args = parser.parse_args(argv)
+    if {"redis-cluster", "redis-sentinel"} <= set(args.topology):
+        parser.error("one Redis topology at a time: redis-cluster or redis-sentinel")
+    args.real = args.real or bool(args.topology)
     try:
         return asyncio.run(demo(args))
     except KeyboardInterrupt:

@@ -1,10 +1,15 @@
 """`./dev demo` end to end: the services as real processes, the walkthrough over real HTTP."""
 
+import os
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from aegis.testing import PostgresReplicaTopology, RedisClusterTopology
 
 DEMO = Path(__file__).resolve().parents[1] / "demo.py"
 
@@ -16,7 +21,7 @@ def free_port() -> int:
         return port
 
 
-def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
+def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     ports = ["--users-port", str(free_port()), "--policies-port", str(free_port())]
     return subprocess.run(
         [sys.executable, str(DEMO), *ports, *args],
@@ -24,6 +29,7 @@ def run_demo(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=240,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -97,3 +103,36 @@ def test_real_demo_passes_then_ctrl_c_stops_every_server_it_started(
         demo.wait()
         demo.stdout.close()
     assert all(port_is_free(port) for port in (broker_port, users, policies)), "".join(lines)
+
+
+@pytest.mark.scaleout
+def test_demo_passes_on_a_postgres_replica_and_a_redis_cluster(
+    postgres_replica: PostgresReplicaTopology,
+    redis_cluster: RedisClusterTopology,
+    kafka_bootstrap: str,
+) -> None:
+    """The session's topologies, named as ``./dev services up --topology`` names them."""
+    result = run_demo(
+        "--topology",
+        "postgres-replica",
+        "--topology",
+        "redis-cluster",
+        env={
+            **postgres_replica.environment(),
+            **redis_cluster.environment(),
+            "AEGIS_TEST_KAFKA_BOOTSTRAP": kafka_bootstrap,  # no broker of its own to restart
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_walkthrough_passed(result.stdout, steps=26)
+    for text in (
+        "primary and streaming replica: the running one named by AEGIS_TEST_POSTGRES_REPLICA_URL",
+        f"redis-cluster {redis_cluster.url}: the running one named by",
+        "the client that created Dave lists him at once: 201, ['Dave'] (read on the primary",
+        "another client reads the lagging replica: []",
+        "replay resumed: the other client finds Dave on the replica",
+        "user-service reads on the replica: replica=",
+        "user-service's rate limit kept on redis-cluster",
+        "the revocations' on 1 (hash tag {users:})",
+    ):
+        assert text in result.stdout, result.stdout

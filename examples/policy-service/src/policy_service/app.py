@@ -220,6 +220,10 @@ def create_app(
             return await KnownUserRepository(session).get_or_none(holder_id)
 
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
+    # Reading routes: on a read replica when the settings name any, read-your-writes per client.
+    reading_type = Annotated[
+        AsyncSession, Depends(session_dependency(db, read_only=True), scope="function")
+    ]
     write = [Depends(require_permissions("policy:write"))]
     read = [Depends(require_permissions("policy:read"))]
 
@@ -244,7 +248,7 @@ def create_app(
 
     @app.get("/policies/{policy_id}", dependencies=read)
     async def get_policy(
-        policy_id: uuid.UUID, principal: CurrentUser, session: session_type
+        policy_id: uuid.UUID, principal: CurrentUser, session: reading_type
     ) -> PolicyOut:
         return PolicyOut.model_validate(await owned(session, policy_id, principal))
 
@@ -252,7 +256,7 @@ def create_app(
     async def list_policies(
         *,
         principal: CurrentUser,
-        session: session_type,
+        session: reading_type,
         status: SafeStr | None = None,
         holder_id: uuid.UUID | None = None,
         sort: str = "-created_at",

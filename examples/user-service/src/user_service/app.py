@@ -135,6 +135,12 @@ def create_app(
                 await outbox.add(session, UserCreated(data=user_data(admin)))
 
     session_type = Annotated[AsyncSession, Depends(session_dependency(db), scope="function")]
+    # Routes that only read take a read-only session: on a read replica when the settings
+    # name any (USERS_DATABASE__READ_REPLICA_URLS), after the replica has replayed what the
+    # same client wrote (bootstrap() installs aegis-db's ReadYourWritesMiddleware).
+    reading_type = Annotated[
+        AsyncSession, Depends(session_dependency(db, read_only=True), scope="function")
+    ]
 
     def repository(session: AsyncSession) -> UserRepository:
         return UserRepository(session, cursor_secret=cursor_secret)
@@ -180,12 +186,12 @@ def create_app(
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @app.get("/users/me")
-    async def me(principal: CurrentUser, session: session_type) -> UserOut:
+    async def me(principal: CurrentUser, session: reading_type) -> UserOut:
         return UserOut.model_validate(await repository(session).get(uuid.UUID(principal.subject)))
 
     @app.get("/users/{user_id}")
     async def get_user(
-        user_id: uuid.UUID, principal: CurrentUser, session: session_type, response: Response
+        user_id: uuid.UUID, principal: CurrentUser, session: reading_type, response: Response
     ) -> UserOut:
         if not (principal.has_permission("user:read") or principal.has_scope("user:read")):
             require_owner(principal, str(user_id))
@@ -200,7 +206,7 @@ def create_app(
     @app.get("/users", dependencies=[Depends(require_permissions("user:read"))])
     async def list_users(
         *,
-        session: session_type,
+        session: reading_type,
         role: SafeStr | None = None,
         email: Annotated[SafeStr | None, Query(description="part of the e-mail address")] = None,
         sort: str = "created_at",
