@@ -132,6 +132,8 @@ def create_app(
     subscriber = EventSubscriber(
         events, group_id=settings.consumer_group, registry=EventRegistry(), poll_timeout=0.05
     )
+    if service.asyncapi is not None:  # its handlers, registered below, are on /asyncapi
+        service.asyncapi.subscriber(subscriber)
     # Not ready while the subscriber cannot consume (broker or group gone) for over max_outage.
     service.health.add("events", subscriber.health_check)
     service.on_start(subscriber.start)

@@ -1,5 +1,6 @@
 """The service's one settings class: aegis-service's ``ServiceSettings``, ``POLICIES_*`` names."""
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr, model_validator
@@ -7,9 +8,11 @@ from pydantic_settings import SettingsConfigDict
 
 from aegis.auth import JWKS_PATH
 from aegis.db import DatabaseSettings
-from aegis.service import AuthSettings, ServiceSettings
+from aegis.service import AuthSettings, PagesSettings, ServiceSettings
 
 USERS_URL = "http://127.0.0.1:8001"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+"""examples/schemas: the schema registry that declares this service's tables (as ``policies``)."""
 
 
 class Settings(ServiceSettings):
@@ -35,6 +38,10 @@ class Settings(ServiceSettings):
     )
     """Tokens are user-service's, verified with its JWKS (``{users_url}/.well-known/jwks.json``
     unless ``POLICIES_AUTH__JWKS_URL`` says otherwise)."""
+    pages: PagesSettings | None = PagesSettings(schema_registry=SCHEMAS, schema_service="policies")
+    """``/asyncapi`` (the user events it consumes) and ``/schema`` (its tables, ``policies`` in the
+    registry, and the users table they reference); ``POLICIES_PAGES__SCHEMA_HISTORY_URL`` adds
+    the pending migrations."""
     consumer_group: str = "policy-service"
     """The Kafka consumer group of the user-event projection (``POLICIES_KAFKA__*``: Kafka;
     unset: the in-memory transport, which reaches only publishers in this process)."""

@@ -95,6 +95,9 @@ def create_app(
     assert db is not None
     assert cache is not None
     assert tokens is not None
+    # What it sends, through the outbox: the /asyncapi page (bootstrap() serves it) lists them.
+    if service.asyncapi is not None and service.publisher is not None:
+        service.asyncapi.publisher(service.publisher, UserCreated, UserUpdated, UserDeleted)
     instrument_engine(
         db.engine,
         name="users",

@@ -1,6 +1,7 @@
 """The service's one settings class: aegis-service's ``ServiceSettings`` with ``USERS_*`` names."""
 
 import uuid
+from pathlib import Path
 from typing import Self
 
 from pydantic import SecretStr, model_validator
@@ -8,10 +9,12 @@ from pydantic_settings import SettingsConfigDict
 
 from aegis.cache import CacheSettings
 from aegis.db import DatabaseSettings
-from aegis.service import AuthSettings, ServiceSettings
+from aegis.service import AuthSettings, PagesSettings, ServiceSettings
 
 PUBLIC_PATHS = ("POST /users", "/auth/token", "/auth/refresh", "/oauth/token")
 """Sign-up and the token routes need no token; reading users does ("POST /users": one method)."""
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
+"""examples/schemas: the schema registry that declares this service's tables (as ``users``)."""
 
 
 class Settings(ServiceSettings):
@@ -50,6 +53,9 @@ class Settings(ServiceSettings):
     reused refresh tokens are written there and announced to every service's in-process replica
     (``auth.revocation_redis_url``, unless ``USERS_AUTH__REVOCATION_REDIS_URL`` says otherwise).
     ``None`` keeps revocations in this process only."""
+    pages: PagesSettings | None = PagesSettings(schema_registry=SCHEMAS, schema_service="users")
+    """``/asyncapi`` (the user events) and ``/schema`` (its tables, ``users`` in the registry);
+    ``USERS_PAGES__SCHEMA_HISTORY_URL``, the migration history, adds the pending migrations."""
     cursor_secret: SecretStr = SecretStr("dev-only-cursor-secret-32-bytes!")
     admin_email: str = "admin@example.com"
     admin_password: SecretStr = SecretStr("Admin-Passw0rd-Demo")
