@@ -105,7 +105,11 @@ def test_survivors_are_printed_as_diffs_and_the_score_ends_the_report(tmp_path: 
     )
     result = mutate(tmp_path, "pkg/src/toy/__init__.py", "--fail-under", "60")
     assert result.returncode == 1, result.stderr  # 50% is under the floor
-    assert result.stdout.endswith("\nmutation score: 50.0% (killed 1 of 2)\n")
+    assert result.stdout.endswith(
+        "\npkg/src/toy/__init__.py: mutation score: 50.0% (killed 1 of 2)\n"
+        "under the floor of 60%: pkg/src/toy/__init__.py\n"
+        "mutation score: 50.0% (killed 1 of 2)\n"
+    )
     assert SURVIVOR in result.stdout
     assert result.stdout.count("survived:") == 1
     # 11 operator swaps of `int | None`, then AddNot in label (killed), check, noop (equivalent)

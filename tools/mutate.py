@@ -360,34 +360,60 @@ def mutate_module(
     print(file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear run
-    """Run the mutation test; 1 when the score is under --fail-under, 2 when a baseline fails."""
+def print_report(reports: list[Report], floor: float) -> list[str]:
+    """Print the survivors as diffs and the scores; return the modules under ``floor``."""
+    for report in reports:
+        for mutant, diff in report.survivors:
+            print(f"\nsurvived: {report.path}:{mutant.line}:{mutant.col} {mutant.operator}")
+            print(diff)
+    print()
+    under = []
+    for report in reports:
+        timeouts = f", {report.timed_out} by timeout" if report.timed_out else ""
+        print(f"{report.path}: {score_line(report.killed, report.tested)}{timeouts}")
+        if report.tested and 100.0 * report.killed / report.tested < floor:
+            under.append(report.path)
+    if under:
+        print(f"under the floor of {floor:g}%: {', '.join(under)}")
+    killed = sum(report.killed for report in reports)
+    tested = sum(report.tested for report in reports)
+    print(score_line(killed, tested))
+    return under
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[tuple[str, list[str]]]]:
+    """The options, and each module (relative to the root) with the tests that cover it."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("paths", nargs="+", type=Path, help="modules to mutate")
     parser.add_argument("--sample", type=int, help="test a fixed sample of N mutants per module")
     parser.add_argument("--tests", nargs="+", help="test paths (instead of mutation.toml's)")
     parser.add_argument("--timeout", type=float, help="seconds per mutant (default: from baseline)")
-    parser.add_argument("--fail-under", type=float, default=0.0, help="percent")
+    parser.add_argument("--fail-under", type=float, default=0.0, help="percent, per module")
     parser.add_argument("--root", type=Path, default=ROOT, help="the repository root")
     parser.add_argument("--config", type=Path, help="default: ROOT/tools/mutation.toml")
     args = parser.parse_args(argv)
-    root = args.root.resolve()
-    test_map, records = load_config(args.config or root / "tools" / "mutation.toml")
-    os.nice(NICENESS)
-    sys.dont_write_bytecode = (
-        True  # a mutant written within a second of the last must not hit a .pyc
-    )
-
+    args.root = args.root.resolve()
+    args.test_map, args.records = load_config(args.config or args.root / "tools" / "mutation.toml")
     modules = []
     for path in args.paths:
         absolute = path.resolve()
-        if not absolute.is_file() or root not in absolute.parents:
-            parser.error(f"{path}: not a file under {root}")
-        relative = absolute.relative_to(root).as_posix()
-        tests = args.tests or test_map.get(relative)
+        if not absolute.is_file() or args.root not in absolute.parents:
+            parser.error(f"{path}: not a file under {args.root}")
+        relative = absolute.relative_to(args.root).as_posix()
+        tests = args.tests or args.test_map.get(relative)
         if tests is None:
-            tests = [(unit_of(absolute, root) / "tests").relative_to(root).as_posix()]
+            tests = [(unit_of(absolute, args.root) / "tests").relative_to(args.root).as_posix()]
         modules.append((relative, tests))
+    return args, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the mutation test; 1 when a module scores under --fail-under, 2 when tests fail."""
+    args, modules = parse_args(argv)
+    root, records = args.root, args.records
+    os.nice(NICENESS)
+    # A mutant written within the second of the one before must not be read from its .pyc.
+    sys.dont_write_bytecode = True
 
     with tempfile.TemporaryDirectory(prefix="aegis-mutate-") as temp:
         workspace = Path(temp)
@@ -436,18 +462,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear ru
             mutate_module(report, workspace, mutants, tests, timeout)
             reports.append(report)
 
-    for report in reports:
-        for mutant, diff in report.survivors:
-            print(f"\nsurvived: {report.path}:{mutant.line}:{mutant.col} {mutant.operator}")
-            print(diff)
-    print()
-    for report in reports:
-        timeouts = f", {report.timed_out} by timeout" if report.timed_out else ""
-        print(f"{report.path}: {score_line(report.killed, report.tested)}{timeouts}")
-    killed = sum(report.killed for report in reports)
-    tested = sum(report.tested for report in reports)
-    print(score_line(killed, tested))
-    return 1 if tested and 100.0 * killed / tested < args.fail_under else 0
+    return 1 if print_report(reports, args.fail_under) else 0
 
 
 if __name__ == "__main__":
