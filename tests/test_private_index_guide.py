@@ -236,3 +236,73 @@ def test_uv_with_the_guides_pyproject_locks_and_syncs_from_the_index_alone(
     )
     assert result.returncode != 0
     assert "aegis was not found in the package registry" in result.stderr
+
+
+def _installing_explicit_index_block() -> str:
+    installing = (ROOT / "docs" / "installing.md").read_text()
+    blocks = re.findall(r"^```toml\n(.*?)^```$", installing, re.M | re.S)
+    (block,) = [str(b) for b in blocks if "explicit = true" in b]
+    return block
+
+
+def _impostor_core(out: Path) -> None:
+    """An ``aegis-core 0.1.99`` wheel, as anyone may upload one to public PyPI."""
+    project = out.parent / "impostor"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "aegis-core"\nversion = "0.1.99"\n'
+        "[tool.hatch.build.targets.wheel]\nbypass-selection = true\n"
+    )
+    build = [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(out)]
+    subprocess.run(build, cwd=project, check=True, capture_output=True)
+
+
+def test_uv_explicit_index_keeps_aegis_core_private_only_as_a_direct_dependency(
+    guide_index: GuideIndex, tmp_path: Path
+) -> None:
+    """installing.md's explicit-index example, with a public index that holds an impostor."""
+    public = tmp_path / "public"
+    shutil.copytree(Path(guide_index.env["INDEX_HOME"]) / "mirror", public)
+    _impostor_core(public)
+    port = _free_port()
+    command = [str(Path(sys.executable).parent / "pypi-server"), "run", "-i", "127.0.0.1"]
+    command += ["-p", str(port), "--disable-fallback", "-P", ".", "-a", ".", str(public)]
+    log = tmp_path / "public.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    public_url = f"http://127.0.0.1:{port}/"
+    example = _installing_explicit_index_block().replace(
+        "https://pypi.example.internal/", guide_index.url
+    )
+    # public PyPI, played by the index above: uv's default index for every other name
+    example += (
+        f'\n[[tool.uv.index]]\nname = "public"\nurl = "{public_url}simple/"\ndefault = true\n'
+    )
+    env = {**guide_index.env, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def locked_core(pyproject: str) -> tuple[str, str]:
+        project = tmp_path / f"service-{len(pyproject)}"
+        project.mkdir()
+        (project / "pyproject.toml").write_text(pyproject)
+        lock = ["uv", "lock", "--python", sys.executable]
+        result = subprocess.run(
+            lock, cwd=project, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        packages = tomllib.loads((project / "uv.lock").read_text())["package"]
+        (core,) = [p for p in packages if p["name"] == "aegis-core"]
+        return core["version"], core["source"]["registry"]
+
+    try:
+        _wait_until_healthy(public_url, server, log)
+        version, registry = locked_core(example)
+        assert (version, registry) != ("0.1.99", public_url + "simple/")
+        assert registry == guide_index.simple
+        # the trap the page warns about: aegis-core only pulled in by aegis-db
+        transitive = re.sub(r'\n  "aegis-core>=0.1,<0.2",[^\n]*', "", example)
+        assert transitive != example
+        assert locked_core(transitive) == ("0.1.99", public_url + "simple/")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
