@@ -42,8 +42,8 @@ def pending_migration(registry: SchemaRegistry, history: HistoryStore) -> Impact
 
     Example:
         >>> report = pending_migration(SchemaRegistry.load("schemas"), HistoryStore(url))
-        >>> [step.id for step in report.plan.steps]
-        ['users.users@1.1.0']
+        >>> report.plan.steps[0].id
+        'users.users@1.1.0'
     """
     deployed = deployed_versions(history)
     base = SchemaRegistry(registry.compatibility)
