@@ -140,6 +140,8 @@ def test_an_encrypted_value_without_a_master_key_says_what_to_set(
         (f"{NEW},{NEW}", "AEGIS_MASTER_KEY names key id 'new' twice"),
         ("short:abcd", "encryption key 'short' must be 32 bytes (AES-256), got 3"),
     ],
+    # the rings hold fresh random keys: ids that name the case, the same in every process
+    ids=["entry-without-key-id", "key-id-twice", "short-key"],
 )
 def test_a_malformed_key_ring_is_explained_without_the_keys(ring: str, message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:

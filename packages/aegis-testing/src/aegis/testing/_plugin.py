@@ -34,6 +34,10 @@ TopologyT = TypeVar("TopologyT", bound=Topology)
 
 SCALEOUT_MARKER = "scaleout: a test on a multi-node topology (replica, cluster, sentinel)"
 _STARTUPS = pytest.StashKey[dict[str, float]]()
+_STARTUPS_KEY = "aegis_topology_startups"
+_TOPOLOGY_FIXTURES = frozenset({"postgres_replica", "redis_cluster", "redis_sentinel"})
+TOPOLOGY_GROUP = "aegis-topologies"
+"""The ``xdist_group`` of every test that uses a topology fixture."""
 
 KafkaTopicFactory = Callable[..., str]
 """``kafka_topic_factory(name="topic", *, partitions=1, config=None) -> str``."""
@@ -142,6 +146,33 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``scaleout`` marker: ``pytest -m scaleout`` runs the topology tests."""
     config.addinivalue_line("markers", SCALEOUT_MARKER)
     config.stash[_STARTUPS] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, keep every topology test on one worker (with ``--dist loadgroup``).
+
+    A topology is a session fixture: each worker that runs one of its tests would start its own
+    cluster of servers. One group runs them all in one worker, so each topology starts once.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if any(name in _TOPOLOGY_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(TOPOLOGY_GROUP))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, hand the topologies' start-up times to the controller's summary."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput[_STARTUPS_KEY] = dict(session.config.stash.get(_STARTUPS, {}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the xdist controller, collect what a worker reported in ``pytest_sessionfinish``."""
+    startups = getattr(node, "workeroutput", {}).get(_STARTUPS_KEY, {})
+    node.config.stash.setdefault(_STARTUPS, {}).update(startups)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
