@@ -324,6 +324,15 @@ def test_a_star_args_function_keys_its_tuple_of_arguments() -> None:
     assert builder((1, [2]), {}) != builder((1, 2), {})
     assert builder((1,), {}) != builder((1, None), {})
 
+    def pair_of(first: int, rest: list[object]) -> None: ...
+
+    def digest(key: str) -> str:
+        return key.rpartition(":")[2]
+
+    # *rest is keyed as the list of the extra arguments, as a parameter holding that list is
+    assert digest(builder((1, 2), {})) == digest(KeyBuilder(pair_of)((1, [2]), {}))
+    assert digest(builder((1, 2, "x"), {})) == digest(KeyBuilder(pair_of)((1, [2, "x"]), {}))
+
     def options(**flags: object) -> None: ...
 
     assert KeyBuilder(options)((), {"a": 1}) != KeyBuilder(options)((), {"a": [1]})
@@ -342,9 +351,13 @@ def test_simple_calls_take_the_fast_path_and_get_the_general_paths_key(
     def slow(*_: object, **__: object) -> object:
         raise AssertionError("the general path ran")
 
+    def ping() -> None: ...
+
+    no_arguments = KeyBuilder(ping)
+    general.append(no_arguments((), {}))
     monkeypatch.setattr("aegis.cache._keys._dumps", slow)
     monkeypatch.setattr(KeyBuilder, "bind", slow)
-    assert [builder(args, {}) for args in calls] == general
+    assert [builder(args, {}) for args in calls] + [no_arguments((), {})] == general
     method = KeyBuilder(Repo.load)
     assert method((Repo(), 7), {}) == method((Repo(), 7), {})
 
@@ -368,11 +381,15 @@ def test_the_fast_path_tells_simple_values_from_their_lookalikes(
     assert builder(general, {}) == builder((), {"value": general[0]})
 
 
-def test_a_missing_argument_is_the_same_type_error_as_the_call() -> None:
+def test_a_call_the_function_would_refuse_is_the_same_type_error() -> None:
     with pytest.raises(TypeError, match="user_id"):
         KeyBuilder(lookup)((), {})
     with pytest.raises(TypeError):
         KeyBuilder(pair)((1,), {})
+    with pytest.raises(TypeError, match="too many positional arguments"):
+        KeyBuilder(pair)((1, "x", True, 4), {})
+    with pytest.raises(TypeError, match="multiple values for argument 'flag'"):
+        KeyBuilder(pair)((1, "x", True), {"flag": False})
 
 
 def test_functions_without_parameters_and_classmethods() -> None:
