@@ -30,6 +30,7 @@ import policy_service
 import pytest
 import user_service
 from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -45,6 +46,7 @@ SCHEMAS = ROOT / "examples" / "schemas"
 SCREENSHOTS = Path(os.environ.get("AEGIS_SCREENSHOTS", ROOT / ".aegis" / "screenshots"))
 LOCAL_HOSTS = {"127.0.0.1"}
 RENDER_TIMEOUT_MS = 60_000  # a 2-core machine shared with other test workers
+WAIT_SLICE_MS = 500
 
 
 @dataclass
@@ -159,6 +161,18 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             yield Services(users, policies, users_app.state.service.asyncapi)
 
 
+def wait_for(seen: Visit, selector: str) -> None:
+    """Wait for ``selector``, failing at once when the page logs an error instead."""
+    for _ in range(RENDER_TIMEOUT_MS // WAIT_SLICE_MS):
+        try:
+            seen.page.wait_for_selector(selector, timeout=WAIT_SLICE_MS)
+        except PlaywrightTimeoutError:
+            assert seen.errors == [], f"the page logged errors while drawing {selector}"
+        else:
+            return
+    pytest.fail(f"{selector} did not appear within {RENDER_TIMEOUT_MS} ms")
+
+
 def asyncapi_document(server: RunningServer) -> dict[str, Any]:
     document: dict[str, Any] = httpx.get(f"{server.url}/asyncapi.json").json()
     return document
@@ -166,7 +180,7 @@ def asyncapi_document(server: RunningServer) -> dict[str, Any]:
 
 def check_catalogue(seen: Visit, document: dict[str, Any]) -> str:
     """Wait for the AsyncAPI component, then check every channel and message is on the page."""
-    seen.page.wait_for_selector("#aegis-asyncapi #introduction", timeout=RENDER_TIMEOUT_MS)
+    wait_for(seen, "#aegis-asyncapi #introduction")
     text = seen.page.inner_text("#aegis-asyncapi")
     assert document["channels"], "the sample service declares its channels"
     for channel in document["channels"].values():
@@ -180,7 +194,7 @@ def check_catalogue(seen: Visit, document: dict[str, Any]) -> str:
 
 def check_diagrams(seen: Visit, nodes: list[int]) -> None:
     """Wait for Mermaid, then check each diagram is an SVG with the given number of nodes."""
-    seen.page.wait_for_selector("body[data-diagrams]", timeout=RENDER_TIMEOUT_MS)
+    wait_for(seen, "body[data-diagrams]")
     assert seen.page.get_attribute("body", "data-diagrams") == "rendered"
     drawn = seen.page.eval_on_selector_all(
         "pre.mermaid", "all => all.map(pre => pre.querySelectorAll('svg g.node').length)"
