@@ -14,9 +14,9 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 # A plain dict, never changed in place: `{**fields}` on it is faster than on a proxy.
-_EMPTY: Final[Mapping[str, Any]] = {}
+EMPTY_FIELDS: Final[Mapping[str, Any]] = {}
 
-bound_fields: Final = ContextVar[Mapping[str, Any]]("aegis_log_fields", default=_EMPTY)
+bound_fields: Final = ContextVar[Mapping[str, Any]]("aegis_log_fields", default=EMPTY_FIELDS)
 """The fields bound in the current context; replaced, never changed in place."""
 
 
@@ -41,7 +41,7 @@ def unbind_context(*names: str) -> None:
 
 def clear_context() -> None:
     """Remove every field that :func:`bind_context` added in the current context."""
-    bound_fields.set(_EMPTY)
+    bound_fields.set(EMPTY_FIELDS)
 
 
 def get_context() -> dict[str, Any]:
@@ -58,16 +58,6 @@ def bound_context(**fields: Any) -> Iterator[None]:
         ...     get_logger().info("started")
     """
     token = bound_fields.set({**bound_fields.get(), **fields})
-    try:
-        yield
-    finally:
-        bound_fields.reset(token)
-
-
-@contextmanager
-def isolated_context() -> Iterator[None]:
-    """Start the block with no bound fields and restore the previous ones after it."""
-    token = bound_fields.set(_EMPTY)
     try:
         yield
     finally:

@@ -155,12 +155,11 @@ class Pipeline:
             fields = processor(name, level_name, fields)  # type: ignore[assignment]
         if not _RESERVED.isdisjoint(fields):
             fields = {(f"{key}_" if key in _RESERVED else key): v for key, v in fields.items()}
-        masked = self.mask_fields(fields)
         event: dict[str, Any] = {
             "timestamp": format_datetime(created),
             "level": level_name,
             "logger": name,
-            "event": masked.pop("event", None),
+            "event": None,  # the message, masked in place below with the other fields
         }
         for key, variable in _CONTEXT_ITEMS:
             value = variable.get()
@@ -172,7 +171,7 @@ class Pipeline:
             ids = self.current_trace_ids()
             if ids is not None:
                 event["trace_id"], event["span_id"] = ids
-        event.update(masked)
+        self.mask_fields.mask_into(event, fields)
         line = render_json(event)
         if len(line) > self.max_line_bytes:
             line = truncate_line(event, line, self.max_line_bytes)
@@ -225,7 +224,7 @@ class FieldMasker:
     and emptied when full.
     """
 
-    __slots__ = ("_keys", "_mask", "_pii", "_sensitive", "_texts")
+    __slots__ = ("_keys", "_mask", "_pii", "_plain_keys", "_sensitive", "_texts")
 
     def __init__(
         self, keys: frozenset[str], mask: str, pii: frozenset[PiiKind] = frozenset()
@@ -236,6 +235,8 @@ class FieldMasker:
         mask_sensitive("", keys=keys, mask=mask, pii=pii)  # an unknown PII kind fails here
         # key -> (masked key, whether its value is masked)
         self._sensitive: dict[str, tuple[str, bool]] = {}
+        # the keys of _sensitive that are neither masked nor changed by masking
+        self._plain_keys: set[str] = set()
         self._texts: dict[str, str] = {}
 
     @property
@@ -250,8 +251,29 @@ class FieldMasker:
     def __call__(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Return a masked copy of ``fields``."""
         masked: dict[str, Any] = {}
-        sensitive = self._sensitive
+        self.mask_into(masked, fields)
+        return masked
+
+    def mask_into(self, masked: dict[str, Any], fields: Mapping[str, Any]) -> None:
+        """Write the masked ``fields`` into ``masked`` (a key already there keeps its place)."""
         texts = self._texts
+        if self._plain_keys.issuperset(fields):
+            # The usual line: every key seen before, none masked or changed by masking.
+            for key, value in fields.items():
+                kind = type(value)
+                if kind is str and len(value) <= _MEMO_TEXT_LENGTH:
+                    text = texts.get(value)
+                    masked[key] = text if text is not None else self._remember(value)
+                elif kind in _PLAIN:
+                    masked[key] = value
+                else:
+                    masked[key] = self._mask_one(value)
+        else:
+            self._mask_keys_into(masked, fields)
+
+    def _mask_keys_into(self, masked: dict[str, Any], fields: Mapping[str, Any]) -> None:
+        texts = self._texts
+        sensitive = self._sensitive
         for key, value in fields.items():
             known = sensitive.get(key) if type(key) is str else None
             if known is None:
@@ -261,7 +283,10 @@ class FieldMasker:
                 known = (self.text(key), is_sensitive_key(key, keys=self._keys))
                 if len(sensitive) >= _MEMO_LIMIT:
                     sensitive.clear()
+                    self._plain_keys.clear()
                 sensitive[key] = known
+                if known == (key, False):
+                    self._plain_keys.add(key)
             name, verdict = known
             if verdict:
                 masked[name] = self._mask
@@ -269,15 +294,17 @@ class FieldMasker:
                 masked[name] = value
             elif type(value) is str and len(value) <= _MEMO_TEXT_LENGTH:
                 text = texts.get(value)
-                if text is None:
-                    text = self.text(value)
-                    if len(texts) >= _MEMO_LIMIT:
-                        texts.clear()
-                    texts[value] = text
-                masked[name] = text
+                masked[name] = text if text is not None else self._remember(value)
             else:
                 masked[name] = self._mask_one(value)
-        return masked
+
+    def _remember(self, value: str) -> str:
+        text = self.text(value)
+        texts = self._texts
+        if len(texts) >= _MEMO_LIMIT:
+            texts.clear()
+        texts[value] = text
+        return text
 
     def _mask_one(self, value: object) -> Any:
         return mask_sensitive(value, keys=self._keys, mask=self._mask, pii=self._pii)

@@ -20,12 +20,16 @@ def trace_id_lookup() -> TraceLookup:
     OpenTelemetry.
     """
     try:
-        from opentelemetry.trace import get_current_span  # the otel extra
+        from opentelemetry.context import get_current  # the otel extra
+        from opentelemetry.trace import get_current_span
     except ImportError:  # the otel extra is not installed: no span can exist
         return _no_trace_ids
 
     def current_trace_ids() -> tuple[str, str] | None:
-        context = get_current_span().get_span_context()
+        current = get_current()
+        if not current:  # an empty OpenTelemetry context (a dict) holds no span
+            return None
+        context = get_current_span(current).get_span_context()
         if not context.is_valid:
             return None
         # W3C trace-context spelling, the form OpenTelemetry exporters and log backends join on

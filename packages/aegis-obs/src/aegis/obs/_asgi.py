@@ -251,7 +251,10 @@ class ObservabilityMiddleware:
         span = token = None
         if self._tracing and scope.get(_FASTAPI_TELEMETRY) is None:
             tracer = self._tracer if self._tracer_resolved else self._resolve_tracer()
-            span, token = _start_span(tracer, scope, method)
+            if tracer is not None:
+                span, token = _start_span(tracer, scope, method)
+            else:
+                token = _follow_caller(scope["headers"])
         exchange = _Exchange(scope, send, method, self._metrics, span)
         try:
             await self.app(exchange, receive, exchange.send)
@@ -301,16 +304,19 @@ class ObservabilityMiddleware:
             _end_span(span, exchange, status, failure)
 
 
+def _follow_caller(headers: Sequence[tuple[bytes, bytes]]) -> Token[Context] | None:
+    """No SDK: no span to record, but keep the caller's trace current for propagation."""
+    for name, _ in headers:
+        if name == b"traceparent":
+            return otel_context.attach(propagate.extract(headers, Context(), _GETTER))
+    # What _clear_trace_context() does, inline: this runs for every request.
+    return otel_context.attach(Context()) if otel_context.get_current() else None
+
+
 def _start_span(
-    tracer: trace.Tracer | None, scope: Scope, method: str
+    tracer: trace.Tracer, scope: Scope, method: str
 ) -> tuple[Span | None, Token[Context] | None]:
     headers = scope["headers"]
-    if tracer is None:
-        # No SDK: no span to record, but keep the caller's trace current for propagation.
-        for name, _ in headers:
-            if name == b"traceparent":
-                return None, otel_context.attach(propagate.extract(headers, Context(), _GETTER))
-        return None, _clear_trace_context()
     # From an empty Context, never the current one: a propagator that starts from the current
     # context (W3C baggage does) would carry an earlier request's values into this one.
     parent = propagate.extract(headers, Context(), _GETTER)
