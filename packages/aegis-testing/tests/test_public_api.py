@@ -28,6 +28,7 @@ def test_public_names_are_exactly_these() -> None:
         "ServiceKind",
         "ServiceStartError",
         "TcpProxy",
+        "TerminalOutput",
         "Topology",
         "TopologyName",
         "TopologyNode",
@@ -47,6 +48,7 @@ def test_public_names_are_exactly_these() -> None:
         "service_url",
         "start_server",
         "start_topology",
+        "terminal_stderr",
         "unique_name",
         "uvicorn_server",
     ]

@@ -8,7 +8,8 @@ The functions below are the same machinery for use outside pytest.
 For tests that need real sockets: :class:`RawConnection` speaks HTTP/1.1 (keep-alive,
 pipelining) and WebSocket byte by byte, :func:`uvicorn_server` (``asgi`` extra) serves an app
 with a real uvicorn on any of its loops and HTTP implementations, and :class:`LogLines` keeps
-the log lines a server thread writes for the test to wait for.
+the log lines a server thread writes for the test to wait for. :func:`terminal_stderr` puts
+standard error on a pseudo-terminal, to test what a command shows a person.
 
 Multi-node topologies for scale-out and failover tests, started from the same wheels:
 :class:`PostgresReplicaTopology` (primary + streaming replica), :class:`RedisClusterTopology`
@@ -52,6 +53,7 @@ from aegis.testing._services import (
     redact,
     service_url,
 )
+from aegis.testing._terminal import TerminalOutput, terminal_stderr
 from aegis.testing._topologies import TOPOLOGY_NAMES, TopologyName, start_topology
 from aegis.testing._topology import Topology, TopologyNode
 
@@ -105,6 +107,7 @@ __all__ = [
     "ServiceKind",
     "ServiceStartError",
     "TcpProxy",
+    "TerminalOutput",
     "Topology",
     "TopologyName",
     "TopologyNode",
@@ -124,6 +127,7 @@ __all__ = [
     "service_url",
     "start_server",
     "start_topology",
+    "terminal_stderr",
     "unique_name",
     "uvicorn_server",
 ]

@@ -3,16 +3,21 @@
 ``up`` starts embedded servers that outlive the command and prints ``export`` lines for a
 shell (``eval "$(aegis-testing services up)"``); ``up --topology NAME`` does the same for a
 multi-node topology (``postgres-replica``, ``redis-cluster``, ``redis-sentinel``); ``down``
-stops them all and deletes their data.
+stops them all and deletes their data. On a terminal, ``up`` shows each server or node
+starting and when it is healthy, with the seconds since the command began.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import shutil
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from aegis.testing._servers import (
@@ -24,6 +29,7 @@ from aegis.testing._servers import (
 )
 from aegis.testing._services import URL_VARIABLES, check_service, redact
 from aegis.testing._topologies import TOPOLOGY_NAMES, TopologyName, start_topology
+from aegis.testing._topology import node_logger
 
 DEFAULT_STATE_FILE = Path(".aegis/services.jsonl")
 
@@ -91,17 +97,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _up(state_file: Path, kinds: list[ServiceKind]) -> int:
+    progress = _Progress()
     running = {server.kind: server for server in _read(state_file) if server.is_running()}
     for kind in kinds:
         if kind in running:
+            progress.line(f"{kind} already running (pid {running[kind].pid})")
             continue
-        _say(f"starting embedded {kind} ...")
+        progress.line(f"embedded {kind} starting ...")
+        began = time.monotonic()
         try:
             running[kind] = start_server(kind, detached=True)
         except ServiceStartError as exc:
             _write(state_file, list(running.values()))
             _say(str(exc))
             return 1
+        progress.line(f"embedded {kind} healthy in {time.monotonic() - began:.2f}s")
     _write(state_file, list(running.values()))
     for server in running.values():
         print(f"export {URL_VARIABLES[server.kind]}={shlex.quote(server.url)}")
@@ -117,9 +127,11 @@ def _up_topology(state_file: Path, name: TopologyName) -> int:
             _export(record["environment"])
             return 0
         _stop_topology(record_file)
-    _say(f"starting the {name} topology ...")
+    progress = _Progress()
+    progress.line(f"{name} topology starting ...")
     try:
-        topology = start_topology(name, detached=True)
+        with progress.showing(node_logger):
+            topology = start_topology(name, detached=True)
     except ServiceStartError as exc:
         _say(str(exc))
         return 1
@@ -213,6 +225,51 @@ def _write(state_file: Path, servers: list[EmbeddedServer]) -> None:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr)
+
+
+class _Progress:
+    """Progress lines on standard error, led by the seconds since the command began.
+
+    Nothing unless standard error is a terminal, so scripts see only the results. These are
+    the lines aegis-core's ``ProgressReporter`` prints; aegis-testing does not depend on
+    aegis-core (whose test extra requires aegis-testing), so it keeps these few of its own.
+    """
+
+    def __init__(self) -> None:
+        self.stream = sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(isatty and isatty())
+        self._began = time.monotonic()
+
+    def line(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(f"{time.monotonic() - self._began:6.1f}s  {text}\n")
+            self.stream.flush()
+
+    @contextmanager
+    def showing(self, logger: logging.Logger) -> Iterator[None]:
+        """Show ``logger``'s INFO lines as progress lines during the block."""
+        if not self.enabled:
+            yield
+            return
+        handler = _ProgressHandler(self)
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+
+class _ProgressHandler(logging.Handler):
+    def __init__(self, progress: _Progress) -> None:
+        super().__init__(logging.INFO)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.progress.line(record.getMessage())
 
 
 if __name__ == "__main__":

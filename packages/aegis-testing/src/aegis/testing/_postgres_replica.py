@@ -22,6 +22,7 @@ from aegis.testing._topology import (
     Topology,
     TopologyNode,
     hand_over,
+    node_logger,
     open_to_all,
     server_user,
     wait_for,
@@ -206,6 +207,7 @@ class PostgresReplicaTopology(Topology):
             open_to_all(binaries.parent / "lib")
         hand_over(root, user)
         primary = self._add(self._new_node("primary", root, postgres, user))
+        node_logger.info("node primary: initdb ...")
         self._run(user, binaries / "initdb", "-D", str(primary.data_dir), "--auth=trust",
                   "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions")  # fmt: skip
         settings = _PRIMARY_SETTINGS.format(
@@ -218,6 +220,7 @@ class PostgresReplicaTopology(Topology):
         primary.start(detached=self._detached)
         self._wait_until_answers(primary, deadline)
         replica = self._add(self._new_node("replica", root, postgres, user))
+        node_logger.info("node replica: pg_basebackup from primary ...")
         self._run(user, binaries / "pg_basebackup", "-h", LOOPBACK, "-p", str(primary.port),
                   "-U", "postgres", "-D", str(replica.data_dir), "-R", "-X", "stream",
                   "-c", "fast", "--no-sync")  # fmt: skip
@@ -227,6 +230,7 @@ class PostgresReplicaTopology(Topology):
             conf.write(f"port = {replica.port}\nsynchronous_standby_names = ''\n")
         replica.start(detached=self._detached)
         self._wait_until_answers(replica, deadline)
+        node_logger.info("node replica: waiting until it streams from primary ...")
         wait_for(self._unhealthy, timeout=max(0.0, deadline - time.monotonic()), what="streaming")
 
     def _new_node(self, name: str, root: Path, postgres: Path, user: str | None) -> TopologyNode:

@@ -16,7 +16,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from aegis.testing._servers import ServiceStartError, _free_port
-from aegis.testing._topology import LOOPBACK, Topology, TopologyNode, wait_for, wheel_binary
+from aegis.testing._topology import (
+    LOOPBACK,
+    Topology,
+    TopologyNode,
+    node_logger,
+    wait_for,
+    wheel_binary,
+)
 
 _SOCKET_TIMEOUT_SECONDS = 2.0
 _CLUSTER_SLOTS = 16384
@@ -231,6 +238,7 @@ class RedisClusterTopology(_ValkeyTopology):
                 "--cluster-node-timeout", str(self.node_timeout_ms),
             )  # fmt: skip
         self._start_all(deadline)
+        node_logger.info("valkey-cli --cluster create: %d nodes ...", len(self.nodes))
         command = [
             str(_valkey_binary("valkey-cli")),
             "--cluster", "create",
@@ -250,6 +258,7 @@ class RedisClusterTopology(_ValkeyTopology):
             raise ServiceStartError(f"{' '.join(command)} failed: {output}") from exc
         except subprocess.TimeoutExpired as exc:
             raise ServiceStartError(f"{' '.join(command)} did not finish in time") from exc
+        node_logger.info("waiting for cluster_state:ok ...")
         wait_for(
             self._unhealthy,
             timeout=max(0.0, deadline - time.monotonic()),
@@ -428,6 +437,7 @@ class RedisSentinelTopology(_ValkeyTopology):
             node = self._valkey_node(name, root)
             node.command[1:1] = [str(config), "--sentinel"]
         self._start_all(deadline)
+        node_logger.info("waiting for the sentinels to agree on the primary ...")
         wait_for(
             self._unhealthy,
             timeout=max(0.0, deadline - time.monotonic()),

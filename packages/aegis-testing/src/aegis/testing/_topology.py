@@ -36,6 +36,9 @@ from aegis.testing._servers import (
 )
 
 logger = logging.getLogger("aegis.testing")
+node_logger = logging.getLogger("aegis.testing.topology")
+"""The steps of starting a topology, each node starting and healthy among them (INFO);
+``services up --topology`` shows them on a terminal."""
 
 LOOPBACK = "127.0.0.1"
 _POLL_SECONDS = 0.05
@@ -67,6 +70,7 @@ class TopologyNode:
     user: str | None = None
     stop_signal: signal.Signals = signal.SIGTERM
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _started_at: float | None = field(default=None, repr=False)
 
     @property
     def log_file(self) -> Path:
@@ -78,6 +82,11 @@ class TopologyNode:
         """The running process's id, or ``None`` when the node is stopped."""
         return self._process.pid if self.is_running() and self._process else None
 
+    @property
+    def uptime(self) -> float:
+        """Seconds since :meth:`start` last started the process (0.0 if it never did)."""
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
     def is_running(self) -> bool:
         """Whether the node's process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -86,6 +95,8 @@ class TopologyNode:
         """Start the process unless it runs (it answers when the topology says so)."""
         if self.is_running():
             return
+        node_logger.info("node %s (%s, port %d) starting", self.name, self.kind, self.port)
+        self._started_at = time.monotonic()
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 self.command,
@@ -275,6 +286,9 @@ class Topology(abc.ABC):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"node {node.name} did not answer on port {node.port}")
             time.sleep(_POLL_SECONDS)
+        node_logger.info(
+            "node %s (%s, port %d) healthy in %.2fs", node.name, node.kind, node.port, node.uptime
+        )
 
     def __enter__(self) -> Self:
         self.start()
