@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from aegis.core.errors import AegisError, ConfigurationError
+from aegis.core.progress import ProgressReporter
 from aegis.schema._cli_templates import EXAMPLE_TABLE, REGISTRY_TEMPLATE
 from aegis.schema._compat import compatibility_problems
 from aegis.schema._coordinator import MigrationCoordinator
@@ -321,11 +322,20 @@ def _plan(args: argparse.Namespace, out: _Output) -> int:
     return PROBLEMS if blocking(findings, set(args.allow)) else OK
 
 
-def _progress(out: _Output) -> Callable[[MigrationStep, int, int], None]:
+def _progress(
+    out: _Output, reporter: ProgressReporter | None = None
+) -> Callable[[MigrationStep, int, int], None]:
+    """Each step's start and end on standard error, with elapsed time; only on a terminal."""
+    reporter = reporter or ProgressReporter(sys.stderr)
+
     def show(step: MigrationStep, position: int, total: int) -> None:
-        state = {"COMPLETED": out.paint("ok", "ok"), "FAILED": out.paint("FAILED", "error")}
-        end = state.get(str(step.status), "...")
-        print(f"[{position}/{total}] {step.id} {end}", file=sys.stderr)
+        name = f"[{position}/{total}] {step.service}: {step.id}"
+        if step.status == MigrationStatus.RUNNING:
+            reporter.started(name)
+        elif step.status == MigrationStatus.COMPLETED:
+            reporter.finished(name, out.paint("ok", "ok"))
+        else:
+            reporter.finished(name, out.paint(str(step.status), "error"))
 
     return show
 
@@ -343,7 +353,11 @@ def _migrate(args: argparse.Namespace, out: _Output) -> int:
             return OK
         if args.break_lock:
             coordinator.history.break_lock()
-        run = coordinator.execute(plan, progress=_progress(out))
+        reporter = ProgressReporter(sys.stderr)
+        if plan.steps:
+            services = ", ".join(dict.fromkeys(step.service for step in plan.steps))
+            reporter.line(f"{len(plan.steps)} step(s) on {services}: checking the data ...")
+        run = coordinator.execute(plan, progress=_progress(out, reporter))
     for key in removed:
         registry.remove(*key.split("."))
     for schema in changes:
