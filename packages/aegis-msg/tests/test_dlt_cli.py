@@ -39,7 +39,7 @@ from aegis.msg import (
 )
 from aegis.msg._cli import main
 from aegis.msg._dlt_selection import OffsetRange
-from aegis.testing import unique_name
+from aegis.testing import terminal_stderr, unique_name
 
 pytestmark = pytest.mark.anyio
 
@@ -533,3 +533,25 @@ async def test_the_readme_example_finds_and_replays_a_dead_letter_by_event_id(
     assert (result.target, result.letter.position) == (origin, "0:1")
     (replayed,) = await records(bootstrap, origin, at_least=1)
     assert dict(replayed.headers() or [])["ce_id"] == b"evt-0-1"
+
+
+async def test_replay_counts_on_a_terminal_and_prints_no_progress_in_a_pipe(
+    dead_letters: tuple[str, str], bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dlt, origin = dead_letters
+    argv = ["dlt", "replay", dlt, "--all", "--bootstrap", bootstrap]
+    with terminal_stderr() as terminal:
+        status, out, _ = await run(argv, capsys)
+    assert status == 1  # 1:3 has no original topic
+    stamp = r"\s*\d+\.\ds  "
+    read, replayed = terminal.lines()
+    assert re.fullmatch(f"{stamp}read {dlt}: 7 selected in \\d+\\.\\d\\ds", read), read
+    assert re.fullmatch(f"{stamp}replayed 7/7, 1 failed", replayed), replayed
+    # One line redrawn in place: the record that cannot be sent is counted first, at once.
+    assert re.search(f"\r{stamp}replayed 1/7, 1 failed", terminal.text), terminal.text
+    assert out.splitlines()[-1] == "replayed 6 of 7 dead letters; 1 failed"
+
+    status, out, err = await run(argv, capsys)  # standard error is a pipe: no progress
+    assert (status, err) == (1, "")
+    assert out.splitlines()[-1] == "replayed 6 of 7 dead letters; 1 failed"
+    assert len(await records(bootstrap, origin, at_least=12)) == 12

@@ -19,7 +19,9 @@ from confluent_kafka import KafkaException
 from pydantic import ValidationError
 
 from aegis.core.errors import AegisError, ConfigurationError, InvalidInputError
-from aegis.msg._dlt_client import DeadLetters, client_logger
+from aegis.core.progress import ProgressReporter
+from aegis.msg._dlt import DeadLetter
+from aegis.msg._dlt_client import DeadLetters, ReplayResult, client_logger
 from aegis.msg._dlt_output import (
     Tally,
     list_summary,
@@ -233,8 +235,17 @@ def _replay(args: argparse.Namespace, selection: DeadLetterSelection, dead: Dead
             "replay needs a selection (POSITION, --from-offset, --to-offset, --since, --until, "
             "--id) or --all for every record"
         )
-    letters = list(dead.read(args.topic, selection))
-    results = dead.replay(letters, to=args.to, dry_run=args.dry_run)
+    progress = ProgressReporter(sys.stderr)
+    try:
+        letters = _read_showing(progress, dead, args.topic, selection)
+        results = dead.replay(
+            letters,
+            to=args.to,
+            dry_run=args.dry_run,
+            on_result=_replay_counter(progress, len(letters), dry_run=args.dry_run),
+        )
+    finally:
+        progress.close()
     for result in results:
         _out(json.dumps(result_json(result)) if args.json else result_line(result))
     cut_short = selection.limit is not None and len(letters) >= selection.limit
@@ -250,6 +261,37 @@ def _replay(args: argparse.Namespace, selection: DeadLetterSelection, dead: Dead
     else:
         _out(summary)
     return 1 if failed or unseen else 0
+
+
+def _read_showing(
+    progress: ProgressReporter, dead: DeadLetters, topic: str, selection: DeadLetterSelection
+) -> list[DeadLetter]:
+    """The selected dead letters, counted on a terminal as they are read."""
+    began = progress.elapsed
+    letters: list[DeadLetter] = []
+    for letter in dead.read(topic, selection):
+        letters.append(letter)
+        progress.count(f"reading {topic}: {len(letters)} selected")
+    seconds = progress.elapsed - began
+    progress.count(f"read {topic}: {len(letters)} selected in {seconds:.2f}s", final=True)
+    return letters
+
+
+def _replay_counter(
+    progress: ProgressReporter, total: int, *, dry_run: bool
+) -> Callable[[ReplayResult], None]:
+    """Count the results on a terminal: ``replayed 40/100, 1 failed``."""
+    verb = "checked" if dry_run else "replayed"
+    done = failed = 0
+
+    def count(result: ReplayResult) -> None:
+        nonlocal done, failed
+        done += 1
+        failed += not result.ok
+        text = f"{verb} {done}/{total}" + (f", {failed} failed" if failed else "")
+        progress.count(text, final=done == total)
+
+    return count
 
 
 def _out(text: str) -> None:

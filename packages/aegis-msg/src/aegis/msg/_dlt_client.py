@@ -303,7 +303,12 @@ class DeadLetters:
         )
 
     def replay(
-        self, letters: Iterable[DeadLetter], *, to: str | None = None, dry_run: bool = False
+        self,
+        letters: Iterable[DeadLetter],
+        *,
+        to: str | None = None,
+        dry_run: bool = False,
+        on_result: Callable[[ReplayResult], None] | None = None,
     ) -> list[ReplayResult]:
         """Publish ``letters`` again to their original topic (or ``to``), one result each.
 
@@ -313,9 +318,16 @@ class DeadLetters:
         the settings' ``delivery_timeout``). Replaying is not remembered: replaying a record
         twice sends it twice. A dry run checks the targets and sends nothing.
 
+        ``on_result`` is called with each result as soon as it is known (a delivery report,
+        or a record that cannot be sent), on this thread: ``aegis-msg dlt replay`` counts them.
+
         Raises:
             ExternalServiceError: Kafka did not answer within ``timeout``.
+
+        .. versionchanged:: unreleased
+           ``on_result``.
         """
+        report = on_result or _ignore
         letters = list(letters)
         targets = {name for letter in letters if (name := to or letter.original_topic)}
         missing = {name for name in targets if not self._exists(name)}
@@ -324,19 +336,20 @@ class DeadLetters:
         for letter in letters:
             target = to or letter.original_topic
             if target is None:
-                results.append(
-                    ReplayResult(letter, None, error="no kafka_dlt-original-topic header; use --to")
+                known = ReplayResult(
+                    letter, None, error="no kafka_dlt-original-topic header; use --to"
                 )
             elif target in missing:
-                results.append(
-                    ReplayResult(letter, target, error=f"topic {target!r} does not exist")
-                )
+                known = ReplayResult(letter, target, error=f"topic {target!r} does not exist")
             elif dry_run:
-                results.append(ReplayResult(letter, target, dry_run=True))
+                known = ReplayResult(letter, target, dry_run=True)
             else:
                 sendable.append((len(results), letter, target))
                 results.append(None)
-        for index, result in self._send(sendable).items():
+                continue
+            results.append(known)
+            report(known)
+        for index, result in self._send(sendable, report).items():
             results[index] = result
         return [result for result in results if result is not None]
 
@@ -347,7 +360,11 @@ class DeadLetters:
             return False
         return True
 
-    def _send(self, sendable: list[tuple[int, DeadLetter, str]]) -> dict[int, ReplayResult]:
+    def _send(
+        self,
+        sendable: list[tuple[int, DeadLetter, str]],
+        on_result: Callable[[ReplayResult], None],
+    ) -> dict[int, ReplayResult]:
         if not sendable:
             return {}
         config = {
@@ -373,6 +390,7 @@ class DeadLetters:
                     results[index] = ReplayResult(
                         letter, target, message.partition(), message.offset()
                     )
+                on_result(results[index])
 
             headers: list[tuple[str, str | bytes | None]] = [
                 *letter.headers,
@@ -392,6 +410,7 @@ class DeadLetters:
         for index, letter, target in sendable:
             if index not in results:
                 results[index] = ReplayResult(letter, target, error="no delivery report in time")
+                on_result(results[index])
         return results
 
 
@@ -406,6 +425,10 @@ def _client(kind: Callable[[dict[str, Any]], _Client], config: dict[str, Any]) -
 
 def _origin(letter: DeadLetter) -> str:
     return f"{letter.topic}:{letter.partition}:{letter.offset}"
+
+
+def _ignore(_: ReplayResult) -> None:
+    pass
 
 
 def _span(partitions: list[int]) -> str:
