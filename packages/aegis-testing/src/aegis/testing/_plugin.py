@@ -165,7 +165,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """On an xdist worker, hand the topologies' start-up times to the controller's summary."""
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
-        workeroutput[_STARTUPS_KEY] = dict(session.config.stash.get(_STARTUPS, {}))
+        startups: dict[str, float] = session.config.stash.get(_STARTUPS, {})
+        workeroutput[_STARTUPS_KEY] = dict(startups)
 
 
 @pytest.hookimpl(optionalhook=True)
