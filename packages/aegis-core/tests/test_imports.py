@@ -18,6 +18,7 @@ EXTRA_MODULES = {
     "aegis.core.utils.files": "files",
     "aegis.core.utils.validation": "validation",
     "aegis.core.metrics": "metrics",
+    "aegis.core.redis_clients": "redis",
 }
 PYDANTIC = {
     "pydantic",
@@ -59,7 +60,15 @@ def test_core_modules_without_extras_import_only_pydantic() -> None:
 
 def test_import_aegis_core_alone_does_not_import_the_extras() -> None:
     loaded = _third_party_imported_by(["aegis.core"])
-    assert not loaded & {"starlette", "fastapi", "cryptography", "argon2", "bcrypt", "puremagic"}
+    assert not loaded & {
+        "starlette",
+        "fastapi",
+        "cryptography",
+        "argon2",
+        "bcrypt",
+        "puremagic",
+        "redis",
+    }
     assert loaded <= PYDANTIC
 
 
@@ -74,6 +83,7 @@ EXTRA_LIBRARIES = {
     "files": ["puremagic"],
     "validation": ["email_validator", "phonenumbers"],
     "metrics": ["prometheus_client"],
+    "redis": ["redis"],
 }
 
 
