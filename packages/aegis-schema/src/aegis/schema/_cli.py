@@ -117,6 +117,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     rollback = sub.add_parser("rollback", parents=[common, databases], help="undo a completed run")
     rollback.add_argument("run_id", metavar="RUN_ID")
+    rollback.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="let this rule's errors pass (DS102: drop created tables with their rows)",
+    )
     history = sub.add_parser("history", parents=[common, databases], help="past runs")
     history.add_argument("--service")
     history.add_argument("--status", choices=[str(status) for status in MigrationStatus])
@@ -147,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problems:
             return _report_problems(problems, out)
         print(f"aegis-schema: {exc.code}: {exc.message}", file=sys.stderr)
+        for finding in getattr(exc, "findings", []):  # what a blocked run would have broken
+            data = f": {finding.data}" if finding.data else ""
+            print(f"  {finding.code} {finding.rule.name}: {finding.message}{data}", file=sys.stderr)
         return PROBLEMS
 
 
@@ -388,10 +398,17 @@ def _rollback(args: argparse.Namespace, out: _Output) -> int:
     registry = SchemaRegistry.load(args.registry)
     with _coordinator(args, registry) as coordinator:
         run = coordinator.rollback(args.run_id, progress=_progress(out))
+    # --registry follows the databases: each table back at the version the run found, a table
+    # the run created forgotten (the next migrate creates it again), one it dropped restored.
     for step in run.plan.steps:
         service, _, table = step.schema_name.partition(".")
-        if step.to_version is not None and registry.find(service, table, step.to_version):
+        if step.to_version is None:
+            if registry.find(service, table) is not None:
+                registry.remove(service, table)
+        elif registry.find(service, table, step.to_version):
             registry.revert(service, table, step.to_version)
+        elif step.after is not None and registry.find(step.after.service, step.after.table) is None:
+            registry.register(step.after)
     registry.save()
     out.data({"id": run.id, "status": str(run.status)}) if out.json else out.line(
         f"run {run.id}: {run.status}"

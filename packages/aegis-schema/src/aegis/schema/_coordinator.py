@@ -32,6 +32,11 @@ from aegis.schema._validation import validate_schemas
 
 logger = logging.getLogger("aegis.schema")
 
+# A rollback is checked against the rules whose findings lose stored rows or values. The
+# others (a rename, a type change, a service's last table going) take back a change the run
+# itself made, which is what a rollback is for.
+_DATA_LOSS_RULES = frozenset({"DS102", "DS103"})
+
 Progress = Callable[[MigrationStep, int, int], None]
 """Called as ``progress(step, position, total)`` when a step starts and when it ends."""
 
@@ -223,15 +228,22 @@ class MigrationCoordinator:
         plan = empty.plan_migration(self.registry.schemas())
         return empty.execute(plan, dry_run=dry_run, progress=progress)
 
-    def rollback(self, run_id: str, *, progress: Progress | None = None) -> MigrationRun:
+    def rollback(
+        self, run_id: str, *, allow: Iterable[str] = (), progress: Progress | None = None
+    ) -> MigrationRun:
         """Undo a completed run: its steps' down operations, last step first, as a new run.
 
         The original run is then marked ``ROLLED_BACK``. Dropped tables and columns come back
-        empty: a rollback restores the schema, not the data.
+        empty: a rollback restores the schema, not the data. What the rollback itself would
+        drop (a table or a column the run created) is checked like a migration's drops, with
+        the same rules (DS102, DS103) graded from the live data: only rows at risk block it,
+        unless their rule is allowed here or in the coordinator's ``allow``.
 
         Raises:
             NotFoundError: no such run.
             ConflictError: the run is not ``COMPLETED`` (a failed run was already undone).
+            MigrationBlockedError: the rollback would drop rows or values and their rule is
+                not allowed; ``findings`` says which and how many.
             MigrationFailedError: a step of the rollback failed (its completed steps were
                 re-applied, so the schema is as the original run left it).
         """
@@ -256,6 +268,16 @@ class MigrationCoordinator:
             for step in reversed(original.plan.steps)
         ]
         plan = original.plan.model_copy(update={"steps": steps})
+        for service in dict.fromkeys(step.service for step in steps):
+            self._engine(service)  # a missing URL is named before the data is checked
+        losses = [
+            finding
+            for finding in analyze_plan(plan, self.registry.schemas())
+            if finding.code in _DATA_LOSS_RULES
+        ]
+        blocked = blocking(self._check_data(losses), self.allow | set(allow))
+        if blocked:
+            raise MigrationBlockedError(blocked)
         run = self._run(MigrationRun(kind="rollback", plan=plan, rolls_back=run_id), progress)
         original.status = MigrationStatus.ROLLED_BACK
         for step in original.plan.steps:
