@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sqlalchemy import ColumnElement, Numeric, String
+from sqlalchemy import ColumnElement, Numeric, String, func
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
 from aegis.core.errors import InvalidInputError
 from aegis.core.models import SortField
@@ -68,6 +68,7 @@ class Reading(Base):
     ref: Mapped[uuid.UUID]
     active: Mapped[bool]
     note: Mapped[str | None] = mapped_column(String(20))
+    lowered: Mapped[str] = column_property(func.lower(name))
 
 
 class Priced(Base):
@@ -288,6 +289,15 @@ class TestCursor:
         assert caught.value.errors[0].type == "nullable_sort_field"
         assert "'note'" in caught.value.message
         check_not_nullable(columns_of(Reading, "age,-born")[0])
+        check_not_nullable(columns_of(Reading, "lowered")[0])  # an expression: no NULL flag
+
+    def test_the_direction_is_a_keyword_argument(self) -> None:
+        """A bare True among the positional arguments would read as a sort key."""
+        columns, complete = columns_of(Reading, "age")
+        with pytest.raises(TypeError):
+            encode_keys(object(), columns, SPEC, SECRET, True)  # type: ignore[call-arg]
+        with pytest.raises(TypeError):
+            after(columns, complete, [30, 4], True)  # type: ignore[call-arg]
 
 
 DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]

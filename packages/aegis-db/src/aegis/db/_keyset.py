@@ -118,9 +118,10 @@ def after(
     ascending = [(item.direction is SortDirection.ASC) != backward for item in sort]
     # Typed bound parameters: SQLAlchemy refuses `column > True` with a bare bool.
     bound = [bindparam(None, k, type_=c.type) for c, k in zip(columns, keys, strict=True)]
-    if all(ascending) or not any(ascending):
-        row = tuple_(*bound)
-        return tuple_(*columns) > row if ascending[0] else tuple_(*columns) < row
+    if all(ascending):
+        return tuple_(*columns) > tuple_(*bound)
+    if not any(ascending):
+        return tuple_(*columns) < tuple_(*bound)
     branches = []
     for index, column in enumerate(columns):
         equal = [columns[i] == bound[i] for i in range(index)]
