@@ -106,6 +106,28 @@ async def test_cluster_urls_may_list_several_seed_nodes() -> None:
     await cache.close()
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://", "redis+cluster:// names no host"),
+        ("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:abc", "the port 'abc' of '10.0.0.2:abc'"),
+        ("redis+sentinel://:pw@10.0.0.1,,10.0.0.3/primary", "host 2 of 3 is empty"),
+        ("redis+sentinel://:pw@10.0.0.1//0", "the Sentinel service name is empty"),
+        ("redis+sentinel://:pw@10.0.0.1/primary/two", "the database 'two' is not a number"),
+        ("redis://:pw@cache:99999/0", "the port '99999' of 'cache:99999'"),
+        ("redis+replica://:pw@cache", "not redis+replica://"),
+    ],
+)
+def test_a_malformed_url_is_refused_naming_the_setting_and_what_is_wrong(
+    url: str, problem: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Cache(CacheSettings(url=url))
+    assert caught.value.message.startswith("CacheSettings.url: ")
+    assert problem in caught.value.message
+    assert "pw" not in caught.value.message
+
+
 def test_the_near_cache_needs_a_standalone_redis() -> None:
     with pytest.raises(ConfigurationError, match="standalone"):
         Cache(CacheSettings(url="redis+cluster://10.0.0.1:7000", near_cache=True))

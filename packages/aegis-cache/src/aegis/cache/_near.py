@@ -17,13 +17,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from aegis.cache._settings import CacheSettings
 from aegis.core.errors import ConfigurationError
+from aegis.core.redis_urls import parse_redis_url
 
 _CHANNEL = "__redis__:invalidate"
 _RECENT_LIMIT = 10_000
@@ -209,11 +209,11 @@ def tracked_near_cache(
         ConfigurationError: ``settings.url`` is not a standalone Redis URL.
     """
     assert settings.url is not None  # only called for a Redis backend
-    scheme = urlsplit(settings.url.get_secret_value()).scheme
-    if "+" in scheme:
+    url = parse_redis_url(settings.url.get_secret_value(), name="CacheSettings.url")
+    if url.kind != "standalone":
         raise ConfigurationError(
             f"near_cache needs a standalone Redis URL (redis://, rediss://, unix://), not "
-            f"{scheme}://: invalidations are tracked on one server connection",
+            f"{url.scheme}://: invalidations are tracked on one server connection",
             details={"setting": "near_cache"},
         )
     near = NearCache(settings.near_cache_size, settings.near_cache_ttl)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
@@ -19,7 +18,9 @@ from redis.backoff import NoBackoff
 from aegis.cache._backend import RateAlgorithm, RateLimitResult
 from aegis.cache._fastpath import BOUNDED, PromptBlockingPool, fast_path_available
 from aegis.cache._settings import CacheSettings
-from aegis.cache._topologies import CommandSlots, close_sentinels, cluster_client, sentinel_client
+from aegis.cache._topologies import CommandSlots
+from aegis.core.redis_clients import close_sentinels, cluster_client, sentinel_primary
+from aegis.core.redis_urls import parse_redis_url
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,20 +107,24 @@ def create_client(settings: CacheSettings, **overrides: Any) -> Redis | RedisClu
     """Build the redis-py asyncio client for ``settings.url`` (standalone, Sentinel or Cluster).
 
     Nothing connects until the first command.
+
+    Raises:
+        ConfigurationError: ``settings.url`` is malformed (what is wrong is named).
     """
     assert settings.url is not None  # the caller picked the Redis backend
     url = settings.url.get_secret_value()
-    scheme = urlsplit(url).scheme
-    common: dict[str, Any] = {
+    parsed = parse_redis_url(url, name="CacheSettings.url")
+    timeouts = {
         "socket_timeout": settings.timeout,
         "socket_connect_timeout": settings.connect_timeout,
-        "retry": Retry(NoBackoff(), 0),
-        **overrides,
     }
-    if scheme.endswith("+cluster"):
-        return cluster_client(url, max_connections=settings.max_connections, **common)
-    if scheme.endswith("+sentinel"):
-        return sentinel_client(url, settings, common)
+    common: dict[str, Any] = {**timeouts, "retry": Retry(NoBackoff(), 0), **overrides}
+    if parsed.kind == "cluster":
+        return cluster_client(parsed, max_connections=settings.max_connections, **common)
+    if parsed.kind == "sentinel":
+        return sentinel_primary(
+            parsed, sentinel_options=timeouts, max_connections=settings.max_connections, **common
+        )
     pool_options: dict[str, Any] = {
         "max_connections": settings.max_connections,
         "timeout": settings.timeout,
