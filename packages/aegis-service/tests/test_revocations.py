@@ -183,6 +183,22 @@ def test_a_token_store_and_revocation_settings_together_are_refused(
         bootstrap(Starlette(), settings(redis_url, redis_prefix), token_store=store)
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+cluster://:pw@10.0.0.1:7000,", "host 2 of 2 is empty"),
+        ("redis+sentinel://:pw@10.0.0.1:abc/users", "the port 'abc' of '10.0.0.1:abc'"),
+        ("redis+sentinel://:pw@10.0.0.1//0", "the Sentinel service name is empty"),
+    ],
+)
+def test_a_malformed_revocation_url_is_refused_naming_the_setting(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        bootstrap(Starlette(), settings(url, "users:"), registry=CollectorRegistry())
+    assert caught.value.message.startswith("AuthSettings.revocation_redis_url: ")
+    assert problem in caught.value.message
+    assert "pw" not in caught.value.message
+
+
 def test_without_revocation_settings_nothing_is_replicated(redis_prefix: str) -> None:
     app = Starlette()
     service = bootstrap(app, settings(None, redis_prefix), registry=CollectorRegistry())
