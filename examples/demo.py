@@ -41,9 +41,10 @@ import psycopg
 import user_service
 import uvicorn
 from pydantic import SecretStr
-from redis.asyncio.cluster import RedisCluster
 
 from aegis.auth import MemoryTokenStore
+from aegis.core.redis_clients import cluster_client
+from aegis.core.redis_urls import parse_redis_url
 from aegis.db import DatabaseSettings
 from aegis.log import ConsoleSettings, LogSettings
 from aegis.msg import InMemoryTransport
@@ -366,7 +367,7 @@ async def redis_topology_in_use(w: Walkthrough, name: str, url: str) -> None:
     )
     if name != "redis-cluster":
         return
-    cluster = RedisCluster.from_url(url.replace("+cluster", "", 1))
+    cluster = cluster_client(parse_redis_url(url))  # every seed of the URL
     try:
         # The cache's keys (namespace "users") are spread over the primaries by their slots;
         # the revocations' keys share the hash tag {users:}, so one primary holds them all.
