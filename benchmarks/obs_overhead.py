@@ -10,7 +10,14 @@ One run measures, side by side, a hello-world route (``GET /items/{item_id}``) o
 - ``pfi``: + asgi-correlation-id + prometheus-fastapi-instrumentator;
 - ``exporter``: + asgi-correlation-id + starlette-exporter;
 - ``aegis-sdk``: ``aegis`` with an OpenTelemetry SDK tracer provider (no exporter);
-- ``otel-sdk``: + OpenTelemetry's own ASGI middleware with the same SDK provider.
+- ``otel-sdk``: + OpenTelemetry's own ASGI middleware with the same SDK provider;
+- ``service``: the whole stack aegis-service's ``bootstrap()`` installs: request metrics and
+  span (aegis-obs), request id, context and one JSON access line to /dev/null (aegis-log),
+  the unhandled-error answer (aegis-core) and the bearer token check (aegis-auth, HS256, a
+  token seen before: every request sends the same one);
+- ``service-no-access`` (in-process only): ``service`` with the request path in the logging
+  middleware's ``skip_paths`` (request id and context as before, no access line; metrics and
+  span untouched): ``service`` minus this is what the access line costs.
 
 In-process (default): the raw ASGI call ``app(scope, receive, send)`` in a loop, CPU time
 (``process_time``), best of several interleaved rounds, so only the middleware is measured.
@@ -72,7 +79,10 @@ from starlette_exporter import PrometheusMiddleware
 from aegis.core.context import request_id
 from aegis.obs import ObservabilityMiddleware
 
-STACKS = ["bare", "obs", "aegis", "pfi", "exporter", "aegis-sdk", "otel-sdk"]
+STACKS = ["bare", "obs", "aegis", "pfi", "exporter", "aegis-sdk", "otel-sdk", "service"]
+IN_PROCESS_STACKS = [*STACKS, "service-no-access"]
+# The bearer token every request sends (the service stack checks it; the others ignore it).
+_ISSUER, _AUDIENCE, _SECRET = "bench-issuer", "bench", "a bench secret of at least 32 bytes!"
 
 
 class RequestContextMiddleware:
@@ -110,8 +120,42 @@ async def item(request: Request) -> Response:
     return PlainTextResponse("hello")
 
 
+def bench_token() -> str:
+    """A valid access token for the ``service`` stack's settings."""
+    from aegis.auth import JWTKey, KeySet, TokenService
+
+    keys = KeySet([JWTKey.hmac("bench", _SECRET, "HS256")])
+    return TokenService(keys, issuer=_ISSUER, audience=_AUDIENCE).issue_access_token("user-1")
+
+
+def service_app(*, access_line: bool = True) -> Starlette:
+    """The hello-world app through aegis-service's bootstrap(): log + obs + error + auth."""
+    from aegis.log import LogSettings, RequestLoggingMiddleware, StreamOutput
+    from aegis.service import AuthSettings, ServiceSettings, bootstrap
+
+    app = Starlette(routes=[Route("/items/{item_id}", item)])
+    settings = ServiceSettings(
+        name="bench",
+        log=LogSettings(console=None),
+        auth=AuthSettings(
+            issuer=_ISSUER, audience=_AUDIENCE, algorithm="HS256", signing_key=_SECRET,
+            key_id="bench",
+        ),
+    )  # fmt: skip
+    sink = Path(os.devnull).open("wb")  # noqa: SIM115 - open for the process's life
+    bootstrap(app, settings, registry=CollectorRegistry(), log_outputs=[StreamOutput(sink)])
+    if not access_line:
+        for middleware in app.user_middleware:  # not built yet: its options can still change
+            if middleware.cls is cast("object", RequestLoggingMiddleware):
+                skipped = [*cast("list[str]", middleware.kwargs["skip_paths"]), "/items*"]
+                middleware.kwargs["skip_paths"] = skipped
+    return app
+
+
 def make_app(stack: str) -> Starlette:
     """The hello-world app with the middleware of ``stack``."""
+    if stack.startswith("service"):
+        return service_app(access_line=stack == "service")
     routes = [Route("/items/{item_id}", item)]
     sdk = TracerProvider()
     middleware = {
@@ -150,7 +194,12 @@ SCOPE: Scope = {
     "raw_path": b"/items/42",
     "root_path": "",
     "query_string": b"",
-    "headers": [(b"host", b"bench"), (b"user-agent", b"bench"), (b"accept", b"*/*")],
+    "headers": [
+        (b"host", b"bench"),
+        (b"user-agent", b"bench"),
+        (b"accept", b"*/*"),
+        (b"authorization", f"Bearer {bench_token()}".encode()),
+    ],
     "client": ("127.0.0.1", 50000),
     "server": ("127.0.0.1", 8000),
 }
@@ -175,21 +224,24 @@ async def drive(app: ASGIApp, calls: int) -> float:
 def report(per_call: dict[str, float], unit: str) -> None:
     """Print µs per request, throughput ratio and added µs, each against bare Starlette."""
     bare = per_call["bare"]
-    print(f"{'stack':<10} {unit + ' us/req':>14} {'vs bare':>8} {'added us':>9}")
+    print(f"{'stack':<18} {unit + ' us/req':>14} {'vs bare':>8} {'added us':>9}")
     for stack, seconds in per_call.items():
         added = (seconds - bare) * 1e6
-        print(f"{stack:<10} {seconds * 1e6:>14.1f} {bare / seconds:>7.2f}x {added:>9.1f}")
+        print(f"{stack:<18} {seconds * 1e6:>14.1f} {bare / seconds:>7.2f}x {added:>9.1f}")
     print(
         f"aegis-sdk adds {(per_call['aegis-sdk'] - bare) * 1e6:.1f} us vs "
         f"otel-sdk {(per_call['otel-sdk'] - bare) * 1e6:.1f} us "
         f"({(per_call['aegis-sdk'] - bare) / (per_call['otel-sdk'] - bare):.2f} of it)"
     )
+    if "service-no-access" in per_call:
+        line = (per_call["service"] - per_call["service-no-access"]) * 1e6
+        print(f"the access line (service - service-no-access): {line:.1f} us")
 
 
 def in_process(calls: int, rounds: int) -> dict[str, float]:
     """Interleaved rounds of raw ASGI calls; best round per stack (CPU seconds per call)."""
-    apps = {stack: make_app(stack) for stack in STACKS}
-    best = dict.fromkeys(STACKS, float("inf"))
+    apps = {stack: make_app(stack) for stack in IN_PROCESS_STACKS}
+    best = dict.fromkeys(IN_PROCESS_STACKS, float("inf"))
     loop = asyncio.new_event_loop()
     for app in apps.values():
         loop.run_until_complete(drive(app, 200))  # build middleware stacks, warm caches
@@ -213,7 +265,11 @@ def free_port() -> int:
 class _KeepAlive(asyncio.Protocol):
     """One keep-alive connection: sends the next GET as soon as a whole response arrived."""
 
-    request = b"GET /items/42 HTTP/1.1\r\nHost: bench\r\n\r\n"
+    request = (
+        b"GET /items/42 HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer "
+        + bench_token().encode()
+        + b"\r\n\r\n"
+    )
 
     def __init__(self, deadline: float, closed: asyncio.Future[int]) -> None:
         self.deadline = deadline
@@ -325,11 +381,11 @@ def under_uvicorn(
     bare_rate = statistics.median(rate["bare"])
     bare_cpu = statistics.median(cpu["bare"])
     head = ("stack", "req/s", "vs bare", "server busy", "capacity", "vs bare")
-    print("{:<10} {:>8} {:>8} {:>12} {:>9} {:>8}".format(*head))
+    print("{:<18} {:>8} {:>8} {:>12} {:>9} {:>8}".format(*head))
     for stack in STACKS:
         median, stack_cpu = statistics.median(rate[stack]), statistics.median(cpu[stack])
         print(
-            f"{stack:<10} {median:>8.0f} {median / bare_rate:>7.2f}x "
+            f"{stack:<18} {median:>8.0f} {median / bare_rate:>7.2f}x "
             f"{statistics.median(busy[stack]):>9.2f} cpu {1 / stack_cpu:>9.0f} "
             f"{bare_cpu / stack_cpu:>7.2f}x"
         )
@@ -361,6 +417,41 @@ def record(results: Results, title: str, unit: str, figures: dict[str, float]) -
         peers=[figure("OpenTelemetry ASGI middleware + SDK", figures["otel-sdk"])],
         higher_is_better=higher,
     )
+    goals = {"in-process": "<= 20 µs above bare", "uvicorn server capacity": ">= 0.75x bare"}
+    results.case(
+        f"{title}: bootstrap() stack (log + obs + error + auth)",
+        unit,
+        aegis=figure("aegis-service bootstrap()", figures["service"]),
+        raw=figure("bare Starlette", figures["bare"]),
+        higher_is_better=higher,
+        goal=goals.get(title),
+    )
+
+
+def record_service(results: Results, cpu_us: dict[str, float]) -> None:
+    """The bootstrap() stack's CPU above bare Starlette, and what its access line costs."""
+    bare = cpu_us["bare"]
+    line = cpu_us["service"] - cpu_us["service-no-access"]
+    results.case(
+        "in-process: the access line of bootstrap()'s stack (aegis-log)",
+        "CPU µs/req",
+        aegis=figure("with the line - without", line),
+        higher_is_better=False,
+        goal="half its cost before issue 25",
+    )
+    results.table(
+        "bootstrap() stack in-process: CPU added to bare Starlette per request",
+        ["stack", "CPU µs/req", "added µs", "goal"],
+        [
+            ["bare Starlette", f"{bare:.1f}", "-", ""],
+            ["bootstrap(): log + obs + error + auth", f"{cpu_us['service']:.1f}",
+             f"{cpu_us['service'] - bare:.1f}", "<= 20"],
+            ["the same without the access line (its path skipped)",
+             f"{cpu_us['service-no-access']:.1f}",
+             f"{cpu_us['service-no-access'] - bare:.1f}", ""],
+            ["the access line", "-", f"{line:.1f}", "half its cost before"],
+        ],
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -380,7 +471,9 @@ def main() -> None:
          "starlette-exporter", "asgi-correlation-id", "uvicorn"],
     )  # fmt: skip
     cpu = in_process(args.calls, args.rounds)
-    record(results, "in-process", "CPU µs/req", {k: v * 1e6 for k, v in cpu.items()})
+    cpu_us = {k: v * 1e6 for k, v in cpu.items()}
+    record(results, "in-process", "CPU µs/req", cpu_us)
+    record_service(results, cpu_us)
     if args.uvicorn:
         rate, capacity = under_uvicorn(args.seconds, args.rounds, args.connections)
         record(results, "uvicorn", "req/s", rate)
