@@ -5,10 +5,15 @@ Cases, each timed side by side in one run (rounds interleaved, medians reported)
 - get by id: ``repository.get(id)`` vs ``session.scalars(select(Item).where(Item.id == id))``;
 - a 50-row page: ``repository.list(limit=50, offset=k)`` vs the same ``select ... limit offset``;
 - depth: keyset page 1 vs page 2,000 (of 100,000 rows, 50 a page), and offset likewise;
+- ``count(quantity=k)`` vs ``select(func.count()).select_from(Item).where(...)`` (an indexed
+  column, ~1,000 matching rows);
+- ``update(id, {"quantity": k})`` vs the same ``UPDATE ... RETURNING`` statement, and
+  ``delete(id)`` vs ``DELETE ... WHERE id = ...`` (each round rolled back);
 - ``create_many`` of 10,000 rows vs ``session.add_all`` + ``flush`` (both rolled back).
 
 The peer, advanced-alchemy's ``SQLAlchemyAsyncRepository`` (``get``, ``list`` with
-``LimitOffset`` + ``OrderBy``, ``add_many``), runs in the same rounds when it is installed.
+``LimitOffset`` + ``OrderBy``, ``count``, ``update`` of a model instance, ``delete``,
+``add_many``), runs in the same rounds when it is installed.
 
 Usage: .venv/bin/python benchmarks/db_repository.py [--url postgresql://...] [--rounds 5]
 (the URL defaults to $AEGIS_TEST_POSTGRES_URL, then the local test server; the table
@@ -30,7 +35,7 @@ from typing import Any
 
 from _results import Results, add_json_argument, figure
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sqlalchemy import String, select
+from sqlalchemy import String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -49,6 +54,8 @@ DEEP_PAGE = 2_000
 BULK = 10_000
 GETS_PER_ROUND = 300
 PAGES_PER_ROUND = 100
+COUNTS_PER_ROUND = 100
+WRITES_PER_ROUND = 300
 SECRET = b"benchmark-cursor-secret-32-bytes"
 
 
@@ -62,7 +69,7 @@ class Item(UUIDPrimaryKeyMixin, TimestampMixin, Base):
     __tablename__ = "bench_db_items"
 
     name: Mapped[str] = mapped_column(String(50))
-    quantity: Mapped[int]
+    quantity: Mapped[int] = mapped_column(index=True)
 
 
 class ItemOut(BaseModel):
@@ -83,6 +90,9 @@ Timed = Callable[[], Awaitable[None]]
 PEER_GET = "advanced-alchemy repository.get"
 PEER_LIST = "advanced-alchemy repository.list"
 PEER_BULK = "advanced-alchemy add_many"
+PEER_COUNT = "advanced-alchemy repository.count"
+PEER_UPDATE = "advanced-alchemy repository.update"
+PEER_DELETE = "advanced-alchemy repository.delete"
 
 
 def peer_repository() -> Any:
@@ -156,6 +166,8 @@ async def main_async(url: str, rounds: int) -> None:
         ids = await seed(db)
         await bench_reads(db, plain, ids, rounds)
         await bench_depth(db, rounds)
+        await bench_count(db, plain, rounds)
+        await bench_writes(db, plain, ids, rounds)
         await bench_bulk(db, plain, rounds)
     finally:
         async with db.engine.begin() as connection:
@@ -267,6 +279,111 @@ async def bench_depth(db: DatabaseManager, rounds: int) -> None:
     )
 
 
+async def bench_count(
+    db: DatabaseManager, plain: async_sessionmaker[AsyncSession], rounds: int
+) -> None:
+    """Count the rows with one quantity (an indexed column, ~1,000 rows each)."""
+    quantities = [i % 97 for i in range(COUNTS_PER_ROUND)]
+    peer = peer_repository()
+
+    async def raw_count() -> None:
+        async with plain() as session:
+            for quantity in quantities:
+                statement = select(func.count()).select_from(Item).where(Item.quantity == quantity)
+                (await session.execute(statement)).scalar_one()
+
+    async def repo_count() -> None:
+        async with db.session() as session:
+            repository = ItemRepository(session)
+            for quantity in quantities:
+                await repository.count(quantity=quantity)
+
+    async def peer_count() -> None:
+        async with plain() as session:
+            repository = peer(session=session)
+            for quantity in quantities:
+                await repository.count(quantity=quantity)
+
+    counts: dict[str, Timed] = {
+        "plain SQLAlchemy ORM": raw_count,
+        "aegis BaseRepository.count": repo_count,
+    }
+    if peer is not None:
+        counts[PEER_COUNT] = peer_count
+    await compare(f"count with a filter ({COUNTS_PER_ROUND} per round)", counts, rounds)
+
+
+async def bench_writes(
+    db: DatabaseManager,
+    plain: async_sessionmaker[AsyncSession],
+    ids: list[uuid.UUID],
+    rounds: int,
+) -> None:
+    """Update and delete by id, each round rolled back."""
+    peer = peer_repository()
+
+    chosen = ids[:WRITES_PER_ROUND]
+
+    async def raw_update() -> None:
+        async with plain() as session:
+            for number, item_id in enumerate(chosen):
+                statement = (
+                    update(Item).where(Item.id == item_id).values(quantity=number).returning(Item)
+                )
+                (await session.scalars(statement)).one()
+            await session.rollback()
+
+    async def repo_update() -> None:
+        async with db.session() as session:
+            repository = ItemRepository(session)
+            for number, item_id in enumerate(chosen):
+                await repository.update(item_id, {"quantity": number})
+            await session.rollback()
+
+    async def peer_update() -> None:
+        async with plain() as session:
+            repository = peer(session=session)
+            for number, item_id in enumerate(chosen):
+                await repository.update(Item(id=item_id, quantity=number))
+            await session.rollback()
+
+    updates: dict[str, Timed] = {
+        "plain SQLAlchemy ORM": raw_update,
+        "aegis BaseRepository.update": repo_update,
+    }
+    if peer is not None:
+        updates[PEER_UPDATE] = peer_update
+    await compare(f"update by id ({WRITES_PER_ROUND} per round)", updates, rounds)
+
+    async def raw_delete() -> None:
+        async with plain() as session:
+            for item_id in chosen:
+                await session.execute(delete(Item).where(Item.id == item_id))
+            await session.rollback()
+
+    async def repo_delete() -> None:
+        async with db.session() as session:
+            repository = ItemRepository(session)
+            for item_id in chosen:
+                await repository.delete(item_id)
+            await session.rollback()
+
+    async def peer_delete() -> None:
+        async with plain() as session:
+            repository = peer(session=session)
+            for item_id in chosen:
+                await repository.delete(item_id)
+            await session.rollback()
+
+    deletes: dict[str, Timed] = {
+        "plain SQLAlchemy ORM": raw_delete,
+        "aegis BaseRepository.delete": repo_delete,
+    }
+    if peer is not None:
+        deletes[PEER_DELETE] = peer_delete
+    await compare(f"delete by id ({WRITES_PER_ROUND} per round)", deletes, rounds)
+
+
 async def bench_bulk(
     db: DatabaseManager, plain: async_sessionmaker[AsyncSession], rounds: int
 ) -> None:
@@ -327,16 +444,27 @@ def main() -> None:
 def record() -> Results:
     """The comparisons measured, as --json cases (times in ms, lower is better)."""
     results = Results("aegis-db", "db_repository", ["sqlalchemy", "asyncpg", "advanced-alchemy"])
-    reads, pages, depth, bulk = MEASURED
+    reads, pages, depth, counts, updates, deletes, bulk = MEASURED
     deep = f"{DEEP_PAGE:,}"
     plain = "plain SQLAlchemy ORM"
+    close = "<= 1.05x plain's time; faster than advanced-alchemy"
+    ahead = "faster than advanced-alchemy"
+    writes = WRITES_PER_ROUND
     cases = [
-        (f"get by id x{GETS_PER_ROUND}", reads, "aegis BaseRepository.get", plain, PEER_GET),
-        (f"50-row page x{PAGES_PER_ROUND}", pages, "aegis BaseRepository.list", plain, PEER_LIST),
-        (f"20 pages at page {deep}", depth, f"keyset page {deep}", f"offset page {deep}", ""),
-        (f"insert {BULK:,} rows", bulk, "aegis create_many", "plain add_all + flush", PEER_BULK),
+        (f"get by id x{GETS_PER_ROUND}", reads, "aegis BaseRepository.get", plain, PEER_GET, close),
+        (f"50-row page x{PAGES_PER_ROUND}", pages, "aegis BaseRepository.list", plain, PEER_LIST,
+         close),
+        (f"20 pages at page {deep}", depth, f"keyset page {deep}", f"offset page {deep}", "", None),
+        (f"count with a filter x{COUNTS_PER_ROUND}", counts, "aegis BaseRepository.count", plain,
+         PEER_COUNT, ahead),
+        (f"update by id x{writes}", updates, "aegis BaseRepository.update", plain, PEER_UPDATE,
+         ahead),
+        (f"delete by id x{writes}", deletes, "aegis BaseRepository.delete", plain, PEER_DELETE,
+         ahead),
+        (f"insert {BULK:,} rows", bulk, "aegis create_many", "plain add_all + flush", PEER_BULK,
+         ahead),
     ]  # fmt: skip
-    for name, medians, ours, theirs, peer in cases:
+    for name, medians, ours, theirs, peer, goal in cases:
         results.case(
             name,
             "ms",
@@ -344,6 +472,7 @@ def record() -> Results:
             raw=figure(theirs, medians[theirs] * 1000),
             peers=[figure(peer, medians[peer] * 1000)] if peer in medians else [],
             higher_is_better=False,
+            goal=goal,
         )
     return results
 

@@ -330,6 +330,45 @@ async def test_soft_deleted_rows_are_excluded_everywhere(db: DatabaseManager) ->
             await repository.restore(bob.id)
 
 
+async def test_relationships_loaded_later_from_a_fetched_row_leave_out_soft_deleted_rows(
+    db: DatabaseManager,
+) -> None:
+    """get() and list() without options still pass the soft-delete filter on to lazy loads."""
+    team, members = await _seed(db)
+    async with db.transaction() as session:
+        await MemberRepository(session).delete(members[1].id)
+    async with db.session() as session:
+        fetched = await TeamRepository(session).get(team.id)
+        lazy = await session.run_sync(lambda _: [m.name for m in fetched.members])
+        assert lazy == ["ann", "cid", "dee", "eve"]
+    async with db.session() as session:
+        (listed,) = await TeamRepository(session).list()
+        assert await session.run_sync(lambda _: len(listed.members)) == 4
+    async with db.session() as session:
+        hidden = await MemberRepository(session).get(members[1].id, include_deleted=True)
+        assert await session.run_sync(lambda _: hidden.team and hidden.team.name) == "core"
+
+
+async def test_pages_of_one_order_bind_each_calls_limit_and_offset(db: DatabaseManager) -> None:
+    """Pages without filters reuse one statement per order; each call's own values apply."""
+    await _seed(db)
+    async with db.session() as session:
+        repository = MemberRepository(session)
+
+        async def names(**arguments: Any) -> list[str]:
+            return [row.name for row in await repository.list(**arguments)]
+
+        assert await names(sort="name", limit=2) == ["ann", "bob"]
+        assert await names(sort="name", limit=2, offset=2) == ["cid", "dee"]
+        assert await names(sort="name", limit=3, offset=1) == ["bob", "cid", "dee"]
+        assert await names(sort="name", offset=3) == ["dee", "eve"]
+        assert await names(sort="name", limit=0) == []
+        assert await names(sort="-name", limit=2) == ["eve", "dee"]
+        assert await names(sort="name") == ["ann", "bob", "cid", "dee", "eve"]
+        assert await repository.count() == 5
+        assert await repository.count(age=25) == 2
+
+
 async def test_soft_deleted_parent_hides_from_many_to_one_filters(db: DatabaseManager) -> None:
     team, _ = await _seed(db)
     async with db.transaction() as session:

@@ -100,6 +100,14 @@ async def test_an_unstorable_value_in_a_filter_or_raw_statement_is_a_422(
         async with db.session() as session:
             await session.execute(text("SELECT :needle"), {"needle": "\udc80"})
     assert (caught.value.field, caught.value.errors[0].type) == ("needle", "unicode")
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await NoteRepository(session).get(2**64)
+    assert (caught.value.field, caught.value.errors[0].type) == ("id", "integer_range")
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await NoteRepository(session).list(limit=10, offset=2**64)
+    assert (caught.value.field, caught.value.errors[0].type) == ("offset", "integer_range")
 
 
 async def test_nul_is_refused_on_postgresql_and_kept_on_sqlite(db: DatabaseManager) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import exc as sa_exc
@@ -343,13 +344,34 @@ def unstorable_parameter_error(context: ExceptionContext) -> AegisError | None:
     return None
 
 
-@contextmanager
-def translating_errors() -> Iterator[None]:
+class _TranslatingErrors:
+    """The context manager of :func:`translating_errors`: stateless, so one serves every block.
+
+    A class rather than a generator: it runs around every repository statement, and entering
+    a generator-based context manager costs several times more.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if not isinstance(error, Exception):
+            return  # no error, or KeyboardInterrupt / CancelledError: left as they are
+        translated = translate_error(error)
+        if translated is not None:
+            raise translated from error
+
+
+_TRANSLATING_ERRORS = _TranslatingErrors()
+
+
+def translating_errors() -> AbstractContextManager[None]:
     """Re-raise SQLAlchemy and driver errors raised inside the block as aegis errors (chained)."""
-    try:
-        yield
-    except Exception as exc:
-        translated = translate_error(exc)
-        if translated is None:
-            raise
-        raise translated from exc
+    return _TRANSLATING_ERRORS

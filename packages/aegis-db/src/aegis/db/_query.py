@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,14 @@ from aegis.core.errors import InvalidInputError
 from aegis.core.models import SortDirection, SortField
 
 _MAX_IN_VALUES = 1000
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+}
 
 OPERATORS = frozenset(
     {
@@ -122,22 +131,15 @@ def _condition(column: InstrumentedAttribute[Any], item: Filter) -> ColumnElemen
         if op == "icontains":
             return column.icontains(value, autoescape=True)
         return column.startswith(value, autoescape=True)
-    comparisons = {
-        "eq": column.__eq__,
-        "ne": column.__ne__,
-        "lt": column.__lt__,
-        "le": column.__le__,
-        "gt": column.__gt__,
-        "ge": column.__ge__,
-    }
-    if op not in comparisons:
+    compare = _COMPARISONS.get(op)
+    if compare is None:
         known = ", ".join(sorted(OPERATORS))
         raise InvalidInputError(
             f"unknown operator '{op}' for '{item.field}'; use one of {known}",
             field=item.field,
             rule="unknown_operator",
         )
-    condition: ColumnElement[bool] = comparisons[op](value)
+    condition: ColumnElement[bool] = compare(column, value)
     return condition
 
 

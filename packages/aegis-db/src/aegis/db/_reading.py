@@ -11,7 +11,6 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     exists,
-    func,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,6 @@ from aegis.core.errors import ConfigurationError, InvalidInputError, NotFoundErr
 from aegis.core.models import CursorPage, PageParams, PaginatedResponse, SortField
 from aegis.db import _keyset
 from aegis.db._errors import translating_errors
-from aegis.db._mixins import SoftDeleteMixin, TimestampMixin, VersionMixin
 from aegis.db._query import (
     Filter,
     build_order,
@@ -33,6 +31,7 @@ from aegis.db._query import (
     parse_sort,
 )
 from aegis.db._session import INCLUDE_DELETED, AegisSession
+from aegis.db._statements import LIMIT, OFFSET, ModelStatements
 
 ModelT = TypeVar("ModelT", bound=DeclarativeBase)
 SchemaT = TypeVar("SchemaT", bound=BaseModel)
@@ -50,6 +49,7 @@ class ReadRepository(Generic[ModelT]):
     default_sort: ClassVar[str | None] = None
     """Sort used when none is given, e.g. ``"-created_at"`` (the primary key always ends it)."""
     max_page_size: ClassVar[int] = 100
+    _model_statements: ClassVar[ModelStatements | None] = None
 
     def __init__(
         self, session: AsyncSession, *, cursor_secret: bytes | str | SecretStr | None = None
@@ -63,16 +63,18 @@ class ReadRepository(Generic[ModelT]):
                 "repositories need a session from DatabaseManager (AegisSession), which hides "
                 "soft-deleted rows; this one is a plain SQLAlchemy session"
             )
-        mapper: Mapper[Any] = self.model.__mapper__
-        if len(mapper.primary_key) != 1:
-            raise ConfigurationError(f"{self.model.__name__}: one primary key column is needed")
+        # Worked out once per repository class (and model), not per repository.
+        statements: ModelStatements | None = type(self).__dict__.get("_model_statements")
+        if statements is None or statements.model is not self.model:
+            statements = ModelStatements(self.model)
+            type(self)._model_statements = statements
         self.session = session
-        self._mapper = mapper
-        self._pk: InstrumentedAttribute[Any] = getattr(self.model, str(mapper.primary_key[0].key))
-        model: type[Any] = self.model  # mixins are not DeclarativeBase subclasses
-        self._soft = issubclass(model, SoftDeleteMixin)
-        self._versioned = issubclass(model, VersionMixin)
-        self._timestamped = issubclass(model, TimestampMixin)
+        self._statements = statements
+        self._mapper: Mapper[Any] = statements.mapper
+        self._pk: InstrumentedAttribute[Any] = statements.pk
+        self._soft = statements.soft
+        self._versioned = statements.versioned
+        self._timestamped = statements.timestamped
         secret = (
             cursor_secret.get_secret_value()
             if isinstance(cursor_secret, SecretStr)
@@ -98,9 +100,14 @@ class ReadRepository(Generic[ModelT]):
         options: Sequence[ExecutableOption] = (),
     ) -> ModelT | None:
         """Return the row with primary key ``id``, or ``None``."""
-        statement = self._select(include_deleted, options).where(self._pk == id)
+        if options:
+            statement = self._select(include_deleted, options).where(self._pk == id)
+            parameters = None
+        else:  # the statement built once for this model, with the id bound
+            statement = self._statements.by_id(include_deleted=include_deleted)
+            parameters = {self._statements.pk_name: id}
         with translating_errors():
-            return (await self.session.scalars(statement)).one_or_none()
+            return (await self.session.scalars(statement, parameters)).one_or_none()
 
     async def get(
         self,
@@ -142,6 +149,26 @@ class ReadRepository(Generic[ModelT]):
         Raises:
             InvalidInputError: an unknown or disallowed field, operator or sort field.
         """
+        text = sort if sort is not None else self.default_sort
+        if (
+            (text is None or isinstance(text, str))
+            and (limit is None or type(limit) is int)
+            and type(offset) is int
+        ):
+            # The statement built once for this order, with LIMIT and OFFSET bound; filters
+            # and options are added to a copy of it.
+            sortable = self.sortable
+            if sortable is not None and type(sortable) is not frozenset:
+                sortable = frozenset(sortable)  # a set given for the frozenset (a cache key)
+            key = (text, sortable, include_deleted, limit is not None, offset != 0)
+            statement = self._statements.page(key)
+            if filters is not None or where:
+                statement = statement.where(self._where(filters, where))
+            if options:
+                statement = statement.options(*options)
+            parameters = {LIMIT: limit, OFFSET: offset}
+            with translating_errors():
+                return builtins.list((await self.session.scalars(statement, parameters)).all())
         columns, complete = build_order(self._mapper, self._sort(sort), self.sortable)
         statement = (
             self._select(include_deleted, options)
@@ -157,9 +184,9 @@ class ReadRepository(Generic[ModelT]):
         self, *, filters: FilterInput = None, include_deleted: bool = False, **where: Any
     ) -> int:
         """Count rows matching the filters (soft-deleted rows excluded unless asked)."""
-        statement = select(func.count()).select_from(self.model).where(self._where(filters, where))
-        if include_deleted:
-            statement = statement.execution_options(**{INCLUDE_DELETED: True})
+        statement = self._statements.count(include_deleted=include_deleted)
+        if filters is not None or where:
+            statement = statement.where(self._where(filters, where))
         with translating_errors():
             return int((await self.session.execute(statement)).scalar_one())
 

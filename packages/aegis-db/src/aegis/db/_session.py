@@ -36,23 +36,35 @@ class AegisSession(Session):
     """
 
 
+SOFT_DELETE_CRITERIA = with_loader_criteria(
+    SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True
+)
+"""The option that leaves soft-deleted rows out of a statement and the loads it starts.
+
+Built once: the option is immutable and its lambda takes no outside values, so every
+statement can share it (building it per statement was a measurable share of a lookup).
+"""
+
+CRITERIA_APPLIED = "aegis_soft_delete_applied"
+"""Execution option of a statement that already carries :data:`SOFT_DELETE_CRITERIA`.
+
+The repository's statements are built once with the option in place; this marker tells the
+session not to add it a second time (which would copy the statement and its cache key)."""
+
+
 @event.listens_for(AegisSession, "do_orm_execute")
 def _exclude_soft_deleted(state: ORMExecuteState) -> None:
     # Relationship and column loads inherit the criteria from the statement that loaded the
     # parent (with_loader_criteria propagates), so only top-level statements are amended.
+    options = state.execution_options
     if (
-        state.is_column_load
+        options.get(CRITERIA_APPLIED, False)
+        or options.get(INCLUDE_DELETED, False)
+        or state.is_column_load
         or state.is_relationship_load
-        or state.execution_options.get(INCLUDE_DELETED, False)
     ):
         return
-    state.statement = state.statement.options(
-        with_loader_criteria(
-            SoftDeleteMixin,
-            lambda cls: cls.deleted_at.is_(None),
-            include_aliases=True,
-        )
-    )
+    state.statement = state.statement.options(SOFT_DELETE_CRITERIA)
 
 
 WROTE = "aegis_db_wrote"
