@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,10 +33,37 @@ def root() -> Path:
     return ROOT
 
 
+def once_per_session(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]
+) -> Path:
+    """A directory ``make`` fills once per test session, even across pytest-xdist workers.
+
+    Under ``./dev test``'s workers the first one to ask makes it in the session's shared
+    temporary directory while the others wait for it, then reuse it.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        out = tmp_path_factory.mktemp(name)
+        make(out)
+        return out
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-N, above each worker's popen-gwK
+    out, done = shared / name, shared / f"{name}.complete"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)  # what a worker that failed left behind
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
+
+
 @pytest.fixture(scope="session")
 def built_dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with the wheel and sdist of every member, built once per test session."""
-    out = tmp_path_factory.mktemp("dist")
+    return once_per_session(tmp_path_factory, "dist", _build_every_member)
+
+
+def _build_every_member(out: Path) -> Path:
     builds = [
         (
             member,
