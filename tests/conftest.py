@@ -86,6 +86,38 @@ def _build_every_member(out: Path) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The documentation site, built once per test session with ``mkdocs build --strict``.
+
+    Into AEGIS_DOCS_SITE when set (CI uploads that folder, the browser test's screenshots
+    included), else into a temporary folder. A failed or non-strict build fails every test that
+    uses it, with MkDocs' output.
+    """
+    target = os.environ.get("AEGIS_DOCS_SITE")
+    site = Path(target).resolve() if target else tmp_path_factory.mktemp("site")
+    # NO_MKDOCS_2_WARNING: mkdocs-material prints a banner about its successor on every build.
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
+    return site
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every test that uses ``built_site`` in one pytest-xdist group: one worker builds it."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if "built_site" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("docs-site"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run every test that takes ``member`` once per workspace member."""
     if "member" in metafunc.fixturenames:

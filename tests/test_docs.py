@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -49,33 +48,24 @@ def test_no_install_instruction_uses_extra_index_url() -> None:
             assert "extra-index-url" not in match["code"], f"{document}: {match['code']}"
 
 
-def test_site_builds_strict_with_a_page_and_a_changelog_per_member(tmp_path: Path) -> None:
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+def test_site_builds_strict_with_a_page_and_a_changelog_per_member(built_site: Path) -> None:
+    # built_site: mkdocs build --strict, once per session (conftest.py)
     for name in load_members(ROOT):
-        assert (tmp_path / "packages" / name / "index.html").is_file()
-        assert (tmp_path / "changelog" / name / "index.html").is_file()
-    codes = (tmp_path / "error-codes" / "index.html").read_text()
+        assert (built_site / "packages" / name / "index.html").is_file()
+        assert (built_site / "changelog" / name / "index.html").is_file()
+    codes = (built_site / "error-codes" / "index.html").read_text()
     assert "<code>NOT_FOUND</code>" in codes
     assert "<code>DB_DUPLICATE</code>" in codes
     # The sample registry, rendered from examples/schemas at build time, diagrams included.
-    registry = (tmp_path / "schema-registry" / "index.html").read_text()
+    registry = (built_site / "schema-registry" / "index.html").read_text()
     assert registry.count('class="mermaid"') == 2  # the service graph and the ER diagram
     for service in ("users", "policies"):
-        assert (tmp_path / "schema-registry" / service / "index.html").is_file()
+        assert (built_site / "schema-registry" / service / "index.html").is_file()
     # The benchmark charts, shown on the Performance page from benchmarks/charts/.
-    performance = (tmp_path / "performance" / "index.html").read_text()
+    performance = (built_site / "performance" / "index.html").read_text()
     for chart in sorted((ROOT / "benchmarks" / "charts").glob("*.png")):
         assert f'src="../charts/{chart.name}"' in performance
-        assert (tmp_path / "charts" / chart.name).read_bytes() == chart.read_bytes()
+        assert (built_site / "charts" / chart.name).read_bytes() == chart.read_bytes()
 
 
 def test_member_page_includes_the_readme_and_documents_public_modules_only() -> None:

@@ -7,7 +7,9 @@ of its public modules (mkdocstrings), and its changelog page is its CHANGELOG.md
 Two more things are generated at build time rather than kept in docs/: the sample schema
 registry's pages (aegis-schema's ``write_docs`` over examples/schemas, Mermaid ERD and service
 graph included), and the benchmark charts (benchmarks/charts/*.png, which the Performance page
-shows through benchmarks/RESULTS.md), so neither is ever a stale copy.
+shows through benchmarks/RESULTS.md), so neither is ever a stale copy. Mermaid, which draws the
+registry's diagrams, is aegis-schema's vendored copy, added to the site so that no page loads
+anything from another host.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import re
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
+from mkdocs.utils import get_relative_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from members import Member, load_members
+from vendor import load_bundles
 
 ROOT = Path(__file__).resolve().parent.parent
 ERROR_CODES_MARKER = "<!-- aegis:error-codes -->"
@@ -38,6 +42,7 @@ GENERATED_SECTIONS = {"Packages": "packages", "Changelogs": "changelog"}
 SAMPLE_REGISTRY = ROOT / "examples" / "schemas"
 SAMPLE_REGISTRY_SECTION, SAMPLE_REGISTRY_FOLDER = "Sample schema registry", "schema-registry"
 BENCHMARKS = ROOT / "benchmarks"
+MERMAID_SCRIPT = "assets/mermaid/mermaid.min.js"  # its licence goes beside it
 
 # Imports aegis.core, then each member, and records which member registered which code.
 _COLLECT_CODES = """
@@ -172,7 +177,7 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
-    """Add the generated member and changelog pages."""
+    """Add the generated pages, the benchmark charts and the vendored Mermaid."""
     for member in _members():
         relative = member.path.relative_to(ROOT).as_posix()
         files.append(
@@ -195,7 +200,31 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
                 use_directory_urls=config.use_directory_urls,
             )
         )
+    # aegis-schema's vendored Mermaid (tools/vendored.toml), so no page loads it from a CDN.
+    (mermaid,) = [bundle for bundle in load_bundles() if bundle.npm == "mermaid"]
+    for name in ("mermaid.min.js", "LICENSE"):
+        files.append(
+            File.generated(
+                config,
+                str(PurePosixPath(MERMAID_SCRIPT).with_name(name)),
+                abs_src_path=str(mermaid.folder / name),
+            )
+        )
     return files
+
+
+def on_post_page(output: str, page: Page, config: MkDocsConfig) -> str:
+    """Load the vendored Mermaid on the pages that have a diagram, before mkdocs-material runs.
+
+    With a ``mermaid`` global defined, mkdocs-material draws the diagrams with it instead of
+    fetching Mermaid from unpkg.com; loading it only where a diagram is spares every other page
+    its 5 MB.
+    """
+    del config  # the hook's signature is fixed by MkDocs
+    if '<pre class="mermaid">' not in output:
+        return output
+    script = get_relative_url(MERMAID_SCRIPT, page.url)
+    return output.replace("</head>", f'<script src="{script}"></script>\n</head>', 1)
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -12,25 +12,22 @@ Playwright, and must:
   data: URL); any other is aborted and fails the test.
 
 Screenshots of the pages go to .aegis/screenshots/ (docs/pages.md shows copies). One browser
-serves every test of the module.
+serves every test of the module; tests/offline_browser.py launches it and watches each page.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import policy_service
 import pytest
 import user_service
-from playwright.sync_api import Browser, BrowserContext, Page, Request, Route, sync_playwright
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+from playwright.sync_api import Browser, BrowserContext
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
@@ -41,72 +38,26 @@ from aegis.schema._html import diagram_tables
 from aegis.service import PagesSettings
 from aegis.testing import RunningServer, uvicorn_server
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+from offline_browser import Visit, chromium, new_context, screenshot, visit, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "examples" / "schemas"
-SCREENSHOTS = Path(os.environ.get("AEGIS_SCREENSHOTS", ROOT / ".aegis" / "screenshots"))
-LOCAL_HOSTS = {"127.0.0.1"}
-RENDER_TIMEOUT_MS = 60_000  # a 2-core machine shared with other test workers
-WAIT_SLICE_MS = 500
-
-
-@dataclass
-class Visit:
-    """One page load: what the browser logged and asked for."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-    refused: list[str] = field(default_factory=list)
-
-    def check_clean(self) -> None:
-        assert self.errors == [], "console errors or page errors"
-        assert self.refused == [], "requests that would have left the machine"
-        for url in self.requests:
-            parts = urlsplit(url)
-            assert parts.scheme in {"data", "file"} or parts.hostname in LOCAL_HOSTS, url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium (``./dev test`` installs it), headless, for the whole module."""
-    executable = os.environ.get("AEGIS_TEST_CHROMIUM") or shutil.which("chromium")
-    if executable is None:
-        pytest.fail("no chromium: apt-get install chromium (./dev test installs it when missing)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A browser context per test: its pages share a cache, as one person's tabs would."""
-    opened = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+    opened = new_context(browser)
     yield opened
     opened.close()
-
-
-def visit(context: BrowserContext, url: str) -> Visit:
-    page = context.new_page()
-    seen = Visit(page)
-
-    def route(target: Route, request: Request) -> None:
-        parts = urlsplit(request.url)
-        if parts.scheme in {"data", "file"} or parts.hostname in LOCAL_HOSTS:
-            target.continue_()
-        else:
-            seen.refused.append(request.url)
-            target.abort()
-
-    page.route("**/*", route)
-    page.on("request", lambda request: seen.requests.append(request.url))
-    page.on(
-        "console",
-        lambda message: seen.errors.append(message.text) if message.type == "error" else None,
-    )
-    page.on("pageerror", lambda error: seen.errors.append(f"page error: {error}"))
-    page.goto(url)
-    return seen
 
 
 @dataclass(frozen=True)
@@ -161,18 +112,6 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
             yield Services(users, policies, users_app.state.service.asyncapi)
 
 
-def wait_for(seen: Visit, selector: str) -> None:
-    """Wait for ``selector``, failing at once when the page logs an error instead."""
-    for _ in range(RENDER_TIMEOUT_MS // WAIT_SLICE_MS):
-        try:
-            seen.page.wait_for_selector(selector, timeout=WAIT_SLICE_MS)
-        except PlaywrightTimeoutError:
-            assert seen.errors == [], f"the page logged errors while drawing {selector}"
-        else:
-            return
-    pytest.fail(f"{selector} did not appear within {RENDER_TIMEOUT_MS} ms")
-
-
 def asyncapi_document(server: RunningServer) -> dict[str, Any]:
     document: dict[str, Any] = httpx.get(f"{server.url}/asyncapi.json").json()
     return document
@@ -201,11 +140,6 @@ def check_diagrams(seen: Visit, nodes: list[int]) -> None:
     )
     assert drawn == nodes
     seen.check_clean()
-
-
-def screenshot(seen: Visit, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    seen.page.screenshot(path=SCREENSHOTS / name, full_page=False)
 
 
 def test_the_event_catalogue_shows_every_channel_and_message(

@@ -6,7 +6,7 @@ response's nonce (or match a hash, in a static file), an ASGI app that serves a 
 nonce per request, and one that serves files shipped inside a package. Pure ASGI and the
 standard library: no web framework needed.
 
-Example:
+Examples:
     >>> page = HtmlPage(lambda context: f'<script nonce="{context.nonce}" src="x.js"></script>')
     >>> app.add_route("/page", page)  # Starlette or FastAPI
 """
