@@ -95,7 +95,14 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uses it, with MkDocs' output.
     """
     target = os.environ.get("AEGIS_DOCS_SITE")
-    site = Path(target).resolve() if target else tmp_path_factory.mktemp("site")
+    if not target:
+        return once_per_session(tmp_path_factory, "site", _build_site)
+    site = Path(target).resolve()
+    once_per_session(tmp_path_factory, "site-in-target", lambda _: _build_site(site))
+    return site
+
+
+def _build_site(site: Path) -> None:
     # NO_MKDOCS_2_WARNING: mkdocs-material prints a banner about its successor on every build.
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
@@ -106,16 +113,6 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stderr}"
-    return site
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every test that uses ``built_site`` in one pytest-xdist group: one worker builds it."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if "built_site" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("docs-site"))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -35,9 +35,6 @@ TopologyT = TypeVar("TopologyT", bound=Topology)
 SCALEOUT_MARKER = "scaleout: a test on a multi-node topology (replica, cluster, sentinel)"
 _STARTUPS = pytest.StashKey[dict[str, float]]()
 _STARTUPS_KEY = "aegis_topology_startups"
-_TOPOLOGY_FIXTURES = frozenset({"postgres_replica", "redis_cluster", "redis_sentinel"})
-TOPOLOGY_GROUP = "aegis-topologies"
-"""The ``xdist_group`` of every test that uses a topology fixture."""
 
 KafkaTopicFactory = Callable[..., str]
 """``kafka_topic_factory(name="topic", *, partitions=1, config=None) -> str``."""
@@ -146,19 +143,6 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the ``scaleout`` marker: ``pytest -m scaleout`` runs the topology tests."""
     config.addinivalue_line("markers", SCALEOUT_MARKER)
     config.stash[_STARTUPS] = {}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, keep every topology test on one worker (with ``--dist loadgroup``).
-
-    A topology is a session fixture: each worker that runs one of its tests would start its own
-    cluster of servers. One group runs them all in one worker, so each topology starts once.
-    """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if any(name in _TOPOLOGY_FIXTURES for name in getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group(TOPOLOGY_GROUP))
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
