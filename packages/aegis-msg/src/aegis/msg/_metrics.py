@@ -46,6 +46,13 @@ class MsgMetrics:
       for a subscribed topic that does not exist, ...).
     - ``aegis_msg_consumer_recreated_total{group,reason}``: Kafka consumer clients replaced by a
       fresh one (``reason``: ``topic_back``, a subscribed topic that was missing exists again).
+    - ``aegis_msg_outbox_pending_events{table}``: unsent outbox rows, as an
+      :class:`~aegis.msg.OutboxRelay` last counted them (at most once per ``interval``).
+    - ``aegis_msg_outbox_oldest_pending_age_seconds{table}``: how long the oldest of them has
+      waited (0 when none waits).
+    - ``aegis_msg_outbox_relayed_total{table}``: outbox rows published and marked sent.
+    - ``aegis_msg_outbox_relay_failures_total{table,reason}``: rows the broker did not take, by
+      Kafka error name, and relay rounds that failed as a whole, by exception type.
 
     The two recorded per consumed message (consumed, handler duration) are plain numbers
     rendered on scrape (:mod:`aegis.core.metrics`), except in prometheus_client's
@@ -115,6 +122,34 @@ class MsgMetrics:
             "aegis_msg_consumer_recreated_total",
             "Kafka consumer clients replaced by a fresh one, by reason.",
             ["group", "reason"],
+            registry=registry,
+        )
+        # Every relay of a table sees the same rows: across workers, the largest value is the truth.
+        self.outbox_pending = Gauge(
+            "aegis_msg_outbox_pending_events",
+            "Unsent outbox rows, as the relay last counted them.",
+            ["table"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.outbox_oldest_age = Gauge(
+            "aegis_msg_outbox_oldest_pending_age_seconds",
+            "Seconds the oldest unsent outbox row has waited (0 when none waits).",
+            ["table"],
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.outbox_relayed = Counter(
+            "aegis_msg_outbox_relayed_total",
+            "Outbox rows published and marked sent.",
+            ["table"],
+            registry=registry,
+        )
+        self.outbox_relay_failures = Counter(
+            "aegis_msg_outbox_relay_failures_total",
+            "Outbox rows the broker did not take, by Kafka error name, and relay rounds that "
+            "failed as a whole, by exception type.",
+            ["table", "reason"],
             registry=registry,
         )
 

@@ -41,6 +41,7 @@ from aegis.core.errors import ConfigurationError
 from aegis.msg._errors import PublishError
 from aegis.msg._event import Event
 from aegis.msg._metrics import MsgMetrics
+from aegis.msg._outbox_metrics import RelayMetrics
 from aegis.msg._registry import EventRegistry, default_registry
 from aegis.msg._tracing import traceparent_of
 from aegis.msg._transport import OutgoingRecord, Transport
@@ -159,7 +160,10 @@ class OutboxRelay:
     retried with exponential backoff up to ``max_backoff`` (a Kafka transport replaces a fenced
     or stuck producer client meanwhile, so the relay recovers from a broker restarted empty
     without a process restart). :meth:`health_check` fails while the oldest unsent row is
-    older than ``max_pending_age``: add it to the service's readiness checks.
+    older than ``max_pending_age``: add it to the service's readiness checks. The backlog is
+    exported as ``aegis_msg_outbox_pending_events`` and
+    ``aegis_msg_outbox_oldest_pending_age_seconds`` (counted at most once per ``interval``),
+    with ``aegis_msg_outbox_relayed_total`` and ``aegis_msg_outbox_relay_failures_total``.
 
     Args:
         engine: the database holding the outbox.
@@ -170,7 +174,8 @@ class OutboxRelay:
         max_backoff: longest wait between rounds after failures.
         max_pending_age: seconds the oldest unsent row may wait before :meth:`health_check`
             fails.
-        metrics_registry: Prometheus registry for ``aegis_msg_published_total``.
+        metrics_registry: Prometheus registry for ``aegis_msg_published_total`` and the
+            ``aegis_msg_outbox_*`` metrics.
     """
 
     def __init__(
@@ -195,6 +200,7 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.max_pending_age = max_pending_age
         self._metrics = MsgMetrics.for_registry(metrics_registry)
+        self._relay_metrics = RelayMetrics(self._metrics, outbox.table, interval)
         self._status = RelayStatus(0, 0, None)
         self._attempted = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -270,6 +276,7 @@ class OutboxRelay:
                 if result.error is not None:
                     blocked.add(row.aggregateid)
                     self._metrics.published.labels(row.topic, row.type, "error").inc()
+                    self._relay_metrics.undelivered(result.error)
                 elif row.aggregateid not in blocked:
                     sent.append(row.position)
                     self._metrics.published.labels(row.topic, row.type, "ok").inc()
@@ -279,6 +286,8 @@ class OutboxRelay:
                     .where(table.c.position.in_(sent))
                     .values(sent_at=datetime.now(UTC))
                 )
+        self._relay_metrics.relayed(len(sent))
+        await self._relay_metrics.count(self.engine)
         errors = [result.error for result in results if result.error is not None]
         await self._record(len(sent), errors[0].message if errors else None)
         return len(sent)
@@ -310,8 +319,10 @@ class OutboxRelay:
             except Exception as exc:
                 # The database may be down too: keep trying, never stop relaying.
                 logger.exception("outbox relay round failed")
+                self._relay_metrics.round_failed(exc)
                 await self._record(0, f"{type(exc).__name__}: {exc}")
                 published = 0
+            self._relay_metrics.show_age()
             if self._status.last_error is not None:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
