@@ -23,6 +23,7 @@ from aegis.msg import (
     Outbox,
     OutboxRelay,
 )
+from aegis.msg._outbox import pending_batch
 from aegis.msg._outbox_metrics import backlog_query
 from aegis.testing import RestartableServer
 
@@ -211,6 +212,21 @@ async def test_the_backlog_count_reads_the_pending_index_not_the_table(
         assert (await connection.execute(query)).one()[0] == 50
     assert "Seq Scan" not in plan, plan
     assert "ix_explained_outbox_pending" in plan, plan
+
+
+async def test_each_round_reads_its_batch_from_the_pending_index_in_order_without_sorting(
+    engine: AsyncEngine, sent_and_pending: Outbox
+) -> None:
+    query = pending_batch(sent_and_pending.table, 10)
+    sql = str(query.compile(engine.sync_engine, compile_kwargs={"literal_binds": True}))
+    async with engine.connect() as connection:
+        await connection.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join((await connection.execute(text(f"EXPLAIN {sql}"))).scalars())
+        positions = [row.position for row in (await connection.execute(query)).all()]
+    # Not the primary key with every sent row filtered out, not a sort of the pending rows.
+    assert "Index Scan using ix_explained_outbox_pending" in plan, plan
+    assert "Sort" not in plan, plan
+    assert positions == list(range(2001, 2011))
 
 
 async def test_in_multiprocess_mode_the_age_is_written_when_counted(

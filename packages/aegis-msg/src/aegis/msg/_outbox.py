@@ -27,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -143,6 +144,20 @@ class Outbox:
         )
 
 
+def pending_batch(table: Table, size: int) -> Select[Any]:
+    """The first ``size`` unsent rows in insertion order, locked, skipping rows locked elsewhere."""
+    # Ordered by the whole pending index (sent_at is NULL in every row read, so the order is
+    # position's): ordered by position alone, PostgreSQL walks the primary key and filters out
+    # every sent row the table keeps, because it cannot tell that IS NULL fixes sent_at.
+    return (
+        select(table)
+        .where(table.c.sent_at.is_(None))
+        .order_by(table.c.sent_at, table.c.position)
+        .limit(size)
+        .with_for_update(skip_locked=True)
+    )
+
+
 @dataclass(frozen=True)
 class RelayStatus:
     """What an :class:`OutboxRelay` has done: rows published, failed attempts, the last error."""
@@ -250,15 +265,7 @@ class OutboxRelay:
         """Publish one batch of pending rows; return how many were delivered and marked sent."""
         table = self.outbox.table
         async with self.engine.begin() as connection:
-            rows = (
-                await connection.execute(
-                    select(table)
-                    .where(table.c.sent_at.is_(None))
-                    .order_by(table.c.position)
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            rows = (await connection.execute(pending_batch(table, self.batch_size))).all()
             records = [
                 OutgoingRecord(
                     row.topic,
