@@ -102,6 +102,18 @@ def test_foreign_keys_inside_a_service_are_added_and_dropped(make_table: TableMa
     assert _describe(plain, across) == []
 
 
+def test_an_unchanged_foreign_key_is_kept_when_the_table_changes(make_table: TableMaker) -> None:
+    # Built twice, so the two versions hold equal but distinct references: an unchanged foreign
+    # key must not be dropped and made again (it would revalidate every row under a lock).
+    team = SchemaColumn(name="team_id", type="uuid")
+    reference = {"column": "team_id", "references": "users.teams.id", "on_delete": "cascade"}
+    before = make_table("users.users", "1.0.0", team, references=[dict(reference)])
+    note = SchemaColumn(name="note", type="text")
+    after = make_table("users.users", "1.1.0", team, note, references=[dict(reference)])
+    assert before.references[0] is not after.references[0]
+    assert _describe(before, after) == ["add column users.note text NULL"]
+
+
 def test_a_renamed_table_is_renamed_and_its_named_indexes_follow(registry: SchemaRegistry) -> None:
     users = registry.get("users", "users")
     accounts = _bump(users, "2.0.0", table="accounts", renamed_from="users")
@@ -112,6 +124,14 @@ def test_a_renamed_table_is_renamed_and_its_named_indexes_follow(registry: Schem
         "create unique index uq_accounts_email on accounts (email)",
         "create index ix_accounts_created_at on accounts (created_at)",
     ]
+
+
+def test_a_rename_to_a_name_sorting_later_is_a_rename(registry: SchemaRegistry) -> None:
+    users = registry.get("users", "users")
+    people = _bump(users, "2.0.0", table="zz_people", renamed_from="users")
+    assert _describe(users, people)[0] == "rename table users to zz_people"
+    back = _bump(people, "3.0.0", table="users", renamed_from="zz_people")
+    assert _describe(people, back)[0] == "rename table zz_people to users"
 
 
 def test_every_operation_inverts_to_the_original(registry: SchemaRegistry) -> None:
