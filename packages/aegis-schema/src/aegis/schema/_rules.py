@@ -238,6 +238,11 @@ def _dependents(
     return tuple(sorted(found))
 
 
+def _referenced_key(step: MigrationStep) -> str:
+    """The key other tables refer to now: the old one when the step renames the table."""
+    return step.before.key if step.before is not None else step.schema_name
+
+
 def _step_findings(step: MigrationStep, current: dict[str, SchemaDefinition]) -> list[Finding]:
     key = step.schema_name
     existing = step.before is not None
@@ -273,7 +278,7 @@ def _operation_findings(
                 "DS102",
                 step,
                 f"drop table {key}",
-                dependents=_dependents(current, key, None),
+                dependents=_dependents(current, _referenced_key(step), None),
                 query=query,
             )
         ]
@@ -283,7 +288,7 @@ def _operation_findings(
                 "BC101",
                 step,
                 f"rename table {operation.table} to {operation.new_name}",
-                dependents=_dependents(current, key, None),
+                dependents=_dependents(current, _referenced_key(step), None),
             )
         ]
     if isinstance(operation, DropColumn):
@@ -294,7 +299,7 @@ def _operation_findings(
                 step,
                 f"drop column {key}.{name}",
                 column=name,
-                dependents=_dependents(current, key, name),
+                dependents=_dependents(current, _referenced_key(step), name),
                 query=("all_null", table, name),
             )
         ]
@@ -337,7 +342,7 @@ def _alter_findings(
 ) -> list[Finding]:
     key, table = step.schema_name, operation.table
     old, new = operation.old, operation.new
-    dependents = _dependents(current, key, old.name)
+    dependents = _dependents(current, _referenced_key(step), old.name)
     found: list[Finding] = []
     if old.name != new.name:
         found.append(
