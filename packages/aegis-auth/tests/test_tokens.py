@@ -511,3 +511,119 @@ def test_checks_policies_and_service_accounts_refuse_a_string_for_a_collection()
         ServiceTokenAuth.client_credentials(
             "http://t/oauth/token", "c", "s", audience="a", scopes="user:read"
         )
+
+
+class _RecordingStore(MemoryTokenStore):
+    """A memory store that also records how long each entry is asked to live."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept_until: dict[str, int] = {}
+
+    async def revoke(self, jti: str, *, expires_at: int) -> None:
+        self.kept_until[jti] = expires_at
+        await super().revoke(jti, expires_at=expires_at)
+
+    async def consume(self, jti: str, *, expires_at: int) -> bool:
+        self.kept_until[jti] = expires_at
+        return await super().consume(jti, expires_at=expires_at)
+
+
+class TestStoreEntryLifetimes:
+    """A revocation or used refresh token is kept exactly until the token stops verifying."""
+
+    async def test_a_revocation_lives_until_exp_plus_the_default_30_second_leeway(self) -> None:
+        """Shorter, and a revoked token verifies again; far longer, and the store only grows."""
+        store = _RecordingStore()
+        tokens = service(JWTKey.generate("k"), store=store)
+        token = tokens.issue_access_token("u")
+        principal = await tokens.verify(token)
+        await tokens.revoke(token)
+        assert principal.expires_at is not None
+        assert principal.token_id is not None
+        assert store.kept_until == {principal.token_id: principal.expires_at + 30}
+
+    async def test_a_used_refresh_token_lives_until_exp_plus_the_leeway(self) -> None:
+        store = _RecordingStore()
+        tokens = service(JWTKey.generate("k"), store=store, leeway=timedelta(seconds=2.5))
+        refresh = tokens.issue_pair("u").refresh_token
+        principal = await tokens.verify(refresh, kind="refresh")
+        await tokens.refresh(refresh)
+        assert principal.expires_at is not None
+        assert principal.token_id is not None
+        assert store.kept_until == {principal.token_id: principal.expires_at + 3}  # rounded up
+
+    async def test_the_default_leeway_is_30_seconds_on_expiry(self) -> None:
+        """A token expired 29 s ago still verifies, one expired 31 s ago does not."""
+        key = JWTKey.generate("k")
+        keys = KeySet([key])
+        verifier = TokenService(keys, issuer="iss", audience="aud", cache_size=0)
+
+        def expired_ago(seconds: int) -> str:
+            issued_at = time.time() - 60
+            issuer = TokenService(keys, issuer="iss", audience="aud", clock=lambda: issued_at)
+            return issuer.issue_access_token("u", expires_in=timedelta(seconds=60 - seconds))
+
+        assert (await verifier.verify(expired_ago(29))).subject == "u"
+        with pytest.raises(TokenExpiredError):
+            await verifier.verify(expired_ago(31))
+
+
+def test_rejection_log_lines_cut_token_text_at_200_characters(
+    caplog_auth: pytest.LogCaptureFixture,
+) -> None:
+    """Text taken from a token can never flood the log."""
+    TokenService._log_rejection("malformed", "x" * 500)
+    (record,) = caplog_auth.records
+    assert f"'{'x' * 200}'" in record.getMessage()
+    assert "x" * 201 not in record.getMessage()
+
+
+class TestKeyDetails:
+    """Key generation, default signer, implied JWK algorithms and how errors quote a kid."""
+
+    def test_a_generated_hmac_secret_is_64_random_bytes(self) -> None:
+        secrets = {JWTKey.generate("k", "HS256").signing_material() for _ in range(2)}
+        assert [len(secret) for secret in secrets] == [64, 64]
+
+    def test_the_last_key_able_to_sign_signs_by_default(self) -> None:
+        """Rotation appends the new key: it must be the one that signs new tokens."""
+        old, new = JWTKey.generate("2025"), JWTKey.generate("2026")
+        public = JWTKey.generate("other").public_key()
+        assert KeySet([old, new, public]).signing_key is new
+        assert KeySet([new, old]).signing_key is old
+
+    @pytest.mark.parametrize(
+        ("algorithm", "without_alg"), [("EdDSA", "EdDSA"), ("ES384", "ES384"), ("RS256", "RS256")]
+    )
+    def test_a_jwk_without_alg_gets_the_algorithm_its_key_type_implies(
+        self, algorithm: str, without_alg: str
+    ) -> None:
+        jwk = JWTKey.generate("k", algorithm).public_jwk()
+        del jwk["alg"]
+        key = JWTKey.from_jwk(jwk)
+        assert (key.algorithm, key.can_sign) == (without_alg, False)
+
+    def test_an_okp_jwk_of_another_curve_is_refused(self) -> None:
+        jwk = {"kty": "OKP", "crv": "X25519", "kid": "k", "x": "AAAA"}
+        with pytest.raises(ConfigurationError, match="algorithm None is not accepted"):
+            JWTKey.from_jwk(jwk)
+
+    def test_errors_quote_at_most_40_characters_of_a_hostile_kid(self) -> None:
+        """A kid is attacker-chosen in a JWKS: messages (and logs) carry only its start."""
+        kid = "".join(chr(ord("a") + i % 26) for i in range(300))
+        quoted = repr(kid[:40])
+        with pytest.raises(ConfigurationError) as raised:
+            JWTKey.generate(kid + "/", "HS256")
+        assert quoted in str(raised.value)
+        assert kid[:41] not in str(raised.value)
+        jwks = [
+            {"kty": "oct", "kid": kid, "k": "AAAA"},  # not a public key type
+            {"kty": "EC", "crv": "P-999", "kid": kid},  # no algorithm implied
+            {"kty": "RSA", "kid": kid, "alg": "RS256", "n": "!", "e": "AQAB"},  # invalid key
+        ]
+        for jwk in jwks:
+            with pytest.raises(ConfigurationError) as raised:
+                JWTKey.from_jwk(jwk)
+            assert quoted in str(raised.value), jwk
+            assert kid[:41] not in str(raised.value), jwk
