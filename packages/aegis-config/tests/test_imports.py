@@ -24,3 +24,13 @@ def test_loading_settings_without_vault_or_yaml_leaves_them_unloaded(tmp_path: P
         cwd=tmp_path,  # no .env files around
     )
     assert sorted(loaded & DEFERRED) == []
+
+
+def test_help_and_import_load_no_settings_machinery() -> None:
+    heavy = {"pydantic_settings", "aegis.core.models", "aegis.config._settings"}
+    assert sorted(modules_loaded_by("import aegis.config") & heavy) == []
+    loaded = modules_loaded_by(
+        "from aegis.config._cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass"
+    )
+    assert sorted(loaded & heavy) == []

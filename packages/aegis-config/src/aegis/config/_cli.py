@@ -13,6 +13,7 @@ import datetime
 import importlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aegis.config._encryption import (
     MASTER_KEY_VARIABLE,
@@ -20,10 +21,13 @@ from aegis.config._encryption import (
     encrypt_value,
     generate_master_key,
 )
-from aegis.config._environment import parse_environment
-from aegis.config._settings import AegisSettings
-from aegis.config._show import describe_settings
 from aegis.core.errors import AegisError, InvalidInputError
+
+if TYPE_CHECKING:
+    from aegis.config._settings import AegisSettings
+
+# `show` alone loads pydantic-settings and the models (in the function, marked `# lazy:`), so
+# that --help, encrypt, decrypt and generate-key answer without them.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "show":
+            from aegis.config._environment import parse_environment  # lazy: aegis.core.models
+            from aegis.config._show import describe_settings  # lazy: pydantic-settings
+
             settings_cls = import_settings(args.settings)
             environment = parse_environment(args.env, source="--env") if args.env else None
             print(describe_settings(settings_cls.load(environment=environment)))
@@ -56,6 +63,8 @@ def import_settings(target: str) -> type[AegisSettings]:
         InvalidInputError: the target is malformed, cannot be imported or is not an
             :class:`AegisSettings` subclass.
     """
+    from aegis.config._settings import AegisSettings  # lazy: pydantic-settings
+
     module_name, colon, class_name = target.partition(":")
     if not colon or not module_name or not class_name:
         raise InvalidInputError(

@@ -16,18 +16,18 @@ from alembic.runtime.migration import MigrationContext
 from aegis.core.errors import ConfigurationError, ConflictError
 from aegis.schema._engines import create_engine, database_url
 from aegis.schema._errors import MigrationBlockedError, MigrationFailedError
-from aegis.schema._history import DEFAULT_HISTORY_URL, HistoryStore
+from aegis.schema._history import HistoryStore
 from aegis.schema._models import SchemaDefinition
 from aegis.schema._operations import Operation, TableState
 from aegis.schema._plan import (
     MigrationPlan,
     MigrationRun,
-    MigrationStatus,
     MigrationStep,
     plan_migration,
 )
 from aegis.schema._registry import SchemaRegistry
 from aegis.schema._rules import Finding, analyze_plan, blocking, check_data, reference_findings
+from aegis.schema._status import DEFAULT_HISTORY_URL, MigrationStatus
 from aegis.schema._validation import validate_schemas
 
 logger = logging.getLogger("aegis.schema")

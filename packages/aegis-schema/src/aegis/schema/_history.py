@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from aegis.core.errors import NotFoundError
 from aegis.schema._engines import create_engine
 from aegis.schema._errors import MigrationLockedError
-from aegis.schema._plan import MigrationRun, MigrationStatus
+from aegis.schema._plan import MigrationRun
+from aegis.schema._status import DEFAULT_HISTORY_URL, MigrationStatus
 
-DEFAULT_HISTORY_URL = "sqlite:///aegis-schema-history.db"
 """Where the history lives unless told otherwise: a SQLite file in the working directory."""
 
 _LOCK_NAME = "migration"

@@ -12,8 +12,9 @@ from aegis.schema._coordinator import MigrationCoordinator
 from aegis.schema._graph import DependencyGraph
 from aegis.schema._history import HistoryStore
 from aegis.schema._impact import ImpactReport
-from aegis.schema._plan import MigrationStatus, plan_migration
+from aegis.schema._plan import plan_migration
 from aegis.schema._registry import SchemaRegistry
+from aegis.schema._status import MigrationStatus
 
 
 def deployed_versions(history: HistoryStore) -> dict[str, str | None]:

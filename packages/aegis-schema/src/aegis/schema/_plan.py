@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,19 +14,10 @@ from aegis.schema._diff import diff_schemas, invert
 from aegis.schema._errors import SchemaVersionConflictError
 from aegis.schema._models import SchemaDefinition
 from aegis.schema._operations import Operation
+from aegis.schema._status import MigrationStatus
 
 if TYPE_CHECKING:
     from aegis.schema._registry import SchemaRegistry
-
-
-class MigrationStatus(StrEnum):
-    """State of a migration step or run."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    ROLLED_BACK = "ROLLED_BACK"
 
 
 class MigrationStep(BaseModel):
