@@ -3,7 +3,7 @@
 Every benchmark script keeps its printed report and, given ``--json PATH``, also writes what it
 measured there: per case the aegis figure, the raw-library figure and the peer figures, all from
 the same run, plus free tables (memory, import cost, profile) and the environment. The format is
-read by ``tools/bench_report.py``, which renders ``benchmarks/RESULTS.md``.
+read by ``tools/bench.py`` (``./dev bench``), which renders ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def add_json_argument(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         type=Path,
         default=None,
-        help="also write the figures as JSON (read by tools/bench_report.py)",
+        help="also write the figures as JSON (read by tools/bench.py, which renders RESULTS.md)",
     )
 
 

@@ -4,8 +4,9 @@ Three stacks serve the same ``GET /users/{user_id}`` (a small JSON body) with a 
 bearer token on every request, called in-process (``app(scope, receive, send)``):
 
 - ``bare``: Starlette alone (the token is sent but not checked);
-- ``aegis``: ``RequestLoggingMiddleware`` (request id, context, one JSON access line to
-  /dev/null) + ``ObservabilityMiddleware`` (metrics + tracing API) + ``AuthMiddleware``;
+- ``aegis``: the stack aegis-service's ``bootstrap()`` installs: ``ObservabilityMiddleware``
+  (metrics + tracing API), ``RequestLoggingMiddleware`` (request id, context, one JSON access
+  line to /dev/null), ``UnhandledErrorMiddleware`` and ``AuthMiddleware``;
 - ``peers``: asgi-correlation-id + starlette-exporter + a hand-written PyJWT bearer check
   with the same claim checks, and a stdlib JSON access line (python-json-logger) to /dev/null.
 
@@ -141,26 +142,21 @@ def make_app(stack: str) -> tuple[ASGIApp, str]:
     if stack == "aegis":
         from prometheus_client import CollectorRegistry
 
-        from aegis.auth import AuthMiddleware
-        from aegis.log import (
-            LogSettings,
-            RequestLoggingMiddleware,
-            StreamOutput,
-            configure_logging,
-        )
-        from aegis.obs import ObservabilityMiddleware
+        from aegis.log import LogSettings, StreamOutput
+        from aegis.service import AuthSettings, ServiceSettings, bootstrap
 
         sink = open(os.devnull, "wb")  # noqa: PTH123, SIM115 - open for the process's life
-        configure_logging(
-            LogSettings(console=None, level="INFO", service_name="bench"),
-            outputs=[StreamOutput(sink)],
+        app = Starlette(routes=routes)
+        settings = ServiceSettings(
+            name="bench",
+            log=LogSettings(console=None, level="INFO"),
+            auth=AuthSettings(issuer=ISSUER, audience=AUDIENCE, algorithm="EdDSA"),
         )
-        middleware = [
-            Middleware(RequestLoggingMiddleware, service_name="bench"),
-            Middleware(ObservabilityMiddleware, registry=CollectorRegistry()),
-            Middleware(AuthMiddleware, tokens=tokens),
-        ]
-        return Starlette(routes=routes, middleware=middleware), token
+        service = bootstrap(
+            app, settings, registry=CollectorRegistry(), log_outputs=[StreamOutput(sink)]
+        )
+        assert service.tokens is not None  # auth is configured above
+        return app, service.tokens.issue_access_token("user-1", roles=["user"])
     import jwt
     from asgi_correlation_id import CorrelationIdMiddleware
     from starlette_exporter import PrometheusMiddleware
@@ -272,12 +268,21 @@ async def soak(requests: int) -> dict[str, float]:
 
 
 def component(filename: str) -> str:
-    """The library a profiled function belongs to, from its file path."""
+    """The library a profiled function belongs to, from its file path.
+
+    An aegis member is found by its package folder (``src/aegis/<member>/`` of an editable
+    install, ``site-packages/aegis/<member>/`` of a wheel), never by an ``/aegis/`` anywhere in
+    the path: a checkout in a folder named ``aegis`` holds the virtualenv and the standard
+    library too.
+    """
     path = filename.replace("\\", "/")
-    if "/aegis/" in path:
-        return "aegis." + path.split("/aegis/", 1)[1].split("/", 1)[0]
     if "site-packages/" in path:
-        return path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        path = path.rsplit("site-packages/", 1)[1]
+        if path.startswith("aegis/"):
+            return "aegis." + path.split("/", 2)[1]
+        return path.split("/", 1)[0].removesuffix(".py")
+    if "/src/aegis/" in path:
+        return "aegis." + path.rsplit("/src/aegis/", 1)[1].split("/", 1)[0]
     if path.startswith("~") or "/lib/python3" in path:
         return "Python runtime (asyncio, stdlib, builtins)"
     return "benchmark (endpoint, driver)"
@@ -334,7 +339,7 @@ def report(
     )  # fmt: skip
     labels = {
         "bare": "bare Starlette",
-        "aegis": "aegis log + obs + auth",
+        "aegis": "aegis-service bootstrap(): log + obs + error + auth",
         "peers": "correlation-id + exporter + PyJWT + json-logger",
     }
     print(

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _results import Results, figure
 
-from bench import FIXES_SECTION, ROOT, main, ratio, render, selected
+from bench import FIXES_SECTION, ROOT, main, ratio, render, run, selected
 
 
 def _synthetic(results_dir: Path) -> None:
@@ -166,3 +166,89 @@ def test_a_benchmark_script_writes_json_the_report_reads(tmp_path: Path) -> None
     main(["render", "--results", str(output.parent), "--output", str(tmp_path / "R.md"),
           "--no-charts"])  # fmt: skip
     assert "import pydantic; import aegis.core" in (tmp_path / "R.md").read_text()
+
+
+def _log_run(path: Path, aegis: float, argv: list[str], *, cpus: int = 2) -> None:
+    """One log_throughput document with the given aegis figure, arguments and CPU count."""
+    results = Results("aegis-log", "log_throughput", [])
+    results.params["argv"] = argv
+    results.case("JSON line", "lines/s", aegis=figure("aegis", aegis), raw=figure("raw", 100.0))
+    results.write(path)
+    document = json.loads(path.read_text())
+    document["environment"]["cpus"] = cpus
+    path.write_text(json.dumps(document))
+
+
+def _json_line_row(results: Path, tmp_path: Path) -> str:
+    output = tmp_path / "R.md"
+    main(["render", "--results", str(results), "--output", str(output), "--no-charts"])
+    return next(line for line in output.read_text().splitlines() if "| JSON line |" in line)
+
+
+def test_a_ratio_that_moved_more_than_15_percent_since_an_identical_run_is_noisy(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results"
+    full = ["--lines", "50000", "--rounds", "7"]
+    _log_run(results / "log_throughput.json", 200.0, full)
+    _log_run(results / "previous" / "log_throughput.json", 150.0, full)
+    assert "| x2.00 (noisy: x1.50 in the previous run) |" in _json_line_row(results, tmp_path)
+    _log_run(results / "previous" / "log_throughput.json", 180.0, full)  # 11%: not noise
+    assert "| x2.00 | - |" in _json_line_row(results, tmp_path)
+
+
+def test_a_previous_run_with_other_arguments_or_on_another_machine_is_not_compared(
+    tmp_path: Path,
+) -> None:
+    results = tmp_path / "results"
+    full = ["--lines", "50000", "--rounds", "7"]
+    _log_run(results / "log_throughput.json", 200.0, full)
+    _log_run(results / "previous" / "log_throughput.json", 100.0, ["--lines", "10"])
+    assert "noisy" not in _json_line_row(results, tmp_path)
+    _log_run(results / "previous" / "log_throughput.json", 100.0, full, cpus=64)
+    assert "noisy" not in _json_line_row(results, tmp_path)
+
+
+def test_the_report_names_the_machine_and_whether_a_run_was_quick(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _log_run(results / "log_throughput.json", 200.0, ["--lines", "10000", "--rounds", "3"])
+    output = tmp_path / "R.md"
+    main(["render", "--results", str(results), "--output", str(output), "--no-charts"])
+    text = output.read_text()
+    assert "- Machine: " in text
+    assert ", 2 CPUs, " in text
+    assert "- Runs: quick run (`--quick`: fewer rounds): 1" in text
+    assert "`--lines 10000 --rounds 3` (quick run (`--quick`: fewer rounds))." in text
+
+
+def test_a_run_keeps_the_previous_json_of_each_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "log_throughput.json").write_text('{"old": true}')
+    ran: list[list[str]] = []
+
+    def fake_run(command: list[str], check: bool) -> subprocess.CompletedProcess[str]:
+        ran.append(command)
+        Path(command[-1]).write_text('{"new": true}')
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert run(selected(["log"]), results, quick=True) == []
+    assert json.loads((results / "previous" / "log_throughput.json").read_text()) == {"old": True}
+    assert json.loads((results / "log_throughput.json").read_text()) == {"new": True}
+    assert ran[0][-2:] == ["--json", str(results / "log_throughput.json")]
+
+
+def test_the_profile_names_aegis_members_by_package_whatever_the_checkout_is_called() -> None:
+    from service_memory import component
+
+    checkout = "/home/dev/aegis"  # a clone named aegis: every path contains /aegis/
+    site = f"{checkout}/.venv/lib/python3.11/site-packages"
+    assert component(f"{site}/starlette/routing.py") == "starlette"
+    assert component(f"{site}/six.py") == "six"
+    assert component(f"{site}/aegis/obs/_asgi.py") == "aegis.obs"  # installed from a wheel
+    assert component(f"{checkout}/packages/aegis-log/src/aegis/log/_asgi.py") == "aegis.log"
+    assert component("/usr/lib/python3.11/json/encoder.py").startswith("Python runtime")
+    assert component(f"{checkout}/benchmarks/service_memory.py").startswith("benchmark")

@@ -10,22 +10,34 @@ and after), becomes the table "Profiled and fixed".
 
 A ratio is always "aegis relative to X" with >1 meaning aegis is better: throughput divided by
 throughput, or time divided into time.
+
+Before a script runs, its previous JSON is kept as ``results/previous/NAME.json``. Where that
+previous run is identical (same script arguments, same machine and Python), a ratio that
+moved by more than ``NOISE`` (15%) between the two is marked *noisy* in RESULTS.md: on a
+shared machine it is neither a win nor a miss. The report also says which machine the figures
+come from and whether a run was ``--quick``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
+PREVIOUS = "previous"
+"""The folder, inside the results folder, that keeps each script's previous run."""
+NOISE = 0.15
+"""A ratio that moves more than this between two identical runs is marked noisy."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,9 @@ def run(scripts: list[Script], results: Path, *, quick: bool) -> list[str]:
     for script in scripts:
         arguments = script.quick if quick else script.full
         output = results / f"{script.name}.json"
+        if output.exists():  # kept, so that the report can tell noise from a change
+            (results / PREVIOUS).mkdir(exist_ok=True)
+            shutil.copyfile(output, results / PREVIOUS / output.name)
         command = [sys.executable, str(BENCHMARKS / f"{script.name}.py"), *arguments]
         print(f"==> {' '.join(command[1:])}", file=sys.stderr, flush=True)
         started = time.monotonic()
@@ -137,11 +152,69 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headers), "|" + "---|" * len(headers), *(line(row) for row in rows)]
 
 
-def case_rows(document: dict[str, Any]) -> list[list[str]]:
-    """One table row per case of a benchmark document."""
+def run_kind(document: dict[str, Any]) -> str:
+    """``full run``, ``quick run (--quick)`` or ``run by hand``, from the script's arguments."""
+    argv = list(document["params"]["argv"])
+    for script in SCRIPTS:
+        if script.name == document["benchmark"]:
+            if argv == list(script.full):
+                return "full run"
+            if argv == list(script.quick):
+                return "quick run (`--quick`: fewer rounds)"
+    return "run by hand"
+
+
+def machine(environment: dict[str, Any]) -> str:
+    """The processor, CPU count and interpreter of a run."""
+    return (
+        f"{environment['processor']}, {environment['cpus']} CPUs, "
+        f"{environment['implementation']} {environment['python']}"
+    )
+
+
+def identical(document: dict[str, Any], previous: dict[str, Any] | None) -> bool:
+    """Whether ``previous`` ran the same script with the same arguments on the same machine."""
+    return (
+        previous is not None
+        and previous["benchmark"] == document["benchmark"]
+        and previous["params"]["argv"] == document["params"]["argv"]
+        and machine(previous["environment"]) == machine(document["environment"])
+    )
+
+
+def steady(value: float | None, before: float | None) -> str:
+    """A ratio, marked noisy when it moved more than NOISE since the identical previous run."""
+    if value is None or before is None or abs(value / before - 1) <= NOISE:
+        return times(value)
+    return f"{times(value)} (noisy: {times(before)} in the previous run)"
+
+
+def earlier(
+    before: dict[str, Any] | None, side: dict[str, Any] | None, *, raw: bool
+) -> float | None:
+    """The ratio against ``side`` (the raw figure, or a peer by its label) in ``before``."""
+    if before is None or side is None:
+        return None
+    if raw:
+        return ratio(before, before["raw"])
+    return ratio(before, next((p for p in before["peers"] if p["label"] == side["label"]), None))
+
+
+def case_rows(document: dict[str, Any], previous: dict[str, Any] | None = None) -> list[list[str]]:
+    """One table row per case of a benchmark document.
+
+    ``previous`` is the document of the previous run; when it is :func:`identical`, a ratio
+    that moved more than ``NOISE`` since then is marked noisy.
+    """
+    before_cases = (
+        {case["name"]: case for case in previous["cases"]}
+        if previous is not None and identical(document, previous)
+        else {}
+    )
     rows = []
     for case in document["cases"]:
         peers = case["peers"]
+        before = before_cases.get(case["name"])
         better = "higher" if case["higher_is_better"] else "lower"
         rows.append(
             [
@@ -150,8 +223,11 @@ def case_rows(document: dict[str, Any]) -> list[list[str]]:
                 shown(case["aegis"]),
                 shown(case["raw"]),
                 "<br>".join(shown(peer) for peer in peers) or "-",
-                times(ratio(case, case["raw"])),
-                "<br>".join(times(ratio(case, peer)) for peer in peers) or "-",
+                steady(ratio(case, case["raw"]), earlier(before, case["raw"], raw=True)),
+                "<br>".join(
+                    steady(ratio(case, peer), earlier(before, peer, raw=False)) for peer in peers
+                )
+                or "-",
                 case["goal"] or "",
             ]
         )
@@ -185,12 +261,18 @@ def fixes_section(fixes: str) -> list[str]:
 
 
 def render(
-    documents: list[dict[str, Any]], charts: dict[str, str], fixes: str | None = None
+    documents: list[dict[str, Any]],
+    charts: dict[str, str],
+    fixes: str | None = None,
+    previous: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """RESULTS.md for ``documents``.
 
-    ``charts`` maps a package to its chart's relative path; ``fixes`` is the text of fixes.toml.
+    ``charts`` maps a package to its chart's relative path; ``fixes`` is the text of fixes.toml;
+    ``previous`` maps a benchmark to the document of its previous run.
     """
+    previous = previous or {}
+    kinds = Counter(run_kind(document) for document in documents)
     lines = [
         "# Benchmark results",
         "",
@@ -198,7 +280,13 @@ def render(
         "with `--json`. In every case the aegis, raw-library and peer figures come from the same",
         "run; a ratio is aegis relative to the other side, **>1 means aegis is better** (more",
         "throughput, or less time/memory). Absolute figures on a shared machine vary from run to",
-        "run; the ratios are what to compare.",
+        "run; the ratios are what to compare. A ratio marked *noisy* moved more than "
+        f"±{NOISE:.0%} since the",
+        "previous run of the same script with the same arguments on the same machine: read it as",
+        "neither a win nor a miss.",
+        "",
+        *(f"- Machine: {name}" for name in sorted({machine(d["environment"]) for d in documents})),
+        "- Runs: " + ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())),
         "",
     ]
     bottlenecks: list[dict[str, Any]] = []
@@ -211,11 +299,13 @@ def render(
             lines += [
                 f"### `{document['benchmark']}.py`",
                 "",
-                f"Run {environment['date']} with `{' '.join(document['params']['argv'])}`.",
+                f"Run {environment['date']} with `{' '.join(document['params']['argv'])}` "
+                f"({run_kind(document)}).",
                 "",
             ]
             if document["cases"]:
-                lines += [*markdown_table(CASE_HEADERS, case_rows(document)), ""]
+                rows = case_rows(document, previous.get(document["benchmark"]))
+                lines += [*markdown_table(CASE_HEADERS, rows), ""]
             for table in document["tables"]:
                 if table["title"].startswith(BOTTLENECKS):
                     bottlenecks.append(table)
@@ -318,6 +408,12 @@ def write_report(results: Path, output: Path, *, charts: bool, fixes: Path | Non
     ``fixes`` (benchmarks/fixes.toml) is included when the file exists.
     """
     documents = [json.loads(path.read_text()) for path in sorted(results.glob("*.json"))]
+    previous = {
+        document["benchmark"]: document
+        for document in (
+            json.loads(path.read_text()) for path in sorted((results / PREVIOUS).glob("*.json"))
+        )
+    }
     paths: dict[str, str] = {}
     if charts:
         for package, group in by_package(documents).items():
@@ -325,7 +421,7 @@ def write_report(results: Path, output: Path, *, charts: bool, fixes: Path | Non
             if chart(package, group, path):
                 paths[package] = path.relative_to(output.parent).as_posix()
     fixes_text = fixes.read_text() if fixes is not None and fixes.is_file() else None
-    output.write_text(render(documents, paths, fixes_text))
+    output.write_text(render(documents, paths, fixes_text, previous))
     print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
