@@ -7,7 +7,9 @@ must not fire. The data checks run on a real PostgreSQL database and on SQLite.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -417,3 +419,63 @@ def test_duplicates_count_repeated_values_but_not_nulls(connection: sa.Connectio
         "2 duplicated values",
     )
     assert _checked(connection, "duplicates", "items", "name") == ("error", "2 duplicated values")
+
+
+def test_ds101_goes_to_the_dropped_service_and_a_new_table_keeps_the_service(
+    registry: SchemaRegistry, make_table: TableMaker
+) -> None:
+    teams = registry.copy_with([make_table("users.teams")])
+    plan = plan_migration(teams, [make_table("billing.invoices")], ["users.users", "users.teams"])
+    findings = analyze_plan(plan, teams.schemas())
+    (ds101,) = [f for f in findings if f.code == "DS101"]
+    assert (ds101.service, ds101.step_id) == ("users", plan.steps[1].id)
+    assert plan.steps[0].service == "billing"
+    assert {f.table for f in findings if f.code == "DS102"} == {"users", "teams"}
+    # Every current table dropped but a new one created: the service lives on.
+    replaced = plan_migration(teams, [make_table("users.people")], ["users.users", "users.teams"])
+    assert "DS101" not in [f.code for f in analyze_plan(replaced, teams.schemas())]
+
+
+def test_dependents_are_only_the_references_to_the_changed_table(
+    registry: SchemaRegistry, make_table: TableMaker
+) -> None:
+    thing = SchemaColumn(name="thing_id", type="uuid")
+    wider = registry.copy_with(
+        [
+            make_table("zeta.things"),
+            make_table(
+                "audit.logs",
+                "1.0.0",
+                thing,
+                references=[{"column": "thing_id", "references": "zeta.things.id"}],
+            ),
+        ]
+    )
+    (dropped,) = [f for f in _findings(wider, [], ("users.users",)) if f.code == "DS102"]
+    assert dropped.dependents == ("policies.policies.holder_id",)
+
+
+def test_a_column_renamed_to_a_name_sorting_later_is_bc102(registry: SchemaRegistry) -> None:
+    users = registry.get("users", "users")
+    renamed = _changed(users, "name", name="zname", renamed_from="name")
+    assert [f.code for f in _findings(registry, [renamed])] == ["BC102"]
+
+
+def test_other_problems_before_a_reference_problem_do_not_hide_it(
+    registry: SchemaRegistry,
+) -> None:
+    users = registry.get("users", "users")
+    plan = plan_migration(registry, [_changed(users, "id", type="text")])
+    schemas = {s.key: s for s in registry.schemas()}
+    problems = [
+        Problem("dependency-cycle", "m", subject="policies.policies"),
+        Problem("reference-type-mismatch", "m", subject="policies.policies"),
+    ]
+    assert [f.code for f in reference_findings(plan, problems, schemas)] == ["RI101"]
+
+
+def test_a_finding_cannot_be_changed_in_place() -> None:
+    finding = Finding("DS103", "m", Severity.ERROR, "s", "users", "users")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        finding.severity = Severity.WARNING  # type: ignore[misc]
+    assert len({finding, replace(finding)}) == 1
