@@ -53,6 +53,7 @@ UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "08000", 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
 _SQLITE_CONSTRAINT_CHECK = 275
+_SQLITE_CONSTRAINT_DATATYPE = 3091  # a value of the wrong type for a STRICT table's column
 _SQLITE_CONSTRAINT_FOREIGNKEY = 787
 _SQLITE_CONSTRAINT_NOTNULL = 1299
 _SQLITE_CONSTRAINT_PRIMARYKEY = 1555
@@ -265,7 +266,7 @@ def _from_sqlite_code(exc: BaseException, code: int) -> AegisError:
             "the database is locked by a concurrent transaction; run it again",
             details={"sqlite_code": code},
         )
-    if code == _SQLITE_MISMATCH:
+    if code in {_SQLITE_MISMATCH, _SQLITE_CONSTRAINT_DATATYPE}:
         return InvalidInputError(
             "a value is not valid for its column (datatype mismatch)", field="value", rule="data"
         )
