@@ -15,6 +15,8 @@ def test_public_names_are_exactly_these() -> None:
     assert aegis.msg.__all__ == [
         "SPEC_VERSION",
         "AsyncAPI",
+        "BatchFailedError",
+        "BatchHandler",
         "BatchResult",
         "Claim",
         "Concurrency",
@@ -80,6 +82,8 @@ def test_error_codes_are_stable() -> None:
     assert aegis.msg.InvalidEventError("x").code == "MSG_INVALID_EVENT"
     assert aegis.msg.UnsupportedVersionError("x").code == "MSG_UNSUPPORTED_VERSION"
     assert aegis.msg.EventInProgressError("x").status == 409
+    assert aegis.msg.BatchFailedError(3).code == "MSG_BATCH_EVENT_FAILED"
+    assert aegis.msg.BatchFailedError(3).details == {"index": 3}
 
 
 def test_import_needs_neither_sqlalchemy_nor_redis() -> None:

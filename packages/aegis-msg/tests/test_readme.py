@@ -26,6 +26,14 @@ def test_quick_start_publishes_and_handles_an_event() -> None:
     assert "UserCreated" in namespace
 
 
+def test_batch_handler_example_handles_every_event_in_batches() -> None:
+    namespace: dict[str, Any] = {}
+    exec(block("Batch handlers"), namespace)  # noqa: S102 - the README's own code
+    calls = asyncio.run(namespace["main"]())
+    assert sum(calls) == 250
+    assert max(calls) <= 100
+
+
 def test_versions_example_registers_an_upcaster_and_exports_schemas() -> None:
     events = README.split("## Events\n", 1)[1]
     code = re.findall(r"```python\n(.*?)```", events, re.DOTALL)[0]

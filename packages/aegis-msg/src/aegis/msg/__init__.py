@@ -23,6 +23,7 @@ from aegis.msg._dlt import DeadLetter
 from aegis.msg._dlt_client import DeadLetters, ReplayResult
 from aegis.msg._dlt_selection import DeadLetterSelection
 from aegis.msg._errors import (
+    BatchFailedError,
     EventInProgressError,
     InvalidEventError,
     PublishError,
@@ -42,7 +43,7 @@ from aegis.msg._metrics import MsgMetrics
 from aegis.msg._publisher import EventPublisher
 from aegis.msg._registry import EventRegistry, Upcaster, default_registry, event_json_schema
 from aegis.msg._retry import RetryPolicy
-from aegis.msg._subscriber import Concurrency, EventSubscriber, Handler
+from aegis.msg._subscriber import BatchHandler, Concurrency, EventSubscriber, Handler
 from aegis.msg._transport import BatchResult, DeliveryResult, Headers, OutgoingRecord, Transport
 from aegis.msg._wire import EventCodec, WireMode
 
@@ -65,6 +66,8 @@ __getattr__ = lazy_getattr(__name__, _NEEDS_SQLALCHEMY, extras={"sqlalchemy": "a
 __all__ = [
     "SPEC_VERSION",
     "AsyncAPI",
+    "BatchFailedError",
+    "BatchHandler",
     "BatchResult",
     "Claim",
     "Concurrency",

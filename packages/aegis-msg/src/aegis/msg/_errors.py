@@ -10,6 +10,7 @@ register_error_code("MSG_PUBLISH_FAILED", 503, "Event could not be published")
 register_error_code("MSG_INVALID_EVENT", 422, "Event could not be decoded")
 register_error_code("MSG_UNSUPPORTED_VERSION", 422, "Event schema version not supported")
 register_error_code("MSG_EVENT_IN_PROGRESS", 409, "Event is being handled elsewhere")
+register_error_code("MSG_BATCH_EVENT_FAILED", 500, "An event of a batch failed")
 
 CONSUMER_UNAVAILABLE = "MSG_CONSUMER_UNAVAILABLE"
 """The code of a subscriber's failing readiness check (an ``ExternalServiceError``, HTTP 503)."""
@@ -55,3 +56,26 @@ class EventInProgressError(AegisError):
     """Another consumer holds the idempotency claim on this event; it is retried later."""
 
     default_code = "MSG_EVENT_IN_PROGRESS"
+
+
+class BatchFailedError(AegisError):
+    """Raised by a batch handler: ``events[index]`` failed, and the events before it are done.
+
+    Raise it ``from`` the error that event caused: that error is what retries and dead letters
+    go by (a ``not_retryable`` one goes to the dead letters at once) and what a dead letter
+    records. The failed event is retried alone; the events after it are handed to the handler
+    again once it is done with, so each key stays in order.
+
+    Example:
+        >>> for index, event in enumerate(events):
+        ...     try:
+        ...         await save(event)
+        ...     except Exception as exc:
+        ...         raise BatchFailedError(index) from exc
+    """
+
+    default_code = "MSG_BATCH_EVENT_FAILED"
+
+    def __init__(self, index: int, message: str | None = None) -> None:
+        super().__init__(message or f"event {index} of the batch failed", details={"index": index})
+        self.index = index

@@ -1,4 +1,8 @@
-"""Handling one received message: decode, call the handler, retry, forward or dead-letter it."""
+"""Handling received messages: decode, call the handler, retry, forward or dead-letter them.
+
+A lane's messages are decoded a chunk at a time (:meth:`EventCodec.decode_batch`) and handled in
+order; consecutive events of a batch handler's type go to it together (:mod:`._batch_calls`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
 from aegis.core import context
+from aegis.msg._batch_calls import BatchCalls, call_alone
 from aegis.msg._errors import UnsupportedVersionError
 from aegis.msg._event import Event
 from aegis.msg._metrics import MsgMetrics
@@ -25,20 +31,28 @@ from aegis.msg._retry import (
 )
 from aegis.msg._tracing import context_from, tracer, tracing_enabled
 from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, Transport, header_map
-from aegis.msg._wire import EventCodec, handling_event_id
+from aegis.msg._wire import Decoded, EventCodec, handling_event_id
+
+if TYPE_CHECKING:
+    from aegis.msg._lanes import Lane
 
 logger = logging.getLogger("aegis.msg")
 
 _FORWARD_BACKOFF_MAX = 30.0
+EVENT_CHUNK = 32
+"""Messages decoded together when no batch handler wants more: few, so the events made stay
+in the processor's cache until their handlers ran."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Route:
     """A registered handler: the event class it takes and the topic it reads."""
 
     event_type: type[Event[Any]]
     topic: str
     handler: Callable[[Any], Awaitable[None]]
+    batch: int = 0
+    """A batch handler's largest batch (it takes a list of events); 0: it takes one event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +87,196 @@ class MessageHandling:
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.tracing = tracing_enabled()
         """Whether spans are made; refreshed per fetch (an SDK may be installed later)."""
+        self.chunk = EVENT_CHUNK
+        """Messages decoded together: the largest batch of a batch handler, else a few."""
+        self._batches = BatchCalls(metrics)
+
+    async def drain(self, lane: Lane) -> None:
+        """Run ``lane``'s messages in order until its queue is empty or its interrupt is set."""
+        queue, interrupt = lane.queue, lane.interrupt
+        topic = lane.partition[0]
+        main, tier = self.retry_sources.get(topic, (topic, -1))
+        self._batches.tracing = self.tracing
+        while queue and not interrupt.is_set():
+            chunk = list(islice(queue, self.chunk))
+            if await self._chunk(chunk, self._codec.decode_batch(chunk), lane, main, tier) < len(
+                chunk
+            ):
+                return  # interrupted: the rest is left for redelivery
+
+    async def _chunk(
+        self,
+        messages: list[ReceivedMessage],
+        decoded: list[Decoded],
+        lane: Lane,
+        main: str,
+        tier: int,
+    ) -> int:
+        """Handle decoded ``messages`` from the front of ``lane``; return how many finished."""
+        interrupt = lane.interrupt
+        index, count = 0, len(messages)
+        while index < count:
+            if interrupt.is_set():
+                return index
+            event = decoded[index]
+            route = (
+                self._context.routes.get((main, event.type)) if isinstance(event, Event) else None
+            )
+            if route is None:  # poison, or a type without a handler here
+                if not await self._process(messages[index], event, main, tier, interrupt):
+                    return index
+                lane.finish(1)
+                index += 1
+                continue
+            if tier >= 0:  # from a retry topic: alone, after its delay
+                if not await self._process(messages[index], event, main, tier, interrupt):
+                    return index
+                lane.finish(1)
+                index += 1
+                continue
+            end = index + 1
+            limit = min(count, index + max(route.batch, 1)) if route.batch else count
+            while end < limit and decoded[end].__class__ is route.event_type:
+                end += 1
+            run = decoded[index:end]
+            if route.batch:
+                done = await self._batches.run(
+                    route,
+                    main,
+                    messages[index:end],
+                    run,  # type: ignore[arg-type] # every item is an event of the route
+                    lane=lane,
+                    retry_one=self._retry_alone(route, main, lane),
+                )
+            else:
+                done = await self._events(
+                    route,
+                    main,
+                    messages[index:end],
+                    run,  # type: ignore[arg-type] # every item is an event of the route
+                    lane,
+                )
+            index += done
+            if done < len(run):
+                return index
+        return index
+
+    async def _events(
+        self,
+        route: Route,
+        main: str,
+        messages: list[ReceivedMessage],
+        events: list[Event[Any]],
+        lane: Lane,
+    ) -> int:
+        """Run ``route``'s handler on each of ``events`` in order; return how many finished."""
+        interrupt = lane.interrupt
+        if self._limit is not None or self.tracing:
+            for index, (message, event) in enumerate(zip(messages, events, strict=True)):
+                if interrupt.is_set() or not await self._run(
+                    message, event, route=route, main=main, tier=-1, interrupt=interrupt
+                ):
+                    return index
+                lane.finish(1)
+            return len(events)
+        # The common case, in this coroutine frame: first tries that succeed. Finished events are
+        # reported together, before a retry and at the end.
+        handler = route.handler
+        duration, handled = self._children.get((main, events[0].type)) or self._children_for(
+            main, events[0]
+        )
+        observe = duration.observe
+        clock = time.perf_counter
+        total = 0
+        while events:
+            finished = 0
+            failed: Exception | None = None
+            for event in events:
+                if interrupt.is_set():
+                    break
+                event_token = handling_event_id.set(event.id)
+                correlation_token = context.correlation_id.set(event.correlationid)
+                started = clock()
+                try:
+                    await handler(event)
+                except Exception as exc:  # retried or dead-lettered below
+                    failed = exc
+                finally:
+                    observe(clock() - started)
+                    context.correlation_id.reset(correlation_token)
+                    handling_event_id.reset(event_token)
+                if failed is not None:
+                    break
+                finished += 1
+            if finished:
+                handled.inc(finished)
+                lane.finish(finished)
+                total += finished
+            if failed is None:
+                return total
+            self._failed(route, events[finished], main, failed, 0)
+            if not await self._run(
+                messages[finished],
+                events[finished],
+                route=route,
+                main=main,
+                tier=-1,
+                interrupt=interrupt,
+                failed=failed,
+            ):
+                return total
+            lane.finish(1)
+            total += 1
+            messages, events = messages[finished + 1 :], events[finished + 1 :]
+        return total
+
+    def _retry_alone(
+        self, route: Route, main: str, lane: Lane
+    ) -> Callable[[ReceivedMessage, Event[Any], Exception | None], Awaitable[bool]]:
+        """How a batch's failed event is handled alone: retried, forwarded or dead-lettered."""
+
+        async def retry(
+            message: ReceivedMessage, event: Event[Any], failed: Exception | None
+        ) -> bool:
+            if failed is not None:
+                self._failed(route, event, main, failed, 0)
+            return await self._run(
+                message,
+                event,
+                route=route,
+                main=main,
+                tier=-1,
+                interrupt=lane.interrupt,
+                failed=failed,
+            )
+
+        return retry
 
     async def handle(self, message: ReceivedMessage, interrupt: asyncio.Event) -> bool:
-        """Process ``message``; ``False`` when ``interrupt`` (stop, revocation) cut it short."""
+        """Process ``message`` alone; ``False`` when ``interrupt`` (a stop) cut it short."""
         topic = message.topic() or ""
         main, tier = self.retry_sources.get(topic, (topic, -1))
         try:
-            event = self._codec.decode(message)
+            decoded: Decoded = self._codec.decode(message)
         except Exception as exc:  # whatever breaks decoding makes it poison
+            decoded = exc
+        return await self._process(message, decoded, main, tier, interrupt)
+
+    async def _process(
+        self,
+        message: ReceivedMessage,
+        decoded: Decoded,
+        main: str,
+        tier: int,
+        interrupt: asyncio.Event,
+    ) -> bool:
+        """Handle one decoded message; ``False`` when ``interrupt`` cut it short."""
+        if isinstance(decoded, Exception):
             reason = (
-                "unsupported_version" if isinstance(exc, UnsupportedVersionError) else "invalid"
+                "unsupported_version" if isinstance(decoded, UnsupportedVersionError) else "invalid"
             )
-            return await self._dead_letter(message, main, exc, reason, 1, interrupt=interrupt)
+            return await self._dead_letter(message, main, decoded, reason, 1, interrupt=interrupt)
+        event = decoded
         route = None if event is None else self._context.routes.get((main, event.type))
         if event is None or route is None:
             type_name = "unknown" if event is None else event.type
@@ -94,34 +286,6 @@ class MessageHandling:
             backoff = seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))
             if not await _pause(interrupt, backoff):
                 return False
-        elif self._limit is None and not self.tracing:
-            # The common case, in this coroutine frame: a first try that succeeds.
-            children = self._children.get((main, event.type)) or self._children_for(main, event)
-            event_token = handling_event_id.set(event.id)
-            correlation_token = context.correlation_id.set(event.correlationid)
-            started = time.perf_counter()
-            failed: Exception | None = None
-            try:
-                await route.handler(event)
-            except Exception as exc:  # retried or dead-lettered below
-                failed = exc
-            finally:
-                children[0].observe(time.perf_counter() - started)
-                context.correlation_id.reset(correlation_token)
-                handling_event_id.reset(event_token)
-            if failed is None:
-                children[1].inc()
-                return True
-            self._failed(route, event, main, failed, 0)
-            return await self._run(
-                message,
-                event,
-                route=route,
-                main=main,
-                tier=tier,
-                interrupt=interrupt,
-                failed=failed,
-            )
         return await self._run(
             message, event, route=route, main=main, tier=tier, interrupt=interrupt
         )
@@ -217,8 +381,9 @@ class MessageHandling:
         children[1].inc()
 
     async def _traced(self, route: Route, event: Event[Any], topic: str) -> None:
+        call = call_alone(route, event) if route.batch else route.handler(event)
         if not self.tracing:
-            await route.handler(event)
+            await call
             return
         with tracer().start_as_current_span(
             f"{topic} process",
@@ -232,7 +397,7 @@ class MessageHandling:
                 "cloudevents.event_type": event.type,
             },
         ):
-            await route.handler(event)
+            await call
 
     async def _dead_letter(
         self,

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from aegis.msg._kafka_consumer import KafkaConsumerChannel
-from aegis.msg._kafka_producer import KafkaProducer
+from aegis.msg._kafka_producer import ONLY_ERRORS, KafkaProducer
 from aegis.msg._memory import InMemoryTransport
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._transport import BatchResult, OutgoingRecord, RebalanceHooks, Transport
@@ -100,14 +100,14 @@ class KafkaTransport:
         self.settings = settings or KafkaSettings()
         self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._partition_counts: dict[str, int] = {}  # of the topics ensure_topics saw
-        self.producer = KafkaProducer(
-            {
-                **self.settings.client_config(),
-                "message.timeout.ms": int(self.settings.delivery_timeout * 1000),
-                **self.settings.producer,
-            },
-            metrics_registry=metrics_registry,
-        )
+        self._producer_config = {
+            **self.settings.client_config(),
+            "message.timeout.ms": int(self.settings.delivery_timeout * 1000),
+            **self.settings.producer,
+        }
+        self._metrics_registry = metrics_registry
+        self.producer = KafkaProducer(self._producer_config, metrics_registry=metrics_registry)
+        self._quiet_producer: KafkaProducer | None = None
 
     @property
     def connected(self) -> bool:
@@ -121,6 +121,9 @@ class KafkaTransport:
     async def close(self, timeout: float = 30.0) -> None:
         """Flush queued messages (up to ``timeout`` seconds) and stop."""
         await self.producer.close(timeout)
+        quiet, self._quiet_producer = self._quiet_producer, None
+        if quiet is not None:
+            await quiet.close(timeout)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -134,9 +137,25 @@ class KafkaTransport:
     ) -> None:
         await self.close()
 
-    async def send_batch(self, records: Iterable[OutgoingRecord]) -> BatchResult:
-        """Send ``records`` (a generator is fine); one result per record, in order."""
-        return await self.producer.send_batch(records)
+    async def send_batch(
+        self, records: Iterable[OutgoingRecord], *, errors_only: bool = False
+    ) -> BatchResult:
+        """Send ``records`` (a generator is fine); one result per record, in order.
+
+        ``errors_only``: through a second client that reports failed messages only (made on
+        first use), so a delivered message costs no report; its result has no partition and
+        offset (-1).
+        """
+        if not errors_only:
+            return await self.producer.send_batch(records)
+        quiet = self._quiet_producer
+        if quiet is None:
+            quiet = self._quiet_producer = KafkaProducer(
+                {**self._producer_config, ONLY_ERRORS: True},
+                metrics_registry=self._metrics_registry,
+            )
+            quiet.start()
+        return await quiet.send_batch(records)
 
     def open_consumer(
         self, group_id: str, topics: Sequence[str], hooks: RebalanceHooks

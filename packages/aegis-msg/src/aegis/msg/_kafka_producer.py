@@ -16,6 +16,7 @@ import logging
 import threading
 from array import array
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -51,6 +52,9 @@ _FENCED = frozenset(
     }
 )
 _POLL_TIMEOUT = 0.1
+_DRAIN_STEP = 1.0  # seconds per flush() while waiting for a quiet client's queue to empty
+ONLY_ERRORS = "delivery.report.only.error"
+"""librdkafka's setting for a client that reports failed messages only (see ``send_batch``)."""
 _INLINE_POLL_EVERY = 1000
 _UNREPORTED_INTS = array("i", [-1]) * _INLINE_POLL_EVERY
 _UNREPORTED_LONGS = array("q", [-1]) * _INLINE_POLL_EVERY
@@ -81,6 +85,7 @@ class KafkaProducer:
         self, config: dict[str, Any], *, metrics_registry: CollectorRegistry | None = None
     ) -> None:
         self._config = {**PRODUCER_DEFAULTS, **config, "error_cb": self._on_error}
+        self._quiet = bool(self._config.get(ONLY_ERRORS))
         self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._producer: Producer | None = None
         self._stopping = threading.Event()
@@ -139,7 +144,10 @@ class KafkaProducer:
         """Send ``records`` (a generator is fine) and return one result per record, in order.
 
         librdkafka retries retriable errors itself (with idempotence, until
-        ``message.timeout.ms``); what fails after that is reported in the result.
+        ``message.timeout.ms``); what fails after that is reported in the result. A client
+        configured with ``delivery.report.only.error`` hears of failed messages only: its
+        results give no partition and offset (-1) for delivered ones, and a batch is done once
+        the client has nothing left to deliver.
 
         Raises:
             RuntimeError: the producer is not started.
@@ -148,10 +156,17 @@ class KafkaProducer:
         batch = _Batch(asyncio.get_running_loop())
         self._pause_polling()
         try:
-            await self._produce(producer, batch, records)
+            if self._quiet:
+                await self._produce_quietly(producer, batch, records)
+            else:
+                await self._produce(producer, batch, records)
         finally:
             self._resume_polling()
         del batch.partitions[batch.produced :], batch.offsets[batch.produced :]
+        if self._quiet:
+            await self._drain(producer)
+            self._settle(batch)
+            return batch.result()
         if batch.complete():
             _resolve(batch.future)
         self._batches.add(batch)
@@ -159,10 +174,14 @@ class KafkaProducer:
             await batch.future
         finally:
             self._batches.discard(batch)
+        self._settle(batch)
+        return batch.result()
+
+    def _settle(self, batch: _Batch) -> None:
+        """Note what a finished batch says about the client: connected, or to be replaced."""
         if len(batch.errors) < batch.produced:
             self.connected = True
         self._diagnose(batch)
-        return batch.result()
 
     def _diagnose(self, batch: _Batch) -> None:
         """Note from a batch's failures whether the client needs replacing before the next send."""
@@ -183,7 +202,13 @@ class KafkaProducer:
         self, producer: Producer, batch: _Batch, records: Iterable[OutgoingRecord]
     ) -> None:
         """Hand every record to librdkafka, serving reports inline every 1,000 records."""
-        take_slot = self._slots.take
+        slots = self._slots
+        free, slot_batches, slot_parts, callbacks = (
+            slots.free,
+            slots.batches,
+            slots.parts,
+            slots.callbacks,
+        )
         produce = producer.produce
         add_topic, add_event_id = batch.topics.append, batch.event_ids.append
         partitions, offsets = batch.partitions, batch.offsets
@@ -199,7 +224,11 @@ class KafkaProducer:
                 capacity += _INLINE_POLL_EVERY
                 producer.poll(0)
             batch.produced = index + 1
-            slot, callback = take_slot(batch, index, value, key, headers)
+            # A free report slot (_ReportSlots.take, inline): the callback made for it.
+            slot = free.pop() if free else slots.grow()
+            slot_batches[slot] = batch
+            slot_parts[slot] = (index, value, key, headers)
+            callback = callbacks[slot]
             while True:
                 try:
                     # Positional (topic, value, key, partition, callback, on_delivery,
@@ -226,6 +255,53 @@ class KafkaProducer:
                     batch.failed_records[index] = record
                     batch.failed_now += 1
                     break
+
+    async def _produce_quietly(
+        self, producer: Producer, batch: _Batch, records: Iterable[OutgoingRecord]
+    ) -> None:
+        """As :meth:`_produce`, for a client that reports failed messages only.
+
+        Each message gets a callback of its own (called only if it fails: the record it keeps
+        is the failed result's), instead of a reusable slot that only a report frees.
+        """
+        produce = producer.produce
+        report = batch.report
+        add_topic, add_event_id = batch.topics.append, batch.event_ids.append
+        partitions, offsets = batch.partitions, batch.offsets
+        capacity = 0
+        for index, record in enumerate(records):
+            topic, value, key, headers, event_id = record
+            add_topic(topic)
+            add_event_id(event_id)
+            if index == capacity:
+                partitions.extend(_UNREPORTED_INTS)
+                offsets.extend(_UNREPORTED_LONGS)
+                capacity += _INLINE_POLL_EVERY
+                producer.poll(0)
+            batch.produced = index + 1
+            while True:
+                try:
+                    callback = partial(report, index, value, key, headers)
+                    produce(topic, value, key, -1, callback, None, 0, headers)  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
+                    break
+                except BufferError:
+                    self._resume_polling()
+                    await asyncio.sleep(_BUFFER_FULL_WAIT)
+                    self._pause_polling()
+                except KafkaException as exc:
+                    batch.errors[index] = exc.args[0]
+                    batch.failed_records[index] = record
+                    batch.failed_now += 1
+                    break
+
+    @staticmethod
+    async def _drain(producer: Producer) -> None:
+        """Wait until ``producer`` has delivered (or failed) every message handed to it."""
+        while len(producer):
+            try:
+                await asyncio.to_thread(producer.flush, _DRAIN_STEP)
+            except RuntimeError:  # closed meanwhile: close() has flushed and purged it
+                return
 
     async def _client(self) -> Producer:
         if (self._fatal or self._timed_out) and self._producer is not None:

@@ -76,7 +76,7 @@ class _Batch:
         index: int,
         value: bytes,
         key: bytes | None,
-        headers: tuple[tuple[str, bytes], ...],
+        headers: Headers,
         error: KafkaError | None,
         message: Message,
     ) -> None:
@@ -134,42 +134,64 @@ class _ReportSlots:
     (``queue.buffering.max.messages``).
     """
 
-    __slots__ = ("_batches", "_callbacks", "_free", "_parts")
+    __slots__ = ("batches", "callbacks", "free", "parts")
 
     def __init__(self) -> None:
-        self._callbacks: list[Callable[[KafkaError | None, Message], None]] = []
-        self._free: list[int] = []
-        self._batches: list[_Batch | None] = []
-        self._parts: list[
-            tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]] | None
-        ] = []
+        self.callbacks: list[Callable[[KafkaError | None, Message], None]] = []
+        """The callback of each slot, made once."""
+        self.free: list[int] = []
+        """Slots no message holds."""
+        self.batches: list[_Batch | None] = []
+        """The batch of each slot's message."""
+        self.parts: list[tuple[int, bytes, bytes | None, Headers] | None] = []
+        """Each slot's message: its index in the batch, value, key and headers."""
 
     def take(
         self, batch: _Batch, index: int, value: bytes, key: bytes | None, headers: Headers
     ) -> tuple[int, Callable[[KafkaError | None, Message], None]]:
-        """A free slot for one message, and the callback that reports it."""
-        slot = self._free.pop() if self._free else self._grow()
-        self._batches[slot] = batch
-        self._parts[slot] = (index, value, key, tuple(headers))
-        return slot, self._callbacks[slot]
+        """A free slot for one message, and the callback that reports it.
+
+        The producer's send loop does the same inline. ``headers`` is kept as given (the
+        record's own list, which nothing changes) for a failed record to be sent again.
+        """
+        slot = self.free.pop() if self.free else self.grow()
+        self.batches[slot] = batch
+        self.parts[slot] = (index, value, key, headers)
+        return slot, self.callbacks[slot]
 
     def give_back(self, slot: int) -> None:
         """Free ``slot`` of a message that produce() refused (no report will come)."""
-        self._batches[slot] = self._parts[slot] = None
-        self._free.append(slot)
+        self.batches[slot] = self.parts[slot] = None
+        self.free.append(slot)
 
-    def _grow(self) -> int:
-        slot = len(self._callbacks)
-        self._callbacks.append(partial(self._deliver, slot))
-        self._batches.append(None)
-        self._parts.append(None)
+    def grow(self) -> int:
+        """Add a slot (and its callback); return it."""
+        slot = len(self.callbacks)
+        self.callbacks.append(partial(self._deliver, slot))
+        self.batches.append(None)
+        self.parts.append(None)
         return slot
 
     def _deliver(self, slot: int, error: KafkaError | None, message: Message) -> None:
-        batch, parts = self._batches[slot], self._parts[slot]
-        self.give_back(slot)
-        if batch is not None and parts is not None:
+        # One frame per report: the slot is freed and a delivery recorded here; a failure
+        # (rare) goes through _Batch.report.
+        batches, parts_of = self.batches, self.parts
+        batch, parts = batches[slot], parts_of[slot]
+        batches[slot] = parts_of[slot] = None
+        self.free.append(slot)
+        if batch is None or parts is None:
+            return
+        if error is not None:
             batch.report(*parts, error, message)
+            return
+        index = parts[0]
+        batch.partitions[index] = message.partition() or 0
+        batch.offsets[index] = message.offset() or 0
+        with batch.lock:
+            batch.reported += 1
+            last = batch.finished and batch.reported + batch.failed_now == batch.produced
+        if last:
+            batch.loop.call_soon_threadsafe(_resolve, batch.future)
 
 
 def _error(topic: str, event_id: str | None, error: KafkaError | None) -> PublishError:

@@ -18,8 +18,12 @@ from aegis.msg._transport import ReceivedMessage, TopicPartition
 
 logger = logging.getLogger("aegis.msg")
 
-HandleMessage = Callable[[ReceivedMessage, asyncio.Event], Awaitable[bool]]
-"""Processes one message, given its lane's interrupt; ``False`` when that interrupt cut it short."""
+DrainLane = Callable[["Lane"], Awaitable[None]]
+"""Runs a lane's queued messages in order until its queue is empty or its interrupt is set.
+
+It calls :meth:`Lane.finish` as messages finish; the interrupt means a stop, a revocation or a
+loss, and what is still queued then is left for redelivery.
+"""
 
 
 class Lane:
@@ -30,9 +34,25 @@ class Lane:
     order.
     """
 
-    __slots__ = ("interrupt", "offsets", "partition", "queue", "revoked", "slots", "task")
+    __slots__ = (
+        "interrupt",
+        "offsets",
+        "partition",
+        "queue",
+        "release",
+        "revoked",
+        "slots",
+        "task",
+    )
 
-    def __init__(self, partition: TopicPartition, offsets: PartitionOffsets, *, by_key: bool):
+    def __init__(
+        self,
+        partition: TopicPartition,
+        offsets: PartitionOffsets,
+        *,
+        by_key: bool,
+        release: Callable[[int], None],
+    ) -> None:
         self.partition = partition
         self.offsets = offsets
         self.queue: deque[ReceivedMessage] = deque()
@@ -40,13 +60,32 @@ class Lane:
         self.task: asyncio.Task[None] | None = None
         self.revoked = False
         self.interrupt = asyncio.Event()
+        """Set when the lane must stop after its current work: a stop, a revocation, a loss."""
+        self.release = release
+
+    def finish(self, count: int) -> None:
+        """Mark the first ``count`` queued messages finished.
+
+        They leave the queue, count as done for the commit, and make room for fetching.
+        """
+        queue = self.queue
+        slots = self.slots
+        if slots is None:
+            for _ in range(count - 1):
+                queue.popleft()
+            self.offsets.position = queue.popleft().offset() + 1  # type: ignore[operator]
+        else:
+            for _ in range(count):
+                queue.popleft()
+                slots.popleft().done = True
+        self.release(count)
 
 
 class Lanes:
     """The running lanes of a subscriber, the messages in flight, and the end of lost lanes.
 
     Args:
-        handle: processes one message.
+        drain: runs a lane's messages.
         offsets: the committable positions the lanes move.
         by_key: one lane per key within a partition, else one per partition.
         max_in_flight: fetched but unfinished messages at most.
@@ -55,14 +94,14 @@ class Lanes:
 
     def __init__(
         self,
-        handle: HandleMessage,
+        drain: DrainLane,
         offsets: OffsetTracker,
         *,
         by_key: bool,
         max_in_flight: int,
         graceful_timeout: float,
     ) -> None:
-        self._handle = handle
+        self._drain_lane = drain
         self._offsets = offsets
         self._by_key = by_key
         self.max_in_flight = max_in_flight
@@ -75,24 +114,41 @@ class Lanes:
 
     def dispatch(self, messages: Sequence[ReceivedMessage]) -> None:
         """Queue each message on its lane, starting lanes that do not run."""
-        # One pass over a fetch. A lane from before a rebalance reset its partition's progress
-        # keeps reporting to the old progress (never committed); new messages get a new lane.
+        # One pass over a fetch, which comes in runs of one partition: the lane is looked up
+        # when the partition changes (per message with lanes per key). A lane from before a
+        # rebalance reset its partition's progress keeps reporting to the old progress (never
+        # committed); new messages get a new lane.
         progress = self._offsets.partition
-        lanes = self._lanes
         by_key = self._by_key
+        last_topic: str | None = None
+        last_number: int | None = None
+        partition: TopicPartition = ("", -1)
+        offsets = lane = None
         for message in messages:
-            partition: TopicPartition = (message.topic(), message.partition())  # type: ignore[assignment]
-            key: object = (partition, message.key()) if by_key else partition
-            lane = lanes.get(key)
-            offsets = progress(partition)
-            if lane is None or lane.offsets is not offsets:
-                lane = lanes[key] = Lane(partition, offsets, by_key=by_key)
+            topic, number = message.topic(), message.partition()
+            if topic != last_topic or number != last_number or offsets is None:
+                last_topic, last_number = topic, number
+                partition = (topic, number)  # type: ignore[assignment]
+                offsets = progress(partition)
+                lane = None if by_key else self._lane(partition, partition, offsets)
+            if lane is None or by_key:
+                lane = self._lane((partition, message.key()), partition, offsets)
+                lane.slots.append(offsets.track(message.offset()))  # type: ignore[arg-type,union-attr]
             lane.queue.append(message)
-            if lane.slots is not None:
-                lane.slots.append(offsets.track(message.offset()))  # type: ignore[arg-type]
-            if lane.task is None:
-                lane.task = asyncio.create_task(self._drain(key, lane))
         self._in_flight += len(messages)
+
+    def _lane(self, key: object, partition: TopicPartition, offsets: PartitionOffsets) -> Lane:
+        """The running lane of ``key``, or a new one (started)."""
+        lane = self._lanes.get(key)
+        if lane is None or lane.offsets is not offsets:
+            lane = self._lanes[key] = Lane(
+                partition, offsets, by_key=self._by_key, release=self._release
+            )
+            if self.stopping:
+                lane.interrupt.set()  # fetched while stopping: left for redelivery
+        if lane.task is None:
+            lane.task = asyncio.create_task(self._drain(key, lane))
+        return lane
 
     async def room(self) -> None:
         """Wait until fewer than ``max_in_flight`` messages are in flight (or stopping)."""
@@ -101,24 +157,15 @@ class Lanes:
             await self._capacity.wait()
 
     async def _drain(self, key: object, lane: Lane) -> None:
-        handle = self._handle
-        queue, slots, offsets = lane.queue, lane.slots, lane.offsets
+        queue = lane.queue
         try:
             retiring = self._retiring
             if retiring is not None and not retiring.done():
                 # Handlers of lost partitions still run: a key must not run twice at once here,
                 # nor its later events before its earlier one (the new partition may differ).
                 await asyncio.shield(retiring)
-            while queue and not lane.revoked and not self.stopping:
-                message = queue[0]
-                if not await handle(message, lane.interrupt):
-                    break  # stopping before it was finished: leave it for redelivery
-                queue.popleft()
-                if slots is None:
-                    offsets.position = message.offset() + 1  # type: ignore[operator]
-                else:
-                    slots.popleft().done = True
-                self._release(1)
+            # What is still queued when it returns (stopping, revoked) is left for redelivery.
+            await self._drain_lane(lane)
         except Exception:
             logger.exception("event lane %s stopped unexpectedly", lane.partition)
         finally:

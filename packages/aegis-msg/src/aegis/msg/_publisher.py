@@ -6,6 +6,7 @@ import asyncio
 import logging
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import chain
 from typing import Any
 
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from aegis.core import context
 from aegis.core.errors import ConfigurationError
 from aegis.msg._event import Event
+from aegis.msg._kafka import KafkaTransport
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._registry import EventRegistry, default_registry
 from aegis.msg._tracing import traceparent_of, tracer, tracing_enabled
@@ -103,7 +105,11 @@ class EventPublisher:
         return result
 
     async def publish_batch(
-        self, events: Iterable[Event[Any]], *, topic: str | None = None
+        self,
+        events: Iterable[Event[Any]],
+        *,
+        topic: str | None = None,
+        errors_only: bool = False,
     ) -> Sequence[DeliveryResult]:
         """Publish ``events`` together (one flush) and return one result per event, in order.
 
@@ -112,6 +118,12 @@ class EventPublisher:
         A failure is reported in that event's result (``result.error``), never raised, so the
         caller sees exactly which events the broker has; failures the broker calls retriable
         are sent again first (``retries``, with backoff), as the records they were.
+
+        ``errors_only=True`` saves the work of a delivery report per delivered event: with a
+        :class:`KafkaTransport` the events go through a second producer client of it, which
+        reports failures only, and the results of delivered events say ``ok`` without a
+        partition or offset (-1); failures are reported, and retried, as always. Other
+        transports report every event as usual.
 
         Raises:
             ConfigurationError: no topic is known for one of the events.
@@ -138,13 +150,13 @@ class EventPublisher:
                 },
             ) as span:
                 parent = traceparent_of(span)
-                results = await self._send(batch, topic_of, parent, runs)
+                results = await self._send(batch, topic_of, parent, runs, errors_only)
                 span.set_attribute("messaging.batch.message_count", len(results))
                 failed = len(_failures(results))
                 if failed:
                     span.set_status(trace.StatusCode.ERROR, f"{failed} events not delivered")
         else:
-            results = await self._send(batch, topic_of, None, runs)
+            results = await self._send(batch, topic_of, None, runs, errors_only)
         self._account(results, runs)
         return results
 
@@ -154,8 +166,11 @@ class EventPublisher:
         topic_of: Callable[[Event[Any]], str],
         traceparent: str | None,
         runs: list[Run],
+        errors_only: bool,
     ) -> Sequence[DeliveryResult]:
         send = self.transport.send_batch
+        if errors_only and isinstance(self.transport, KafkaTransport):
+            send = partial(self.transport.send_batch, errors_only=True)
         results: Sequence[DeliveryResult] = await send(
             self.codec.records(batch, topic_of, traceparent=traceparent, runs=runs)
         )

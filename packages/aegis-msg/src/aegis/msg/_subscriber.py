@@ -16,14 +16,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, cast
 
 from prometheus_client import CollectorRegistry
 
 from aegis.core.errors import ConfigurationError
 from aegis.msg._consumer_health import ConsumerHealth
 from aegis.msg._event import Event
-from aegis.msg._handling import HandlingContext, MessageHandling, Route
+from aegis.msg._handling import EVENT_CHUNK, HandlingContext, MessageHandling, Route
 from aegis.msg._lanes import Lanes
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._offsets import OffsetTracker
@@ -43,6 +43,8 @@ logger = logging.getLogger("aegis.msg")
 E = TypeVar("E", bound=Event[Any])
 Handler = Callable[[E], Awaitable[None]]
 """An event handler: ``async def handle(event: UserCreated) -> None``."""
+BatchHandler = Callable[[list[E]], Awaitable[None]]
+"""A batch handler: ``async def handle(events: list[UserCreated]) -> None``."""
 
 Concurrency = Literal["partition", "key"]
 """``partition``: one message at a time per partition; ``key``: per key within a partition."""
@@ -111,7 +113,7 @@ class EventSubscriber:
         )
         self._offsets = OffsetTracker()
         self._lanes = Lanes(
-            self._handling.handle,
+            self._handling.drain,
             self._offsets,
             by_key=concurrency == "key",
             max_in_flight=max_in_flight,
@@ -147,6 +149,46 @@ class EventSubscriber:
             ConfigurationError: no topic is known for the type, or it already has a handler
                 on that topic, or the subscriber is running.
         """
+        return cast("Callable[[Handler[E]], Handler[E]]", self._register(event_type, topic, 0))
+
+    def on_batch(
+        self, event_type: type[E], *, topic: str | None = None, max_size: int = 50
+    ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
+        """Register the decorated coroutine function as the batch handler of ``event_type``.
+
+        It is called with a list of up to ``max_size`` events of that type, in the order of
+        their partition (of their key with ``concurrency="key"``): the events fetched together,
+        at most ``max_size`` at a time. To say which event failed, raise
+        :class:`BatchFailedError` ``(index) from error``: the events before it are done, that
+        one is retried alone (in process, then through the retry topics, then dead-lettered,
+        as a per-event handler's event is), and the events after it come in the next call. Any
+        other exception hands the batch's events to the handler again one at a time, each with
+        its own retries. Events from a retry topic come alone. Offsets are committed as the
+        events finish, as for :meth:`on`. Batches far larger than the default cost more CPU
+        per event: the events of a batch no longer fit the processor's cache together.
+
+        Raises:
+            ConfigurationError: as :meth:`on`, or ``max_size`` is below 1.
+
+        Example:
+            >>> @subscriber.on_batch(UserCreated, max_size=20)
+            ... async def save_users(events: list[UserCreated]) -> None:
+            ...     for index, event in enumerate(events):
+            ...         try:
+            ...             await users.save(event.data)
+            ...         except Exception as exc:
+            ...             raise BatchFailedError(index) from exc
+        """
+        if max_size < 1:
+            raise ConfigurationError(f"max_size must be at least 1, not {max_size}")
+        return cast(
+            "Callable[[BatchHandler[E]], BatchHandler[E]]",
+            self._register(event_type, topic, max_size),
+        )
+
+    def _register(
+        self, event_type: type[E], topic: str | None, batch: int
+    ) -> Callable[[Callable[[Any], Awaitable[None]]], Callable[[Any], Awaitable[None]]]:
         chosen = topic or event_type.topic
         if chosen is None:
             raise ConfigurationError(
@@ -156,14 +198,14 @@ class EventSubscriber:
             raise ConfigurationError("register handlers before the subscriber starts")
         self.registry.register(event_type)
 
-        def register(handler: Handler[E]) -> Handler[E]:
+        def register(handler: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
             key = (chosen, event_type.type)
             if key in self.routes:
                 raise ConfigurationError(
                     f"{event_type.type!r} on {chosen!r} already has a handler: "
                     f"{self.routes[key].handler.__qualname__}"
                 )
-            self.routes[key] = Route(event_type, chosen, handler)
+            self.routes[key] = Route(event_type, chosen, handler, batch)
             return handler
 
         return register
@@ -224,6 +266,9 @@ class EventSubscriber:
             for main in topics
             for tier, name in enumerate(self.retry.retry_topics(main))
         }
+        self._handling.chunk = max((r.batch for r in self.routes.values()), default=0) or (
+            EVENT_CHUNK
+        )
         dead = {self.retry.dead_letter_topic(main): main for main in topics}
         self._own_topics = {**extra, **dead}
         await self.transport.ensure_topics(self._own_topics)
