@@ -261,8 +261,8 @@ class FieldMasker:
             # The usual line: every key seen before, none masked or changed by masking.
             for key, value in fields.items():
                 kind = type(value)
-                if kind is str and len(value) <= _MEMO_TEXT_LENGTH:
-                    text = texts.get(value)
+                if kind is str:
+                    text = texts.get(value)  # only short texts are remembered
                     masked[key] = text if text is not None else self._remember(value)
                 elif kind in _PLAIN:
                     masked[key] = value
@@ -292,14 +292,16 @@ class FieldMasker:
                 masked[name] = self._mask
             elif type(value) in _PLAIN:
                 masked[name] = value
-            elif type(value) is str and len(value) <= _MEMO_TEXT_LENGTH:
-                text = texts.get(value)
+            elif type(value) is str:
+                text = texts.get(value)  # only short texts are remembered
                 masked[name] = text if text is not None else self._remember(value)
             else:
                 masked[name] = self._mask_one(value)
 
     def _remember(self, value: str) -> str:
         text = self.text(value)
+        if len(value) > _MEMO_TEXT_LENGTH:
+            return text
         texts = self._texts
         if len(texts) >= _MEMO_LIMIT:
             texts.clear()
