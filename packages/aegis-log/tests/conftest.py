@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 import structlog
 
-from aegis.log import LogSettings, StreamOutput, configure_logging, shutdown_logging
+from aegis.log import (
+    LogSettings,
+    StreamOutput,
+    clear_context,
+    configure_logging,
+    shutdown_logging,
+)
 
 
 @pytest.fixture
@@ -27,7 +33,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def clean_logging() -> Iterator[None]:
-    """Give every test the process's logging as it was, whatever the test configured."""
+    """Give every test the process's logging as it was, whatever the test configured.
+
+    The log context too: a field one test bound outside any request (``bind_context`` in a
+    plain ``with request_context(...)``) would otherwise show in the next test's lines.
+    """
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     excepthook, thread_hook = sys.excepthook, threading.excepthook
@@ -40,6 +50,7 @@ def clean_logging() -> Iterator[None]:
             logger.setLevel(logging.NOTSET)
     sys.excepthook, threading.excepthook = excepthook, thread_hook
     structlog.reset_defaults()
+    clear_context()
 
 
 @dataclass
