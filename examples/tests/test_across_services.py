@@ -105,6 +105,7 @@ def stack(
         postgres_url=postgres_url,
         redis_url=redis_url,
         kafka_bootstrap=None,
+        topology=[],
     )
     with HttpRecorder() as collector, RestartableServer("kafka") as broker:
         args.kafka_bootstrap = broker.url
