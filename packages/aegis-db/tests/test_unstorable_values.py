@@ -66,8 +66,18 @@ async def count(db: DatabaseManager) -> int:
         ({"title": "ok", "body": "x" * 100 + "\udfff"}, "body", "unicode"),
         ({"title": "ok", "views": 2**63}, "views", "integer_range"),
         ({"title": "ok", "views": -(2**63) - 1}, "views", "integer_range"),
+        # The widest storable integers beside the bad one are not taken for it.
+        ({"id": 2**63 - 1, "title": "ok", "views": 2**63}, "views", "integer_range"),
+        ({"id": -(2**63), "title": "ok", "views": -(2**63) - 1}, "views", "integer_range"),
     ],
-    ids=["surrogate", "surrogate-in-long-text", "above-int64", "below-int64"],
+    ids=[
+        "surrogate",
+        "surrogate-in-long-text",
+        "above-int64",
+        "below-int64",
+        "above-int64-after-the-largest",
+        "below-int64-after-the-smallest",
+    ],
 )
 async def test_an_unstorable_value_is_a_422_naming_its_column_and_nothing_is_written(
     db: DatabaseManager, values: dict[str, object], field: str, rule: str
