@@ -35,7 +35,7 @@ from typing import Any
 
 from _results import Results, add_json_argument, figure
 from pydantic import BaseModel, ConfigDict, SecretStr
-from sqlalchemy import String, delete, func, select, update
+from sqlalchemy import String, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -153,6 +153,12 @@ async def seed(db: DatabaseManager) -> list[uuid.UUID]:
                 [{"name": f"item-{i}", "quantity": i % 97} for i in range(start, start + BULK)],
                 returning=False,
             )
+    # Statistics and the visibility map as a table in use has them: without this, counts
+    # visit the heap until autovacuum runs, and when it runs in the middle of a case depends
+    # on the machine.
+    async with db.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.execute(text(f"VACUUM ANALYZE {Item.__tablename__}"))
     async with db.session() as session:
         ids = (await session.scalars(select(Item.id).limit(1000))).all()
     return list(ids)
