@@ -229,12 +229,20 @@ def test_one_trace_runs_from_the_request_through_the_outbox_and_kafka_to_the_han
         and line.get("holder_id") == user["id"]
     ]
     assert handled["trace_id"] == trace_id
-    assert eventually(
-        lambda: (
-            {"user-service", "policy-service"}
-            <= {span.service for span in spans_of(stack, trace_id)}
+
+    # The exporters send in batches: wait for the consuming span and its parent themselves, not
+    # just any span of each service (database writes can reach the collector a batch earlier).
+    def consumed_with_parent() -> bool:
+        spans = spans_of(stack, trace_id)
+        ids = {span.span_id for span in spans}
+        return any(
+            span.service == "policy-service"
+            and span.kind == CONSUMER_KIND
+            and span.parent_span_id in ids
+            for span in spans
         )
-    )
+
+    assert eventually(consumed_with_parent)
     spans = spans_of(stack, trace_id)
     by_id = {span.span_id: span for span in spans}
     (consumed,) = [s for s in spans if s.service == "policy-service" and s.kind == CONSUMER_KIND]
