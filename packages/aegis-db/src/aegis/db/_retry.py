@@ -13,6 +13,10 @@ from typing import ParamSpec, TypeVar
 from aegis.db._errors import is_transient
 from aegis.db._session import in_transaction
 
+# Jitter from an instance of its own: the global generator belongs to the application (and
+# Hypothesis reports a test whose examples change it from another thread).
+_JITTER = random.Random()  # noqa: S311 - jitter, not a secret
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -39,7 +43,7 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         capped = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
-        return capped * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        return capped * _JITTER.uniform(0.5, 1.0)
 
 
 async def call_with_retry(
