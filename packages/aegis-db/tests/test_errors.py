@@ -308,3 +308,9 @@ class TestWithoutAServer:
 
     def test_an_error_already_translated_is_left_alone(self) -> None:
         assert translate_error(ConflictError("x")) is None
+
+
+async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable(lite: DatabaseManager) -> None:
+    error = await failure(lite, "ATTACH DATABASE '/no/such/directory/x.db' AS other")
+    assert type(error) is DatabaseUnavailableError
+    assert error.status == 503
