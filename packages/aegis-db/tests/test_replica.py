@@ -379,7 +379,9 @@ async def test_no_read_fails_while_the_replica_stops_and_starts_under_load(
             await until(lambda: len(reads) > 50)
             await anyio.to_thread.run_sync(topology.stop_node, "replica")
             try:
-                assert not replicas.replicas[0].in_rotation  # a read found it down
+                stopped = len(reads)
+                await until(lambda: len(reads) > stopped + 4)  # reads since the stop ...
+                assert not replicas.replicas[0].in_rotation  # ... found it down
                 during = len(reads)
                 await until(lambda: len(reads) > during + 50)
                 assert not any(reads[during:])  # on the primary while the replica is down
