@@ -65,7 +65,7 @@ async def test_revocations_reach_a_replica_and_live_in_one_slot(
     assert writer.prefix.startswith("{")
     assert writer.prefix.endswith(":}")
     await writer.revoke("before-start", expires_at=until(60))  # found by the start's scan
-    assert await replica.start()
+    assert await replica.start(timeout=FAILOVER_DEADLINE)  # loaded; bounded for a busy machine
     assert replica.revoked_nowait("before-start", None) is True
 
     await writer.revoke("jti-1", expires_at=until(60))  # arrives on the channel
@@ -85,7 +85,7 @@ async def test_the_replica_follows_again_after_the_primary_of_its_slot_fails(
     stores: Stores, redis_cluster: RedisClusterTopology
 ) -> None:
     writer, replica = await stores()
-    assert await replica.start()
+    assert await replica.start(timeout=FAILOVER_DEADLINE)  # loaded; bounded for a busy machine
     victim = redis_cluster.primary_for(writer.channel)
     redis_cluster.kill(victim)
     try:
