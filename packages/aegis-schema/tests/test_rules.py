@@ -479,3 +479,44 @@ def test_a_finding_cannot_be_changed_in_place() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         finding.severity = Severity.WARNING  # type: ignore[misc]
     assert len({finding, replace(finding)}) == 1
+
+
+def test_references_to_tables_sorting_before_the_changed_one_are_not_dependents(
+    registry: SchemaRegistry, make_table: TableMaker
+) -> None:
+    thing = SchemaColumn(name="thing_id", type="uuid")
+    ref = {"column": "thing_id", "references": "alpha.things.id"}
+    wider = registry.copy_with(
+        [make_table("alpha.things"), make_table("audit.logs", "1.0.0", thing, references=[ref])]
+    )
+    (dropped,) = [f for f in _findings(wider, [], ("users.users",)) if f.code == "DS102"]
+    assert dropped.dependents == ("policies.policies.holder_id",)
+
+
+def test_an_equal_column_name_from_another_string_is_no_rename(registry: SchemaRegistry) -> None:
+    users = registry.get("users", "users")
+    same_name = "".join(["na", "me"])
+    widened = _changed(users, "name", name=same_name, type="string(300)")
+    assert _findings(registry, [widened]) == []
+
+
+def test_rules_cannot_be_changed_and_findings_compare_without_their_query() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RULES["DS103"].severity = Severity.WARNING  # type: ignore[misc]
+    checked = Finding("DS102", "m", Severity.ERROR, "s", "users", "users", query=("empty", "t"))
+    assert checked == replace(checked, query=())
+
+
+def test_a_drop_and_two_adds_of_its_type_name_the_first_added(registry: SchemaRegistry) -> None:
+    users = registry.get("users", "users")
+    kept = tuple(c for c in users.columns if c.name != "name")
+    added = (
+        SchemaColumn(name="first", type="string(200)"),
+        SchemaColumn(name="second", type="string(200)"),
+    )
+    (finding,) = [
+        f
+        for f in _findings(registry, [_with(users, "2.0.0", columns=(*kept, *added))])
+        if f.code == "BC103"
+    ]
+    assert finding.message == "users.users: name dropped, first (string(200)) added: a rename?"
