@@ -172,63 +172,84 @@ class MessageHandling:
         """Run ``route``'s handler on each of ``events`` in order; return how many finished."""
         interrupt = lane.interrupt
         if self._limit is not None or self.tracing:
-            for index, (message, event) in enumerate(zip(messages, events, strict=True)):
-                if interrupt.is_set() or not await self._run(
-                    message, event, route=route, main=main, tier=-1, interrupt=interrupt
-                ):
-                    return index
-                lane.finish(1)
-            return len(events)
+            return await self._one_by_one(route, main, messages, events, lane)
         # The common case, in this coroutine frame: first tries that succeed. Finished events are
-        # reported together, before a retry and at the end.
+        # reported together, before a retry and at the end. The context values are set per
+        # event and restored once at the end (a set costs as much as a reset; a correlation id
+        # the previous event had is not set again).
         handler = route.handler
         duration, handled = self._children.get((main, events[0].type)) or self._children_for(
             main, events[0]
         )
         observe = duration.observe
         clock = time.perf_counter
+        set_event, set_correlation = handling_event_id.set, context.correlation_id.set
+        event_token = set_event(None)
+        correlation_token = set_correlation(None)
+        correlation: str | None = None
         total = 0
-        while events:
-            finished = 0
-            failed: Exception | None = None
-            for event in events:
-                if interrupt.is_set():
-                    break
-                event_token = handling_event_id.set(event.id)
-                correlation_token = context.correlation_id.set(event.correlationid)
-                started = clock()
-                try:
-                    await handler(event)
-                except Exception as exc:  # retried or dead-lettered below
-                    failed = exc
-                finally:
+        try:
+            while events:
+                finished = 0
+                failed: Exception | None = None
+                for event in events:
+                    if interrupt.is_set():
+                        break
+                    set_event(event.id)
+                    if event.correlationid != correlation:
+                        correlation = event.correlationid
+                        set_correlation(correlation)
+                    started = clock()
+                    try:
+                        await handler(event)
+                    except Exception as exc:  # retried or dead-lettered below
+                        failed = exc
                     observe(clock() - started)
-                    context.correlation_id.reset(correlation_token)
-                    handling_event_id.reset(event_token)
-                if failed is not None:
-                    break
-                finished += 1
-            if finished:
-                handled.inc(finished)
-                lane.finish(finished)
-                total += finished
-            if failed is None:
-                return total
-            self._failed(route, events[finished], main, failed, 0)
-            if not await self._run(
-                messages[finished],
-                events[finished],
-                route=route,
-                main=main,
-                tier=-1,
-                interrupt=interrupt,
-                failed=failed,
+                    if failed is not None:
+                        break
+                    finished += 1
+                if finished:
+                    handled.inc(finished)
+                    lane.finish(finished)
+                    total += finished
+                if failed is None:
+                    return total
+                self._failed(route, events[finished], main, failed, 0)
+                if not await self._run(
+                    messages[finished],
+                    events[finished],
+                    route=route,
+                    main=main,
+                    tier=-1,
+                    interrupt=interrupt,
+                    failed=failed,
+                ):
+                    return total
+                lane.finish(1)
+                total += 1
+                messages, events = messages[finished + 1 :], events[finished + 1 :]
+            return total
+        finally:
+            context.correlation_id.reset(correlation_token)
+            handling_event_id.reset(event_token)
+
+    async def _one_by_one(
+        self,
+        route: Route,
+        main: str,
+        messages: list[ReceivedMessage],
+        events: list[Event[Any]],
+        lane: Lane,
+    ) -> int:
+        """:meth:`_events` with a concurrency limit or spans: each event through ``_run``."""
+        interrupt = lane.interrupt
+        for index, (message, event) in enumerate(zip(messages, events, strict=True)):
+            if interrupt.is_set() or not await self._run(
+                message, event, route=route, main=main, tier=-1, interrupt=interrupt
             ):
-                return total
+                return index
             lane.finish(1)
-            total += 1
-            messages, events = messages[finished + 1 :], events[finished + 1 :]
-        return total
+        return len(events)
 
     def _retry_alone(
         self, route: Route, main: str, lane: Lane

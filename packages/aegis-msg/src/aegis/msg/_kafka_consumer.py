@@ -30,12 +30,12 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from aegis.msg._kafka_probe import MetadataProbe
 from aegis.msg._metrics import MsgMetrics
-from aegis.msg._transport import Fetched, RebalanceHooks, ReceivedMessage, TopicPartition
+from aegis.msg._transport import Fetched, RebalanceHooks, TopicPartition
 
 logger = logging.getLogger("aegis.msg")
 
@@ -46,6 +46,7 @@ _TOPIC_PROBE_INTERVAL = 2.0
 # librdkafka reports a refused connection on every reconnect attempt: one WARNING per error
 # name in this many seconds, the repeats at DEBUG.
 _REPEAT_WARNING_AFTER = 60.0
+_LAG_EVERY = 1.0  # seconds between two readings of the lag gauge
 
 
 class KafkaConsumerChannel:
@@ -92,6 +93,7 @@ class KafkaConsumerChannel:
         self._confirm_after = 3 * int(config.get("heartbeat.interval.ms", 3000)) / 1000
         self._warned_at: dict[str, float] = {}
         self.revoke_timeout = 30.0
+        self._lag_due = 0.0  # monotonic time the lag gauge is read again
 
     async def start(self) -> None:
         """Create the consumer and subscribe (the group join happens during the first fetch)."""
@@ -220,29 +222,46 @@ class KafkaConsumerChannel:
         # throughput at one batch per broker latency. A commit lost on the way only means a
         # redelivery; revocation and close() still wait for theirs.
         self._commit(commits, wait=False)
-        messages: list[ReceivedMessage] = []
-        last: dict[TopicPartition, int] = {}
-        for message in consumer.consume(max_messages, timeout):
-            error = message.error()
-            if error is None:
-                messages.append(message)
-                last[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
-            elif error.code() != KafkaError._PARTITION_EOF:
-                self._metrics.consumer_errors.labels(self._group, error.name()).inc()
-                self._warn(error.name(), error)
-                if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and message.topic():
-                    self._missing.add(message.topic() or "")  # a subscribed topic is missing
+        messages = consumer.consume(max_messages, timeout)
+        for message in messages:
+            if message.error() is not None:  # seldom: only then a second pass
+                messages = self._without_errors(messages)
+                break
         self._check_brokers(consumer, bool(messages))
         if self._missing_topics_back(consumer):
             # What the old client fetched was revoked with it: the new member gets it again.
             return Fetched([], {})
+        now = time.monotonic()
+        if not messages or (len(messages) == max_messages and now < self._lag_due):
+            return Fetched(messages, {})
+        # The lag gauge: at most once a second while full batches come (a backlog), and for
+        # every fetch that is not full (caught up), so the last reading is the current lag.
+        self._lag_due = now + _LAG_EVERY
+        last: dict[TopicPartition, int] = {
+            (message.topic(), message.partition()): message.offset()  # type: ignore[misc]
+            for message in messages
+        }
         watermarks = {}
         for topic, partition in last:
             _, high = consumer.get_watermark_offsets(
                 KafkaTopicPartition(topic, partition), cached=True
             )
             watermarks[(topic, partition)] = high
-        return Fetched(messages, watermarks)
+        return Fetched(messages, watermarks, last)
+
+    def _without_errors(self, fetched: list[Message]) -> list[Message]:
+        """The messages of a fetch that are messages; errors among them counted and logged."""
+        messages: list[Message] = []
+        for message in fetched:
+            error = message.error()
+            if error is None:
+                messages.append(message)
+            elif error.code() != KafkaError._PARTITION_EOF:
+                self._metrics.consumer_errors.labels(self._group, error.name()).inc()
+                self._warn(error.name(), error)
+                if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART and message.topic():
+                    self._missing.add(message.topic() or "")  # a subscribed topic is missing
+        return messages
 
     def _missing_topics_back(self, consumer: Consumer) -> bool:
         """Replace the client once a subscribed topic found missing exists again.

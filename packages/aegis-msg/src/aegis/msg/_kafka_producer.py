@@ -16,14 +16,13 @@ import logging
 import threading
 from array import array
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
 from aegis.msg._kafka_probe import PROBE_TIMEOUT, MetadataProbe
-from aegis.msg._kafka_reports import _Batch, _error, _ReportSlots, _resolve
+from aegis.msg._kafka_reports import _Batch, _error, _QuietSlots, _ReportSlots, _resolve
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._transport import BatchResult, OutgoingRecord
 
@@ -98,6 +97,7 @@ class KafkaProducer:
         """How many times the client was replaced by a fresh one since this producer was made."""
         self._batches: set[_Batch] = set()
         self._slots = _ReportSlots()
+        self._quiet_slots = _QuietSlots()
         self._producing = 0  # batches in their produce loop; the poll thread waits meanwhile
         self._may_poll = threading.Event()
         self._may_poll.set()
@@ -165,6 +165,7 @@ class KafkaProducer:
         del batch.partitions[batch.produced :], batch.offsets[batch.produced :]
         if self._quiet:
             await self._drain(producer)
+            self._quiet_slots.release(batch)
             self._settle(batch)
             return batch.result()
         if batch.complete():
@@ -227,7 +228,9 @@ class KafkaProducer:
             # A free report slot (_ReportSlots.take, inline): the callback made for it.
             slot = free.pop() if free else slots.grow()
             slot_batches[slot] = batch
-            slot_parts[slot] = (index, value, key, headers)
+            # A tuple of the headers: once the collector has seen it, it and the parts are
+            # untracked, so the records in flight never promote into the oldest generation.
+            slot_parts[slot] = (index, value, key, tuple(headers))
             callback = callbacks[slot]
             while True:
                 try:
@@ -261,11 +264,10 @@ class KafkaProducer:
     ) -> None:
         """As :meth:`_produce`, for a client that reports failed messages only.
 
-        Each message gets a callback of its own (called only if it fails: the record it keeps
-        is the failed result's), instead of a reusable slot that only a report frees.
+        Each message's callback (called only if it fails) comes from :class:`_QuietSlots`.
         """
         produce = producer.produce
-        report = batch.report
+        take = self._quiet_slots.take
         add_topic, add_event_id = batch.topics.append, batch.event_ids.append
         partitions, offsets = batch.partitions, batch.offsets
         capacity = 0
@@ -281,7 +283,7 @@ class KafkaProducer:
             batch.produced = index + 1
             while True:
                 try:
-                    callback = partial(report, index, value, key, headers)
+                    callback = take(batch, index, value, key, headers)
                     produce(topic, value, key, -1, callback, None, 0, headers)  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
                     break
                 except BufferError:

@@ -11,6 +11,7 @@ import threading
 from array import array
 from collections.abc import Callable
 from functools import partial
+from sys import getrefcount
 
 from confluent_kafka import KafkaError, Message
 
@@ -76,7 +77,7 @@ class _Batch:
         index: int,
         value: bytes,
         key: bytes | None,
-        headers: Headers,
+        headers: tuple[tuple[str, bytes], ...],
         error: KafkaError | None,
         message: Message,
     ) -> None:
@@ -143,7 +144,7 @@ class _ReportSlots:
         """Slots no message holds."""
         self.batches: list[_Batch | None] = []
         """The batch of each slot's message."""
-        self.parts: list[tuple[int, bytes, bytes | None, Headers] | None] = []
+        self.parts: list[tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]] | None] = []
         """Each slot's message: its index in the batch, value, key and headers."""
 
     def take(
@@ -151,12 +152,12 @@ class _ReportSlots:
     ) -> tuple[int, Callable[[KafkaError | None, Message], None]]:
         """A free slot for one message, and the callback that reports it.
 
-        The producer's send loop does the same inline. ``headers`` is kept as given (the
-        record's own list, which nothing changes) for a failed record to be sent again.
+        The producer's send loop does the same inline. The headers are kept (as a tuple, which
+        the garbage collector stops tracking) for a failed record to be sent again.
         """
         slot = self.free.pop() if self.free else self.grow()
         self.batches[slot] = batch
-        self.parts[slot] = (index, value, key, headers)
+        self.parts[slot] = (index, value, key, tuple(headers))
         return slot, self.callbacks[slot]
 
     def give_back(self, slot: int) -> None:
@@ -192,6 +193,62 @@ class _ReportSlots:
             last = batch.finished and batch.reported + batch.failed_now == batch.produced
         if last:
             batch.loop.call_soon_threadsafe(_resolve, batch.future)
+
+
+class _QuietSlots:
+    """Callbacks of a client that reports failed messages only: one per message in flight.
+
+    Such a client calls a message's callback only when the message fails, so no report frees
+    a slot. confluent-kafka holds a reference to a message's callback until librdkafka is done
+    with the message (delivered or failed), so a callback that nothing else references has no
+    message in flight, and its slot is taken again. A fresh ``partial`` per message instead
+    kept one more object per message in flight for the garbage collector to promote.
+    """
+
+    __slots__ = ("batches", "callbacks", "next", "parts")
+
+    _IDLE = 2
+    """``sys.getrefcount`` of a callback held by the pool only (the list, the argument)."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[KafkaError | None, Message], None]] = []
+        self.batches: list[_Batch | None] = []
+        self.parts: list[tuple[int, bytes, bytes | None, tuple[tuple[str, bytes], ...]] | None] = []
+        self.next = 0
+
+    def take(
+        self, batch: _Batch, index: int, value: bytes, key: bytes | None, headers: Headers
+    ) -> Callable[[KafkaError | None, Message], None]:
+        """The callback for one message: a slot whose message is done, or a new one."""
+        callbacks = self.callbacks
+        count = len(callbacks)
+        slot = self.next
+        if slot < count and getrefcount(callbacks[slot]) == self._IDLE:
+            self.next = slot + 1 if slot + 1 < count else 0
+        else:  # messages finish in about the order they were sent: the oldest slot is next
+            slot = self._grow()
+        self.batches[slot] = batch
+        self.parts[slot] = (index, value, key, tuple(headers))
+        return callbacks[slot]
+
+    def release(self, batch: _Batch) -> None:
+        """Forget ``batch`` (every message of it is done), so its results are not kept alive."""
+        batches, parts = self.batches, self.parts
+        for slot, held in enumerate(batches):
+            if held is batch:
+                batches[slot] = parts[slot] = None
+
+    def _grow(self) -> int:
+        slot = len(self.callbacks)
+        self.callbacks.append(partial(self._failed, slot))
+        self.batches.append(None)
+        self.parts.append(None)
+        return slot
+
+    def _failed(self, slot: int, error: KafkaError | None, message: Message) -> None:
+        batch, parts = self.batches[slot], self.parts[slot]
+        if batch is not None and parts is not None and error is not None:
+            batch.report(*parts, error, message)
 
 
 def _error(topic: str, event_id: str | None, error: KafkaError | None) -> PublishError:

@@ -353,9 +353,11 @@ class EventSubscriber:
     def _record_lag(self, fetched: Fetched) -> None:
         if not fetched.high_watermarks:
             return
-        last: dict[TopicPartition, int] = {}
-        for message in fetched.messages:
-            last[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
+        last = fetched.last_offsets
+        if last is None:
+            last = {}
+            for message in fetched.messages:
+                last[(message.topic(), message.partition())] = message.offset()  # type: ignore[index,assignment]
         for (topic, partition), high in fetched.high_watermarks.items():
             if (topic, partition) in last:
                 lag = max(0, high - last[(topic, partition)] - 1)

@@ -173,10 +173,15 @@ def _as_bytes(value: str | bytes) -> bytes:
 
 
 class Fetched(NamedTuple):
-    """One fetch: the messages, and the end offset of each partition they came from (for lag)."""
+    """One fetch: the messages, and the end offset of each partition they came from (for lag).
+
+    ``last_offsets``, when given, is the offset of each partition's last message in
+    ``messages`` (a channel that has them saves the subscriber a pass over the messages).
+    """
 
     messages: Sequence[ReceivedMessage]
     high_watermarks: Mapping[TopicPartition, int]
+    last_offsets: Mapping[TopicPartition, int] | None = None
 
 
 class RebalanceHooks(Protocol):
