@@ -71,9 +71,14 @@ class Lane:
         queue = self.queue
         slots = self.slots
         if slots is None:
-            for _ in range(count - 1):
-                queue.popleft()
-            self.offsets.position = queue.popleft().offset() + 1  # type: ignore[operator]
+            if count == len(queue):  # the whole queue, as a batch often is: one call
+                last = queue[-1]
+                queue.clear()
+            else:
+                for _ in range(count - 1):
+                    queue.popleft()
+                last = queue.popleft()
+            self.offsets.position = last.offset() + 1  # type: ignore[operator]
         else:
             for _ in range(count):
                 queue.popleft()

@@ -152,7 +152,7 @@ class EventSubscriber:
         return cast("Callable[[Handler[E]], Handler[E]]", self._register(event_type, topic, 0))
 
     def on_batch(
-        self, event_type: type[E], *, topic: str | None = None, max_size: int = 50
+        self, event_type: type[E], *, topic: str | None = None, max_size: int = 32
     ) -> Callable[[BatchHandler[E]], BatchHandler[E]]:
         """Register the decorated coroutine function as the batch handler of ``event_type``.
 
