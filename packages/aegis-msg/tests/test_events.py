@@ -241,3 +241,65 @@ def test_a_mixed_batch_keeps_each_events_topic_time_source_and_type() -> None:
     ]
     decoded = codec.decode(message(records[1].headers, records[1].value))
     assert decoded == events[1].model_copy(update={"correlationid": events[1].id})
+
+
+class Ping(Event[AccountData]):
+    type = "test.ping"
+    key_field = "account_id"
+
+
+def _outcome(item: Any) -> Any:
+    """What a decoded item says, comparable: the event, None, or the error's class and text."""
+    return (type(item), str(item)) if isinstance(item, Exception) else item
+
+
+def test_decode_batch_gives_each_message_what_decode_gives_it() -> None:
+    registry = EventRegistry()
+    registry.register(Counted)
+    registry.register(Ping)
+    registry.upcaster(AccountOpened, from_version=2)(lambda data: {**data, "owner": "old"})
+    sender = EventCodec(registry, source="sender")
+    structured = EventCodec(registry, source="sender", mode="structured")
+    data = AccountData(account_id=7, owner="kim")
+    events: list[Event[Any]] = [
+        Ping(data=data),  # aegis's own eight headers
+        Ping(data=data, correlationid="c-1"),
+        Ping(data=data, causationid="e-0"),  # nine headers
+        Ping(data=data, subject="acc/7", traceparent="00-x"),
+        opened(),  # a data schema header
+        Counted(data=3),
+    ]
+    records = list(sender.records(events, lambda _: "t"))
+    records += list(structured.records([Ping(data=data)], lambda _: "t"))
+    messages = [message(r.headers, r.value, r.key) for r in records]
+    ping = records[0]
+    swap = list(ping.headers)
+    swap[5], swap[6] = swap[6], swap[5]  # aegis's names, another order
+    old = [(n, b"2" if n == "ce_schemaversion" else v) for n, v in records[4].headers]
+    messages += [
+        message(swap, ping.value),
+        message(old, b'{"account_id": 7, "owner": "x"}'),  # upcast from version 2
+        message([(n, b"x" if n == "ce_time" else v) for n, v in ping.headers], ping.value),
+        message([(n, b"" if n == "ce_id" else v) for n, v in ping.headers], ping.value),
+        message([(n, b"\xff" if n == "ce_source" else v) for n, v in ping.headers], ping.value),
+        message(ping.headers, b'{"account_id": "seven"}'),
+        message(ping.headers, None),
+        message([(n, b"9" if n == "ce_schemaversion" else v) for n, v in ping.headers], b"{}"),
+        message([(n, b"test.unknown" if n == "ce_type" else v) for n, v in ping.headers], b"{}"),
+        message([], b"{}"),
+    ]
+    expected = []
+    for each in messages:
+        try:
+            expected.append(EventCodec(registry, source="s").decode(each))
+        except Exception as exc:
+            expected.append(exc)
+    batch = EventCodec(registry, source="s").decode_batch(messages)
+    assert [_outcome(item) for item in batch] == [_outcome(item) for item in expected]
+    assert [type(item).__name__ for item in batch[:6]] == [
+        "Ping", "Ping", "Ping", "Ping", "AccountOpened", "Counted"
+    ]  # fmt: skip
+    assert batch[0].time.tzinfo is not None  # type: ignore[union-attr]
+    assert batch[0] == events[0].model_copy(
+        update={"source": "sender", "correlationid": events[0].id}
+    )
