@@ -288,7 +288,7 @@ def test_decode_batch_gives_each_message_what_decode_gives_it() -> None:
         message([(n, b"test.unknown" if n == "ce_type" else v) for n, v in ping.headers], b"{}"),
         message([], b"{}"),
     ]
-    expected = []
+    expected: list[Any] = []
     for each in messages:
         try:
             expected.append(EventCodec(registry, source="s").decode(each))
