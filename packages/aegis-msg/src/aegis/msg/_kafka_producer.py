@@ -16,6 +16,7 @@ import logging
 import threading
 from array import array
 from collections.abc import Iterable
+from sys import getrefcount
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -267,7 +268,9 @@ class KafkaProducer:
         Each message's callback (called only if it fails) comes from :class:`_QuietSlots`.
         """
         produce = producer.produce
-        take = self._quiet_slots.take
+        slots = self._quiet_slots
+        callbacks, slot_batches, slot_parts = slots.callbacks, slots.batches, slots.parts
+        idle = slots.IDLE
         add_topic, add_event_id = batch.topics.append, batch.event_ids.append
         partitions, offsets = batch.partitions, batch.offsets
         capacity = 0
@@ -282,9 +285,16 @@ class KafkaProducer:
                 producer.poll(0)
             batch.produced = index + 1
             while True:
+                # _QuietSlots.take, inline: the oldest slot if its message is done, else a new one.
+                slot = slots.next
+                if slot < len(callbacks) and getrefcount(callbacks[slot]) == idle:
+                    slots.next = slot + 1 if slot + 1 < len(callbacks) else 0
+                else:
+                    slot = slots.grow()
+                slot_batches[slot] = batch
+                slot_parts[slot] = (index, value, key, tuple(headers))
                 try:
-                    callback = take(batch, index, value, key, headers)
-                    produce(topic, value, key, -1, callback, None, 0, headers)  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
+                    produce(topic, value, key, -1, callbacks[slot], None, 0, headers)  # type: ignore[arg-type] # confluent reads (str, bytes) pairs
                     break
                 except BufferError:
                     self._resume_polling()

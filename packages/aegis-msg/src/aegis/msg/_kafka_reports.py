@@ -207,7 +207,7 @@ class _QuietSlots:
 
     __slots__ = ("batches", "callbacks", "next", "parts")
 
-    _IDLE = 2
+    IDLE = 2
     """``sys.getrefcount`` of a callback held by the pool only (the list, the argument)."""
 
     def __init__(self) -> None:
@@ -223,10 +223,10 @@ class _QuietSlots:
         callbacks = self.callbacks
         count = len(callbacks)
         slot = self.next
-        if slot < count and getrefcount(callbacks[slot]) == self._IDLE:
+        if slot < count and getrefcount(callbacks[slot]) == self.IDLE:
             self.next = slot + 1 if slot + 1 < count else 0
         else:  # messages finish in about the order they were sent: the oldest slot is next
-            slot = self._grow()
+            slot = self.grow()
         self.batches[slot] = batch
         self.parts[slot] = (index, value, key, tuple(headers))
         return callbacks[slot]
@@ -238,7 +238,8 @@ class _QuietSlots:
             if held is batch:
                 batches[slot] = parts[slot] = None
 
-    def _grow(self) -> int:
+    def grow(self) -> int:
+        """Add a slot (and its callback); return it."""
         slot = len(self.callbacks)
         self.callbacks.append(partial(self._failed, slot))
         self.batches.append(None)
