@@ -20,12 +20,13 @@ from pydantic import TypeAdapter
 from aegis.core.errors import ConfigurationError
 from aegis.core.html import PackageFiles
 from aegis.msg import _asyncapi_web
+from aegis.msg._decoding import TRACEPARENT_HEADER
 from aegis.msg._event import SPEC_VERSION, Event, data_type_of
 from aegis.msg._kafka import KafkaSettings, KafkaTransport
 from aegis.msg._publisher import EventPublisher
 from aegis.msg._registry import envelope_schema
 from aegis.msg._subscriber import EventSubscriber
-from aegis.msg._wire import STRUCTURED_CONTENT_TYPE, TRACEPARENT_HEADER, WireMode
+from aegis.msg._wire import STRUCTURED_CONTENT_TYPE, WireMode
 from aegis.msg._yaml import yaml_text
 
 ASYNCAPI_VERSION: Final = "3.0.0"

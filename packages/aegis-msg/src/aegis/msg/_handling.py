@@ -18,8 +18,10 @@ from opentelemetry import trace
 
 from aegis.core import context
 from aegis.msg._batch_calls import BatchCalls, call_alone
+from aegis.msg._decoding import Decoded
 from aegis.msg._errors import UnsupportedVersionError
 from aegis.msg._event import Event
+from aegis.msg._forwarding import Forwarder, pause
 from aegis.msg._metrics import MsgMetrics
 from aegis.msg._retry import (
     RETRY_ATTEMPTS,
@@ -30,15 +32,14 @@ from aegis.msg._retry import (
     seconds_until,
 )
 from aegis.msg._tracing import context_from, tracer, tracing_enabled
-from aegis.msg._transport import Headers, OutgoingRecord, ReceivedMessage, Transport, header_map
-from aegis.msg._wire import Decoded, EventCodec, handling_event_id
+from aegis.msg._transport import ReceivedMessage, Transport
+from aegis.msg._wire import EventCodec, handling_event_id
 
 if TYPE_CHECKING:
     from aegis.msg._lanes import Lane
 
 logger = logging.getLogger("aegis.msg")
 
-_FORWARD_BACKOFF_MAX = 30.0
 EVENT_CHUNK = 32
 """Messages decoded together when no batch handler wants more: few, so the events made stay
 in the processor's cache until their handlers ran."""
@@ -90,6 +91,7 @@ class MessageHandling:
         self.chunk = EVENT_CHUNK
         """Messages decoded together: the largest batch of a batch handler, else a few."""
         self._batches = BatchCalls(metrics)
+        self._forwarder = Forwarder(context, codec.registry, metrics)
 
     async def drain(self, lane: Lane) -> None:
         """Run ``lane``'s messages in order until its queue is empty or its interrupt is set."""
@@ -296,7 +298,9 @@ class MessageHandling:
             reason = (
                 "unsupported_version" if isinstance(decoded, UnsupportedVersionError) else "invalid"
             )
-            return await self._dead_letter(message, main, decoded, reason, 1, interrupt=interrupt)
+            return await self._forwarder.dead_letter(
+                message, main, decoded, reason, 1, interrupt=interrupt
+            )
         event = decoded
         route = None if event is None else self._context.routes.get((main, event.type))
         if event is None or route is None:
@@ -305,7 +309,7 @@ class MessageHandling:
             return True
         if tier >= 0:
             backoff = seconds_until(header_int(message, RETRY_BACKOFF_TIMESTAMP))
-            if not await _pause(interrupt, backoff):
+            if not await pause(interrupt, backoff):
                 return False
         return await self._run(
             message, event, route=route, main=main, tier=tier, interrupt=interrupt
@@ -352,7 +356,7 @@ class MessageHandling:
             for attempt in range(0 if failed is None else 1, tries):
                 if attempt:
                     self._metrics.retries.labels(main, event.type, "in_process").inc()
-                    if not await _pause(interrupt, policy.backoff_for(attempt - 1)):
+                    if not await pause(interrupt, policy.backoff_for(attempt - 1)):
                         return False
                 try:
                     await self._call(route, event, main)
@@ -366,7 +370,7 @@ class MessageHandling:
         assert error is not None  # the loop only ends without return on failure
         attempts = (header_int(message, RETRY_ATTEMPTS) or 0) + attempt + 1
         if isinstance(error, policy.not_retryable):
-            return await self._dead_letter(
+            return await self._forwarder.dead_letter(
                 message, main, error, "not_retryable", attempts, interrupt=interrupt
             )
         retry_topics = policy.retry_topics(main)
@@ -375,12 +379,14 @@ class MessageHandling:
             headers = forwarded_headers(
                 message, error, group_id=self._context.group_id, attempts=attempts, due_at=due
             )
-            if not await self._forward(message, retry_topics[tier + 1], headers, interrupt):
+            if not await self._forwarder.forward(
+                message, retry_topics[tier + 1], headers, interrupt
+            ):
                 return False
             self._metrics.retries.labels(main, event.type, "topic").inc()
             self._metrics.consumed.labels(main, event.type, "retried").inc()
             return True
-        return await self._dead_letter(
+        return await self._forwarder.dead_letter(
             message, main, error, "exhausted", attempts, interrupt=interrupt
         )
 
@@ -419,73 +425,3 @@ class MessageHandling:
             },
         ):
             await call
-
-    async def _dead_letter(
-        self,
-        message: ReceivedMessage,
-        main: str,
-        error: Exception,
-        reason: str,
-        attempts: int,
-        *,
-        interrupt: asyncio.Event,
-    ) -> bool:
-        headers = forwarded_headers(
-            message, error, group_id=self._context.group_id, attempts=attempts
-        )
-        own = header_map(message)
-        type_name = own.get("ce_type", b"unknown").decode(errors="replace")
-        event_id = own.get("ce_id", b"?").decode(errors="replace")
-        target = self._context.retry.dead_letter_topic(main)
-        logger.error(
-            "event %s (%s) from %s[%s]@%s goes to %s (%s): %s",
-            event_id,
-            type_name,
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            target,
-            reason,
-            error,
-            extra={"event_id": event_id, "event_type": type_name},
-        )
-        if not await self._forward(message, target, headers, interrupt):
-            return False
-        if reason in ("invalid", "unsupported_version") and type_name not in self._codec.registry:
-            type_name = "unknown"  # keep label values bounded: only registered types
-        self._metrics.dead_lettered.labels(main, type_name, reason).inc()
-        self._metrics.consumed.labels(main, type_name, "dead_lettered").inc()
-        return True
-
-    async def _forward(
-        self, message: ReceivedMessage, topic: str, headers: Headers, interrupt: asyncio.Event
-    ) -> bool:
-        """Send ``message`` to ``topic``, retrying until sent; ``False`` if interrupted first."""
-        value = message.value()
-        key = message.key()
-        record = OutgoingRecord(
-            topic,
-            value.encode() if isinstance(value, str) else value or b"",
-            key.encode() if isinstance(key, str) else key,
-            headers,
-        )
-        delay = 0.5
-        while True:
-            (result,) = await self._context.transport.send_batch([record])
-            if result.error is None:
-                return True
-            logger.error("forwarding a message to %s failed: %s", topic, result.error.message)
-            if not await _pause(interrupt, delay):
-                return False
-            delay = min(delay * 2, _FORWARD_BACKOFF_MAX)
-
-
-async def _pause(interrupt: asyncio.Event, seconds: float) -> bool:
-    """Wait ``seconds`` unless ``interrupt`` is set (stop, revocation); ``False`` if it was."""
-    if seconds <= 0:
-        return not interrupt.is_set()
-    try:
-        await asyncio.wait_for(interrupt.wait(), seconds)
-    except TimeoutError:
-        return True
-    return False
