@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -188,3 +189,40 @@ async def test_an_event_without_a_topic_is_refused(engine: AsyncEngine, outbox: 
     async with AsyncSession(engine) as session:
         with pytest.raises(ConfigurationError, match=r"no topic for .test\.untargeted."):
             await outbox.add(session, Untargeted(data=OrderData(order_id="x", step=0)))
+
+
+class HeldTransport(InMemoryTransport):
+    """Holds each batch until released, so a test can act while a round is under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send_batch(self, records: Iterable[OutgoingRecord]) -> BatchResult:
+        self.sending.set()
+        await self.release.wait()
+        return await super().send_batch(records)
+
+
+async def test_next_attempt_waits_for_a_round_that_sees_what_was_committed_before_it(
+    engine: AsyncEngine, outbox: Outbox
+) -> None:
+    # A round already under way read its rows before the second event was committed: the
+    # status it ends with would not include that event, so next_attempt() waits for the next.
+    sessions = async_sessionmaker(engine)
+    async with sessions() as session, session.begin():
+        await outbox.add(session, order("a", 0))
+    transport = HeldTransport()
+    relay = OutboxRelay(
+        engine, transport, outbox=outbox, interval=0.01, metrics_registry=CollectorRegistry()
+    )
+    async with relay:
+        await asyncio.wait_for(transport.sending.wait(), 10)
+        async with sessions() as session, session.begin():
+            await outbox.add(session, order("b", 0))
+        waiting = asyncio.create_task(relay.next_attempt())
+        transport.release.set()
+        status = await asyncio.wait_for(waiting, 10)
+    assert status.published == 2
+    assert [m.key() for m in transport.messages("orders")] == [b"a", b"b"]

@@ -217,6 +217,9 @@ class OutboxRelay:
         self._metrics = MsgMetrics.for_registry(metrics_registry)
         self._relay_metrics = RelayMetrics(self._metrics, outbox.table, interval)
         self._status = RelayStatus(0, 0, None)
+        self._rounds_started = 0
+        self._rounds_finished = 0
+        """The highest number of a finished round (rounds are numbered as they start)."""
         self._attempted = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -262,7 +265,24 @@ class OutboxRelay:
         return details
 
     async def relay_once(self) -> int:
-        """Publish one batch of pending rows; return how many were delivered and marked sent."""
+        """Publish one batch of pending rows; return how many were delivered and marked sent.
+
+        A round that raises (the database unreachable, say) is recorded in :attr:`status` and
+        counted in the failure metric before the exception propagates.
+        """
+        self._rounds_started += 1
+        round_number = self._rounds_started
+        try:
+            sent, error = await self._relay_batch()
+        except Exception as exc:
+            self._relay_metrics.round_failed(exc)
+            await self._record(round_number, 0, f"{type(exc).__name__}: {exc}")
+            raise
+        await self._record(round_number, sent, error)
+        return sent
+
+    async def _relay_batch(self) -> tuple[int, str | None]:
+        """Publish and mark one batch; return how many were sent and the first delivery error."""
         table = self.outbox.table
         async with self.engine.begin() as connection:
             rows = (await connection.execute(pending_batch(table, self.batch_size))).all()
@@ -296,10 +316,9 @@ class OutboxRelay:
         self._relay_metrics.relayed(len(sent))
         await self._relay_metrics.count(self.engine)
         errors = [result.error for result in results if result.error is not None]
-        await self._record(len(sent), errors[0].message if errors else None)
-        return len(sent)
+        return len(sent), errors[0].message if errors else None
 
-    async def _record(self, published: int, error: str | None) -> None:
+    async def _record(self, round_number: int, published: int, error: str | None) -> None:
         status = self._status
         self._status = RelayStatus(
             status.published + published,
@@ -309,12 +328,19 @@ class OutboxRelay:
         if error is not None:
             logger.error("outbox relay: %s", error)
         async with self._attempted:
+            self._rounds_finished = max(self._rounds_finished, round_number)
             self._attempted.notify_all()
 
     async def next_attempt(self) -> RelayStatus:
-        """Wait until the running relay finishes its next round; return the status then."""
+        """Wait until a round that starts after this call has finished; return the status then.
+
+        A round already under way when this is called may have read the pending rows before a
+        row added just now was committed, so it does not count: the returned status includes
+        every row committed before the call (or the error that kept the round from them).
+        """
+        target = self._rounds_started + 1
         async with self._attempted:
-            await self._attempted.wait()
+            await self._attempted.wait_for(lambda: self._rounds_finished >= target)
         return self._status
 
     async def run(self) -> None:
@@ -323,11 +349,9 @@ class OutboxRelay:
         while True:
             try:
                 published = await self.relay_once()
-            except Exception as exc:
+            except Exception:
                 # The database may be down too: keep trying, never stop relaying.
                 logger.exception("outbox relay round failed")
-                self._relay_metrics.round_failed(exc)
-                await self._record(0, f"{type(exc).__name__}: {exc}")
                 published = 0
             self._relay_metrics.show_age()
             if self._status.last_error is not None:
