@@ -1,5 +1,6 @@
 """Stampede control (_stampede.py) on real Redis: the early-refresh time, a waiter's bound on
-another process's lock, and background refreshes ending with the cache."""
+and polling of another process's lock, no refresh while Redis is down, and background refreshes
+ending with the cache."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from aegis.cache import Cache
+from aegis.cache import Cache, CircuitBreaker
 from aegis.cache._codec import refresh_at
+from aegis.cache._stampede import FillOptions
 
 pytestmark = pytest.mark.anyio
 BOUND = 30  # seconds: a wait that never ends fails the test instead of hanging it
@@ -122,6 +124,163 @@ async def test_closing_the_cache_cancels_a_running_background_refresh(
         assert cancelled.is_set()  # it cancelled the refresh and waited for that to finish
     finally:
         closing.cancel()
+
+
+async def _start_a_refresh(
+    cache: Cache, cancelled: asyncio.Event, release: asyncio.Event
+) -> set[asyncio.Task[object]]:
+    """Start a background refresh that, once cancelled, finishes only when ``release`` is set.
+
+    Returns the tasks started meanwhile: the refresh.
+    """
+    before = asyncio.all_tasks()
+    started = asyncio.Event()
+    calls = 0
+
+    @cache.cached(ttl=600, early_ttl=599.999, key="slow")
+    async def slow() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return 1
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a refresh that would never end
+        except asyncio.CancelledError:
+            cancelled.set()
+            await release.wait()  # its clean-up takes a while
+            raise
+        return 2
+
+    assert await slow() == 1
+    async with asyncio.timeout(BOUND):
+        while not started.is_set():
+            assert await slow() == 1
+            await asyncio.sleep(0)
+    return asyncio.all_tasks() - before
+
+
+async def test_closing_the_cache_returns_after_the_cancelled_refreshes_have_finished(
+    make_cache: CacheFactory,
+) -> None:
+    cache = make_cache(ttl_jitter=0)
+    cancelled, release = asyncio.Event(), asyncio.Event()
+    refreshes = await _start_a_refresh(cache, cancelled, release)
+    assert refreshes
+    closing = asyncio.create_task(cache.stampede.close())
+    try:
+        async with asyncio.timeout(BOUND):
+            await cancelled.wait()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert not closing.done()  # the refresh is still cleaning up
+        release.set()
+        async with asyncio.timeout(BOUND):
+            await closing
+        assert all(refresh.done() for refresh in refreshes)
+    finally:
+        release.set()
+        closing.cancel()
+
+
+async def test_cancelling_a_task_that_closes_the_cache_cancels_that_task(
+    make_cache: CacheFactory,
+) -> None:
+    """close() does not swallow the cancellation of its caller while it waits for refreshes."""
+    cache = make_cache(ttl_jitter=0)
+    cancelled, release = asyncio.Event(), asyncio.Event()
+    await _start_a_refresh(cache, cancelled, release)
+    closing = asyncio.create_task(cache.close())
+    try:
+        async with asyncio.timeout(BOUND):
+            await cancelled.wait()  # close() cancelled the refresh and waits for it
+        closing.cancel()
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(asyncio.CancelledError):
+                await closing
+        assert closing.cancelled()
+    finally:
+        release.set()
+        closing.cancel()
+
+
+async def _wait_on_a_held_lock(
+    cache: Cache, redis_url: str, token: bytes, compute: Callable[[], Awaitable[int]]
+) -> tuple[int, list[float]]:
+    """get_or_set "report" while another process holds its lock with ``token``.
+
+    The waiter's sleeps are recorded and take no time; after twelve of them the holder stores
+    2 and releases the lock. Returns what the waiter got and the delays it asked for.
+    """
+    client = Redis.from_url(redis_url)
+    lock_key = cache.stampede.lock_key(cache.prefix + "report")
+    delays: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 12:  # the holder finishes: its value first, then its lock
+            await client.set(cache.prefix + "report", cache.codec.encode(2), px=60_000)
+            await client.delete(lock_key)
+        await sleep(0)
+
+    try:
+        await client.set(lock_key, token, px=60_000)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncio, "sleep", recorded)
+            async with asyncio.timeout(BOUND):
+                got = await cache.get_or_set("report", compute, ttl=60)
+    finally:
+        await client.delete(lock_key, cache.prefix + "report")
+        await client.aclose()
+    return got, delays
+
+
+@pytest.mark.parametrize("token", [b"\x00" * 16, b"\xff" * 16])
+async def test_a_waiter_keeps_polling_while_another_process_holds_the_lock(
+    make_cache: CacheFactory, redis_url: str, token: bytes
+) -> None:
+    """Whether the holder's token sorts before or after the waiter's, the waiter waits for it."""
+    cache = make_cache(lock_wait=BOUND, lock_timeout=60)
+    computed: list[int] = []
+
+    async def compute_here() -> int:
+        computed.append(1)
+        return 1
+
+    got, delays = await _wait_on_a_held_lock(cache, redis_url, token, compute_here)
+    assert (got, len(delays), computed) == (2, 12, [])
+
+
+async def test_a_waiter_polls_soon_then_half_again_as_late_each_time_up_to_100_ms(
+    make_cache: CacheFactory, redis_url: str
+) -> None:
+    cache = make_cache(lock_wait=BOUND, lock_timeout=60)
+    _, delays = await _wait_on_a_held_lock(cache, redis_url, b"\x00" * 16, _value(1))
+    expected = [0.005, 0.0075, 0.01125, 0.016875, 0.0253125, 0.03796875, 0.056953125]
+    expected += [0.0854296875, 0.1, 0.1, 0.1, 0.1]
+    assert delays == pytest.approx(expected)
+
+
+async def test_no_early_refresh_runs_while_the_breaker_says_redis_is_down(
+    make_cache: CacheFactory,
+) -> None:
+    """The refresh skips (callers keep the current value) rather than compute with no lock."""
+    cache = make_cache()
+    breaker = CircuitBreaker(threshold=1, reset_timeout=3600)
+    breaker.failure()
+    cache.fail_open.breaker = breaker
+    computed: list[int] = []
+
+    async def compute_here() -> int:
+        computed.append(1)
+        return 1
+
+    options = FillOptions(cache.labels, ttl=60, early_ttl=30)
+    cache.stampede.refresh_in_background(cache.prefix + "report", compute_here, options)
+    async with asyncio.timeout(BOUND):
+        await cache.stampede.wait_for_refreshes()
+    assert computed == []
 
 
 def _value(value: int) -> Callable[[], Awaitable[int]]:

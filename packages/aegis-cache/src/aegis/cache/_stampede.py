@@ -7,7 +7,6 @@ Redis lock whose waiters read the result), and early recomputation before expiry
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -21,6 +20,7 @@ from aegis.cache._store import Store
 from aegis.cache._ttl import TTL, TtlPolicy
 
 T = TypeVar("T")
+# A waiter polls soon (most computations are short), then half again as late each time.
 _FIRST_POLL = 0.005
 _LONGEST_POLL = 0.1
 
@@ -257,10 +257,15 @@ class Stampede:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def close(self) -> None:
-        """Cancel background refreshes."""
+        """Cancel background refreshes and return once they have finished.
+
+        Cancelling the task that awaits this raises CancelledError in it at once; the
+        refreshes, already cancelled, then finish on their own.
+        """
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            # wait() neither raises the refreshes' CancelledError nor swallows the caller's, as
+            # awaiting each task under suppress(CancelledError) did.
+            await asyncio.wait(tasks)
