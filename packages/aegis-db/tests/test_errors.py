@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, Table, insert, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aegis.core.errors import (
@@ -48,6 +48,17 @@ SCHEMA = [
     " age INTEGER CONSTRAINT ck_kids_age CHECK (age >= 0))",
     "INSERT INTO parents VALUES (1, 'ann')",
 ]
+
+# A CHECK built from columns, so the table metadata knows which columns it covers.
+RANGES = MetaData()
+ranges = Table(
+    "ranges",
+    RANGES,
+    Column("id", Integer, primary_key=True),
+    Column("lo", Integer),
+    Column("hi", Integer),
+)
+ranges.append_constraint(CheckConstraint(ranges.c.lo <= ranges.c.hi, name="ck_ranges_order"))
 
 
 async def _manager(url: str) -> DatabaseManager:
@@ -135,6 +146,20 @@ class TestIntegrity:
         assert "kids_parent_id_fkey" in str(reference)
         check = await failure(pg, "INSERT INTO kids VALUES (1, 1, -1)")
         assert _field(check) == ("ck_kids_age", "check")
+
+    async def test_a_check_over_two_columns_names_the_first_as_the_field(
+        self, pg: DatabaseManager
+    ) -> None:
+        """PostgreSQL names only the constraint: its columns come from the table metadata."""
+        async with pg.engine.begin() as connection:
+            await connection.run_sync(RANGES.drop_all)
+            await connection.run_sync(RANGES.create_all)
+        with pytest.raises(InvalidInputError) as raised:
+            async with asyncio.timeout(BOUND), pg.engine.begin() as connection:
+                with translating_errors():
+                    await connection.execute(insert(ranges).values(id=1, lo=5, hi=1))
+        assert _field(raised.value) == ("lo", "check")
+        assert "check constraint (lo, hi)" in str(raised.value)
 
     async def test_another_integrity_violation_is_a_409_naming_the_constraint(
         self, pg: DatabaseManager
@@ -279,6 +304,47 @@ class TestSQLiteCodes:
         error = await failure(lite, "SELECT * FROM no_such_table")
         assert type(error) is DatabaseError
         assert "SQLite code 1)" in str(error)
+
+    async def test_a_write_after_another_commit_in_wal_mode_is_a_transient_conflict(
+        self, lite: DatabaseManager
+    ) -> None:
+        """SQLITE_BUSY_SNAPSHOT (517), an extended busy code: the primary code is its low byte."""
+        with pytest.raises(AegisError) as raised:
+            async with asyncio.timeout(BOUND), lite.engine.begin() as reader:
+                with translating_errors():
+                    await reader.execute(text("SELECT * FROM parents"))  # the read snapshot
+                    async with lite.engine.begin() as writer:
+                        await writer.execute(text("INSERT INTO parents VALUES (2, 'bob')"))
+                    await reader.execute(text("INSERT INTO parents VALUES (3, 'cat')"))
+        error = raised.value
+        assert type(error) is ConcurrentUpdateError
+        assert error.status == 409
+        assert error.details == {"sqlite_code": 517}
+        assert is_transient(error)
+        assert is_transient(error.__cause__ or error)
+
+    async def test_a_corrupt_index_is_a_database_error_not_an_unopenable_file(
+        self, lite: DatabaseManager
+    ) -> None:
+        """SQLITE_CORRUPT_INDEX (779): damage stays a 500, never the 503 of "try again later"."""
+        async with lite.engine.connect() as connection:
+            # An index whose schema no longer matches its entries, as a damaged file would have.
+            await pg_exec(
+                connection,
+                "CREATE INDEX ix_kids_age ON kids (age)",
+                "INSERT INTO kids VALUES (1, 1, 5)",
+                "PRAGMA writable_schema = ON",
+                "UPDATE sqlite_master SET sql = 'CREATE INDEX ix_kids_age ON kids (parent_id)'"
+                " WHERE name = 'ix_kids_age'",
+                "PRAGMA writable_schema = OFF",
+            )
+            await connection.commit()
+        await lite.engine.dispose()  # connections that read the old schema go
+        error = await failure(lite, "DELETE FROM kids WHERE age = 5")
+        assert type(error) is DatabaseError
+        assert error.status == 500
+        assert "SQLite code 779)" in str(error)
+        assert not is_transient(error)
 
 
 class TestWithoutAServer:

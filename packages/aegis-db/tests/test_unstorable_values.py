@@ -9,15 +9,16 @@ asyncpg and psycopg fail differently for the same values. Every driver answers a
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import BigInteger, String, Text, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, Numeric, String, Text, func, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from aegis.core.errors import DatabaseUnavailableError, InvalidInputError
-from aegis.db import BaseRepository, DatabaseManager, DatabaseSettings
+from aegis.db import BaseRepository, DatabaseManager, DatabaseSettings, DuplicateError
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +33,13 @@ class Note(Base):
     title: Mapped[str] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text, default="")
     views: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Pledge(Base):
+    __tablename__ = "pledges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(Numeric(40, 0), unique=True)
+    memo: Mapped[str] = mapped_column(String(20), default="")
 
 
 class NoteRepository(BaseRepository[Note]):
@@ -178,3 +186,51 @@ async def test_a_lost_connection_is_not_taken_for_bad_input(
                 await session.execute(text("SELECT :value"), {"value": value})
     finally:
         await db.dispose()
+
+
+async def test_an_integer_beyond_64_bits_in_a_numeric_column_is_stored_and_can_be_a_duplicate(
+    db: DatabaseManager,
+) -> None:
+    """A NUMERIC column takes any integer: when the statement fails for another reason (a
+    duplicate), the wide integer it carries is not taken for the cause."""
+    async with db.transaction() as session:
+        await session.execute(insert(Pledge).values(id=1, amount=2**64))
+    with pytest.raises(DuplicateError) as caught:
+        async with db.transaction() as session:
+            await session.execute(insert(Pledge).values(id=2, amount=2**64))
+    assert caught.value.status == 409
+    assert caught.value.details["fields"] == ["amount"]
+
+
+@pytest.mark.parametrize("db", ["asyncpg", "psycopg"], indirect=True)  # SQLite keeps long text
+async def test_text_too_long_beside_an_integer_beyond_64_bits_is_reported_as_the_text(
+    db: DatabaseManager,
+) -> None:
+    """PostgreSQL refuses the text (SQLSTATE 22001); the wide integer it took is not blamed."""
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.transaction() as session:
+            await session.execute(insert(Pledge).values(id=1, amount=2**64, memo="x" * 21))
+    assert caught.value.errors[0].type == "data"
+    assert "SQLSTATE 22001" in caught.value.message
+
+
+@pytest.mark.parametrize("db", ["sqlite", "asyncpg"], indirect=True)  # positional parameters
+@pytest.mark.parametrize(
+    ("where", "named"),
+    [
+        (Note.id.in_([1, 2**64]), "id"),
+        # The empty list binds no value: the views value comes first among the bound ones.
+        (Note.id.in_([]) & (Note.views == 2**64), "views"),
+    ],
+    ids=["in-list", "after-an-empty-in-list"],
+)
+async def test_an_unstorable_value_beside_an_in_list_is_never_put_on_another_column(
+    db: DatabaseManager, where: ColumnElement[bool], named: str
+) -> None:
+    """An IN list binds as many values as it has items, so a driver's positional values no
+    longer line up with the statement's parameter names: the error then says ``value``."""
+    with pytest.raises(InvalidInputError) as caught:
+        async with db.session() as session:
+            await session.execute(select(Note).where(where))
+    assert caught.value.errors[0].type == "integer_range"
+    assert caught.value.field in {named, "value"}
