@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from aegis.schema._graph import DependencyGraph
 from aegis.schema._models import SchemaDefinition
+from aegis.schema._table_facts import COLUMN_HEADINGS, column_facts, index_facts
 from aegis.schema._types import ColumnType
-from aegis.schema._validation import all_indexes, is_unique_column
+from aegis.schema._validation import is_unique_column
 
 if TYPE_CHECKING:
     from aegis.schema._registry import SchemaRegistry
@@ -112,22 +113,13 @@ def _table_markdown(schema: SchemaDefinition, graph: DependencyGraph) -> list[st
     out = [f"## {schema.table} (version {schema.version})", ""]
     if schema.description:
         out += [schema.description, ""]
-    out += ["| column | type | null | default | key | description |", "|---|---|---|---|---|---|"]
-    for column in schema.columns:
-        key = (
-            "PK"
-            if column.primary_key
-            else "unique"
-            if column.unique
-            else "index"
-            if column.index
-            else ""
-        )
+    out += ["| " + " | ".join(COLUMN_HEADINGS) + " |", "|---" * len(COLUMN_HEADINGS) + "|"]
+    for column in column_facts(schema):
         default = "" if column.default is None else f"`{column.default}`"
-        null = "yes" if column.nullable else "no"
         description = column.description.replace("|", "\\|")
         out.append(
-            f"| {column.name} | `{column.type}` | {null} | {default} | {key} | {description} |"
+            f"| {column.name} | `{column.type}` | {column.null} | {default} | {column.key} "
+            f"| {description} |"
         )
     out.append("")
     if schema.references:
@@ -139,12 +131,10 @@ def _table_markdown(schema: SchemaDefinition, graph: DependencyGraph) -> list[st
                 f"on update {reference.on_update.lower()})"
             )
         out.append("")
-    indexes = all_indexes(schema)
+    indexes = index_facts(schema)
     if indexes:
         out += ["Indexes:", ""]
-        for index in indexes:
-            unique = "unique " if index.unique else ""
-            out.append(f"- `{index.name}`: {unique}({', '.join(index.columns)})")
+        out += [f"- `{index.name}`: {index.summary}" for index in indexes]
         out.append("")
     users = graph.table_dependents(schema.key)
     if users:

@@ -27,7 +27,7 @@ from aegis.schema._impact import ImpactReport
 from aegis.schema._models import SchemaDefinition
 from aegis.schema._pending import pending_migration
 from aegis.schema._registry import SchemaRegistry
-from aegis.schema._validation import all_indexes
+from aegis.schema._table_facts import COLUMN_HEADINGS, column_facts, index_facts
 
 MERMAID: Final = "mermaid.min.js"
 START: Final = "schema-page.js"
@@ -185,33 +185,20 @@ def _table_html(schema: SchemaDefinition) -> str:
     out = [f'<h2 id="{_e(schema.key)}">{_e(schema.table)} (version {_e(schema.version)})</h2>\n']
     if schema.description:
         out.append(f"<p>{_e(schema.description)}</p>\n")
-    out.append(
-        "<table><tr><th>column</th><th>type</th><th>null</th><th>default</th>"
-        "<th>key</th><th>description</th></tr>\n"
-    )
-    for column in schema.columns:
-        key = (
-            "PK"
-            if column.primary_key
-            else "unique"
-            if column.unique
-            else "index"
-            if column.index
-            else ""
-        )
+    headings = "".join(f"<th>{heading}</th>" for heading in COLUMN_HEADINGS)
+    out.append(f"<table><tr>{headings}</tr>\n")
+    for column in column_facts(schema):
         default = "" if column.default is None else f"<code>{_e(column.default)}</code>"
         out.append(
             f"<tr><td>{_e(column.name)}</td><td><code>{_e(column.type)}</code></td>"
-            f"<td>{'yes' if column.nullable else 'no'}</td><td>{default}</td><td>{key}</td>"
+            f"<td>{column.null}</td><td>{default}</td><td>{column.key}</td>"
             f"<td>{_e(column.description)}</td></tr>\n"
         )
     out.append("</table>\n")
-    indexes = all_indexes(schema)
+    indexes = index_facts(schema)
     if indexes:
         items = "".join(
-            f"<li><code>{_e(index.name)}</code>: {'unique ' if index.unique else ''}"
-            f"({_e(', '.join(index.columns))})</li>"
-            for index in indexes
+            f"<li><code>{_e(index.name)}</code>: {_e(index.summary)}</li>" for index in indexes
         )
         out.append(f"<p>Indexes:</p>\n<ul>{items}</ul>\n")
     return "".join(out)
