@@ -93,6 +93,15 @@ async def test_request_gets_an_id_context_and_one_access_line(lines: Lines) -> N
     assert "token" not in str(access)
 
 
+async def test_a_secret_in_the_path_is_masked_in_the_access_line(lines: Lines) -> None:
+    async with client_for(make_app()) as client:
+        await client.get("/users/4111111111111111")
+    (access,) = access_lines(lines)
+    assert access["route"] == "/users/{user_id}"
+    assert "4111111111111111" not in access["path"]
+    assert access["path"].startswith("/users/")
+
+
 async def test_valid_request_and_correlation_ids_are_kept(lines: Lines) -> None:
     headers = {"X-Request-ID": "abc-123.def:9_z", "X-Correlation-ID": "flow-7"}
     async with client_for(make_app()) as client:

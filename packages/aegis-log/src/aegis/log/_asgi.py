@@ -12,8 +12,8 @@ from aegis.core import context
 from aegis.core.context import scope_caller
 from aegis.core.models import uuid7_str
 from aegis.core.paths import PathMatcher, route_template
+from aegis.log._access import ACCESS_LOGGER, AccessLine
 from aegis.log._context import EMPTY_FIELDS, bound_fields
-from aegis.log._pipeline import PIPELINE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -23,7 +23,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SERVER_ERROR: Final = 500
 _MIN_ID_LENGTH: Final = 8
-_ACCESS_LOGGER: Final = "aegis.access"
 _REQUEST_ID: Final = context.request_id
 _CORRELATION_ID: Final = context.correlation_id
 _SERVICE_NAME: Final = context.service_name
@@ -92,7 +91,8 @@ class RequestLoggingMiddleware:
         pattern = rb"[A-Za-z0-9._:-]{1,%d}" % max(max_id_length, _MIN_ID_LENGTH)
         self._valid_id = re.compile(pattern).fullmatch
         # Levels live in stdlib logging (aegis.log's set_level, LogSettings.levels).
-        self._gate = logging.getLogger(_ACCESS_LOGGER)
+        self._gate = logging.getLogger(ACCESS_LOGGER)
+        self._line = AccessLine()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI connection; ``http`` and ``websocket`` scopes get a context."""
@@ -181,7 +181,8 @@ class RequestLoggingMiddleware:
         caller: tuple[str | None, str | None],
     ) -> None:
         path = scope.get("path", "")
-        if self._skip.matches(scope.get("method"), path):
+        method = scope.get("method")
+        if self._skip.matches(method, path):
             return
         if error is not None or status >= _SERVER_ERROR:
             level, level_name = logging.ERROR, "error"
@@ -189,26 +190,20 @@ class RequestLoggingMiddleware:
             level, level_name = logging.INFO, "info"
         if not self._gate.isEnabledFor(level):
             return
-        # Inside this request's scope: the reset at its end undoes these two sets as well.
-        _USER_ID.set(caller[0])
-        _TENANT_ID.set(caller[1])
         client = scope.get("client")
-        # What get_logger("aegis.access").info("request", **fields) does, without the
-        # logger's two copies of the fields: the same line (bound fields first, then these).
-        fields: dict[str, Any] = {
-            **bound_fields.get(),
-            "event": "request" if error is None else "request failed",
-            "method": scope.get("method"),
-            "path": path,
-            "route": _route_template(scope, root_path),
-            "status": status,
+        self._line.write(
+            level,
+            level_name,
+            method=method,
+            path=path,
+            route=_route_template(scope, root_path),
+            status=status,
             # whole microseconds, in ms: round() to an int is a tenth of round(x, 3)'s cost
-            "duration_ms": round((time.perf_counter() - started) * 1_000_000) / 1000,
-            "client": client[0] if client else None,
-        }
-        if error is not None:
-            fields["exc_info"] = error
-        PIPELINE.emit(_ACCESS_LOGGER, level, level_name, fields)
+            duration_ms=round((time.perf_counter() - started) * 1_000_000) / 1000,
+            client=client[0] if client else None,
+            caller=caller,
+            error=error,
+        )
 
 
 def _route_template(scope: Scope, root_path: str) -> str | None:

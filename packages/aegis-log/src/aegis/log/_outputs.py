@@ -44,11 +44,15 @@ class StreamOutput:
 
     def __init__(self, stream: IO[Any] | Literal["stdout", "stderr"] = "stdout") -> None:
         self._stream = stream
+        # A file object is the same on every line: its binary layer is found once.
+        self._target = None if isinstance(stream, str) else getattr(stream, "buffer", stream)
 
     def write(self, entry: LogEntry) -> None:
         """Write one JSON line."""
-        stream = _resolve(self._stream)
-        target = getattr(stream, "buffer", stream)
+        target = self._target
+        if target is None:
+            stream = _resolve(self._stream)
+            target = getattr(stream, "buffer", stream)
         try:
             target.write(entry.line + b"\n")
         except TypeError:  # a text stream without .buffer (io.StringIO)

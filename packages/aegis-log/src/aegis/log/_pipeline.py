@@ -129,7 +129,11 @@ class Pipeline:
         try:
             entry = self._process(name, level, level_name, fields, created)
         except Exception as exc:  # logging must never break the caller
-            entry = self._fallback_entry(name, level, level_name, exc)
+            entry = self.fallback_entry(name, level, level_name, exc)
+        self.dispatch(entry)
+
+    def dispatch(self, entry: LogEntry) -> None:
+        """Hand one processed line to every output; never raises."""
         for output in self.outputs:
             try:
                 output.write(entry)
@@ -182,7 +186,8 @@ class Pipeline:
         self.current_trace_ids = trace_id_lookup()
         return self.current_trace_ids()
 
-    def _fallback_entry(self, name: str, level: int, level_name: str, exc: Exception) -> LogEntry:
+    def fallback_entry(self, name: str, level: int, level_name: str, exc: Exception) -> LogEntry:
+        """The line written instead of one that could not be processed."""
         created = time.time()
         event: dict[str, Any] = {
             "timestamp": format_datetime(created),
@@ -224,7 +229,7 @@ class FieldMasker:
     and emptied when full.
     """
 
-    __slots__ = ("_keys", "_mask", "_pii", "_plain_keys", "_sensitive", "_texts")
+    __slots__ = ("_keys", "_mask", "_pii", "_plain_keys", "_sensitive", "_texts", "known_text")
 
     def __init__(
         self, keys: frozenset[str], mask: str, pii: frozenset[PiiKind] = frozenset()
@@ -238,6 +243,9 @@ class FieldMasker:
         # the keys of _sensitive that are neither masked nor changed by masking
         self._plain_keys: set[str] = set()
         self._texts: dict[str, str] = {}
+        # The masked form of a short text masked before, else None. Bound once (the memo is
+        # emptied in place, never replaced): a lookup is one call.
+        self.known_text: Callable[[str], str | None] = self._texts.get
 
     @property
     def pii(self) -> frozenset[PiiKind]:
@@ -280,13 +288,7 @@ class FieldMasker:
                 if type(key) is not str:  # only a dict built by hand gets here
                     masked.update(self._mask_one({key: value}))
                     continue
-                known = (self.text(key), is_sensitive_key(key, keys=self._keys))
-                if len(sensitive) >= _MEMO_LIMIT:
-                    sensitive.clear()
-                    self._plain_keys.clear()
-                sensitive[key] = known
-                if known == (key, False):
-                    self._plain_keys.add(key)
+                known = self._judge(key)
             name, verdict = known
             if verdict:
                 masked[name] = self._mask
@@ -297,6 +299,31 @@ class FieldMasker:
                 masked[name] = text if text is not None else self._remember(value)
             else:
                 masked[name] = self._mask_one(value)
+
+    def _judge(self, key: str) -> tuple[str, bool]:
+        sensitive = self._sensitive
+        known = (self.text(key), is_sensitive_key(key, keys=self._keys))
+        if len(sensitive) >= _MEMO_LIMIT:
+            sensitive.clear()
+            self._plain_keys.clear()
+        sensitive[key] = known
+        if known == (key, False):
+            self._plain_keys.add(key)
+        return known
+
+    def are_plain(self, keys: Iterable[str]) -> bool:
+        """Whether no key of ``keys`` is masked or changed by masking."""
+        sensitive = self._sensitive
+        return all((sensitive.get(key) or self._judge(key)) == (key, False) for key in keys)
+
+    def value(self, value: object) -> Any:
+        """``value`` masked as the value of a key that :meth:`are_plain` passed."""
+        if type(value) is str:
+            text = self._texts.get(value)  # only short texts are remembered
+            return text if text is not None else self._remember(value)
+        if type(value) in _PLAIN:
+            return value
+        return self._mask_one(value)
 
     def _remember(self, value: str) -> str:
         text = self.text(value)
