@@ -129,8 +129,7 @@ class _Exchange(dict[str, Any]):
         if metrics is not None:
             if self.children is not None:
                 self.children.leave()
-            self.children = metrics.route(self.method, self.route)
-            self.children.enter()
+            self.children = metrics.enter(self.method, self.route)
 
     async def send(self, message: Message) -> None:
         """Note the status and body size of what the app sends, then send it."""

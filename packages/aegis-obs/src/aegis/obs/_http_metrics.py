@@ -64,6 +64,9 @@ class HttpMetrics(Protocol):
     def route(self, method: str, route: str) -> RouteMetrics:
         """The recorder of ``(method, route)``, created on first use."""
 
+    def enter(self, method: str, route: str) -> RouteMetrics:
+        """The recorder of ``(method, route)``, with one more request in progress."""
+
 
 class _RouteFigures:
     """Counts of one (method, route) pair; every change holds the collector's lock."""
@@ -125,6 +128,15 @@ class _Collector(Collector):
         if found is None:
             with self.lock:
                 found = self._routes.setdefault(key, _RouteFigures(self, key))
+        return found
+
+    def enter(self, method: str, route: str) -> _RouteFigures:
+        # route() and _RouteFigures.enter() in one call: a route is selected once per request.
+        found = self._routes.get((method, route))
+        if found is None:
+            found = self.route(method, route)
+        with self.lock:
+            found.in_progress += 1
         return found
 
     def describe(self) -> Iterator[Metric]:
@@ -218,6 +230,11 @@ class _ClientMetrics:
         found = self._children.get(key)
         if found is None:
             found = self._children[key] = _RouteChildren(self, method, route)
+        return found
+
+    def enter(self, method: str, route: str) -> _RouteChildren:
+        found = self.route(method, route)
+        found.enter()
         return found
 
 
