@@ -25,7 +25,9 @@ from aegis.cache import Cache, CacheSettings
 url, prefix, near = sys.argv[1], sys.argv[2], sys.argv[3] == "near"
 
 async def main():
-    control = redis.Redis.from_url(url)
+    # The blocking pops below wait up to 30 s on the server: redis-py's default socket
+    # timeout (5 s since redis-py 8) would end them early on a loaded machine.
+    control = redis.Redis.from_url(url, socket_timeout=60)
     # Replies are not timed here: a slow one is test_resilience's subject, and on a loaded
     # machine the default 0.25 s would turn into a skipped write or lock.
     cache = Cache(CacheSettings(url=url, namespace=prefix, near_cache=near, timeout=10))
@@ -76,7 +78,7 @@ class Worker:
 
 
 async def _start_worker(redis_url: str, prefix: str, mode: str) -> AsyncIterator[Worker]:
-    control = redis.Redis.from_url(redis_url)
+    control = redis.Redis.from_url(redis_url, socket_timeout=60)  # longer than each pop
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", _WORKER, redis_url, prefix, mode
     )
