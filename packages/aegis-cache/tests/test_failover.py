@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import anyio
 import pytest
 from prometheus_client import CollectorRegistry
+from redis.asyncio.cluster import RedisCluster
 
-from aegis.cache import Cache
+from aegis.cache import Cache, CacheUnavailableError
+from aegis.cache._redis import RedisBackend
 from aegis.testing import RedisClusterTopology, RedisSentinelTopology
 
 pytestmark = [pytest.mark.anyio, pytest.mark.scaleout]
@@ -165,3 +167,33 @@ def _restore(topology: RedisClusterTopology | RedisSentinelTopology, victim: str
     if not topology.node(victim).is_running():
         topology.start_node(victim)
     topology.wait_healthy(timeout=30)
+
+
+async def test_cluster_health_check_fails_while_any_primary_is_down(
+    redis_cluster: RedisClusterTopology, open_cache: CacheFactory
+) -> None:
+    # Not the node the client sends keyless commands to: a PING of that one alone passes.
+    cache = _failover_cache(open_cache, redis_cluster.url)
+    assert await cache.health_check() == {"backend": "redis", "circuit_open": False}
+    assert isinstance(cache.backend, RedisBackend)
+    assert isinstance(cache.backend.client, RedisCluster)
+    default = cache.backend.client.get_default_node()
+    roles = redis_cluster.roles()
+    victim = next(
+        name
+        for name, role in sorted(roles.items())
+        if role == "primary" and redis_cluster.node(name).port != default.port
+    )
+    try:
+        await anyio.to_thread.run_sync(redis_cluster.kill, victim)
+        with pytest.raises(CacheUnavailableError, match="does not answer PING"):
+            await cache.health_check()
+    finally:
+        await anyio.to_thread.run_sync(_restore, redis_cluster, victim)
+    with anyio.fail_after(30):  # the client finds the promoted replica
+        while True:
+            try:
+                await cache.health_check()
+                break
+            except CacheUnavailableError:
+                await anyio.sleep(0.1)

@@ -336,8 +336,11 @@ class RedisBackend:
 
     @_bounded
     async def ping(self) -> None:
-        """PING."""
-        await self.client.ping()
+        """PING; on a Cluster, every primary (redis-py sends PING to one node by default)."""
+        if self._cluster:
+            await self.client.ping(target_nodes=RedisCluster.PRIMARIES)
+        else:
+            await self.client.ping()
 
     def clone(self) -> RedisBackend:
         """A new client and pool with the same settings (a pool belongs to one event loop)."""
