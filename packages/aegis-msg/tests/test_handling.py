@@ -385,6 +385,7 @@ async def test_a_retry_topics_event_is_tried_once_then_goes_on_to_the_next_or_th
     after = time.time()
     assert calls == [2]
     assert retry_lane.offsets.position == 1
+    assert harness.released == [1, 1]
     (second,) = harness.topic(f"{TOPIC}-retry-500")
     assert number_header(second, "retry_topic-attempts") == 3
     due = number_header(second, "retry_topic-backoff-timestamp")
@@ -587,6 +588,7 @@ async def test_poison_and_unhandled_messages_are_dead_lettered_or_skipped_in_ord
     lane = await harness.drain(messages)
     assert seen == [1]
     assert lane.offsets.position == 5
+    assert sum(harness.released) == 5  # room for five more messages to be fetched
     dead = harness.topic(f"{TOPIC}.DLT")
     assert [number_header(m, "kafka_dlt-original-offset") for m in dead] == [0, 1]
     assert [number_header(m, "retry_topic-attempts") for m in dead] == [1, 1]
@@ -821,3 +823,57 @@ async def test_forwarding_to_a_retry_topic_of_a_broker_that_is_down_stops_at_the
     assert await asyncio.wait_for(task, 5) is False
     labels = {"topic": TOPIC, "type": OrderPlaced.type}
     assert metrics.get_sample_value("aegis_msg_retries_total", {**labels, "stage": "topic"}) is None
+
+
+def defined_again() -> type[Event[Order]]:
+    """OrderPlaced defined again, as reloading its module does: same module, name and type."""
+
+    class Reloaded(Event[Order]):
+        type = OrderPlaced.type
+        topic = TOPIC
+
+    Reloaded.__qualname__ = OrderPlaced.__qualname__
+    return Reloaded
+
+
+@pytest.mark.parametrize("batch", [0, 8])
+async def test_a_handler_registered_before_its_event_class_was_defined_again_gets_its_events(
+    batch: int,
+) -> None:
+    """The registry decodes into the new class; the handler still gets each event, in order."""
+    harness = Harness("plain")
+    seen: list[int] = []
+
+    async def on_order(event: OrderPlaced) -> None:
+        seen.append(event.data.number)
+
+    async def on_orders(events: list[OrderPlaced]) -> None:
+        seen.extend(event.data.number for event in events)
+
+    harness.on(OrderPlaced, on_orders if batch else on_order, batch=batch)
+    harness.registry.register(defined_again())
+    lane = await harness.drain(stored(orders(1, 2, 3)))
+    assert seen == [1, 2, 3]
+    assert lane.offsets.position == 3
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_each_failed_event_of_a_run_is_forwarded_as_its_own_message(mode: str) -> None:
+    harness = Harness(mode, RetryPolicy(attempts=1, backoff=0, topic_delays=(0.01,)))
+    placed = orders(1, 2, 3, 4, 5)
+
+    async def on_order(event: OrderPlaced) -> None:
+        if event.data.number % 2:
+            raise ValueError(f"cannot book order {event.data.number}")
+
+    harness.on(OrderPlaced, on_order)
+    lane = await harness.drain(stored(placed))
+    assert lane.offsets.position == 5
+    retried = harness.topic(f"{TOPIC}-retry-10")
+    assert [header(m, "ce_id") for m in retried] == [placed[i].id.encode() for i in (0, 2, 4)]
+    assert [number_header(m, "kafka_dlt-original-offset") for m in retried] == [0, 2, 4]
+    assert [header(m, "kafka_dlt-exception-message") for m in retried] == [
+        b"cannot book order 1",
+        b"cannot book order 3",
+        b"cannot book order 5",
+    ]
