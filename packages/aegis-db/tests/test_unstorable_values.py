@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import BigInteger, ColumnElement, Numeric, String, Text, func, insert, select, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from aegis.core.errors import DatabaseUnavailableError, InvalidInputError
+from aegis.core.errors import DatabaseError, DatabaseUnavailableError, InvalidInputError
 from aegis.db import BaseRepository, DatabaseManager, DatabaseSettings, DuplicateError
 
 pytestmark = pytest.mark.anyio
@@ -234,3 +234,17 @@ async def test_an_unstorable_value_beside_an_in_list_is_never_put_on_another_col
             await session.execute(select(Note).where(where))
     assert caught.value.errors[0].type == "integer_range"
     assert caught.value.field in {named, "value"}
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("value", [2**64, "\ud800"], ids=["above-int64", "surrogate"])
+async def test_a_statement_refused_before_its_values_are_bound_is_not_blamed_on_them(
+    db: DatabaseManager, value: object
+) -> None:
+    """SQLite prepares a statement before binding its values: a missing table fails first
+    (an OperationalError without a SQLSTATE), and the unstorable value is never looked at."""
+    with pytest.raises(DatabaseError) as caught:
+        async with db.session() as session:
+            await session.execute(text("INSERT INTO no_such_table VALUES (:v)"), {"v": value})
+    assert type(caught.value) is DatabaseError
+    assert "SQLite code 1)" in caught.value.message
