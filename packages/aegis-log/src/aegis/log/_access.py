@@ -40,15 +40,14 @@ class AccessLine:
         pipeline: where lines go; the process-wide pipeline unless a test gives its own.
     """
 
-    __slots__ = ("_masker", "_pipeline", "_plain", "_request_text")
+    __slots__ = ("_judged", "_pipeline")
 
     def __init__(self, pipeline: Pipeline = PIPELINE) -> None:
         self._pipeline = pipeline
         # The masker the verdict on the keys was taken with (the pipeline replaces its masker
-        # when logging is configured again), the verdict, and the masked event text.
-        self._masker: FieldMasker | None = None
-        self._plain = False
-        self._request_text: Any = _REQUEST
+        # when logging is configured again), the verdict, and the masked event text: one
+        # tuple, replaced whole, so a thread never pairs one masker with another's verdict.
+        self._judged: tuple[FieldMasker | None, bool, Any] = (None, False, _REQUEST)
 
     def write(
         self,
@@ -71,9 +70,10 @@ class AccessLine:
         """
         pipeline = self._pipeline
         masker = pipeline.mask_fields
-        if masker is not self._masker:
-            self._judge(masker)
-        if error is not None or not self._plain or pipeline.processors or bound_fields.get():
+        judged = self._judged
+        if judged[0] is not masker:
+            judged = self._judged = (masker, masker.are_plain(_KEYS), masker.value(_REQUEST))
+        if error is not None or not judged[1] or pipeline.processors or bound_fields.get():
             self._write_fields(
                 level, level_name, method=method, path=path, route=route, status=status,
                 duration_ms=duration_ms, client=client, caller=caller, error=error,
@@ -85,7 +85,7 @@ class AccessLine:
                 "timestamp": format_datetime(created),
                 "level": level_name,
                 "logger": ACCESS_LOGGER,
-                "event": self._request_text,
+                "event": judged[2],
             }
             # The context in Pipeline.emit's order, the caller in place of user_id/tenant_id.
             value = _REQUEST_ID.get()
@@ -128,11 +128,6 @@ class AccessLine:
         except Exception as exc:  # logging must never break the request
             entry = pipeline.fallback_entry(ACCESS_LOGGER, level, level_name, exc)
         pipeline.dispatch(entry)
-
-    def _judge(self, masker: FieldMasker) -> None:
-        self._plain = masker.are_plain(_KEYS)
-        self._request_text = masker.value(_REQUEST)
-        self._masker = masker
 
     def _write_fields(
         self,
