@@ -455,7 +455,10 @@ async def test_a_not_retryable_error_from_a_retry_topic_goes_to_the_dead_letters
     assert harness.topic(f"{TOPIC}-retry-20") == []
 
 
-async def test_a_retry_topic_message_waits_for_its_due_time_and_a_stop_leaves_it() -> None:
+@pytest.mark.parametrize("retry_topic", [f"{TOPIC}-retry-10", f"{TOPIC}-retry-20"])
+async def test_a_retry_topic_message_waits_for_its_due_time_and_a_stop_leaves_it(
+    retry_topic: str,
+) -> None:
     """Before its due time the handler is not called; a stop during the wait leaves it."""
     harness = Harness("plain")
     calls: list[int] = []
@@ -464,10 +467,10 @@ async def test_a_retry_topic_message_waits_for_its_due_time_and_a_stop_leaves_it
         calls.append(event.data.number)
 
     harness.on(OrderPlaced, on_order)
-    (message,) = stored(orders(6), f"{TOPIC}-retry-10")
+    (message,) = stored(orders(6), retry_topic)
     due = int((time.time() + 3600) * 1000).to_bytes(8, "big")
     message.header_list.append(("retry_topic-backoff-timestamp", due))
-    lane = harness.lane([message], f"{TOPIC}-retry-10")
+    lane = harness.lane([message], retry_topic)
     task = asyncio.create_task(harness.work.drain(lane))
     for _ in range(10):
         await asyncio.sleep(0)
@@ -648,6 +651,27 @@ async def test_a_batch_handler_gets_at_most_max_size_events_a_call(
     assert [len(batch) for batch in batches] == calls
     assert [number for batch in batches for number in batch] == list(range(7))
     assert lane.offsets.position == 7
+
+
+async def test_each_batch_handler_keeps_its_own_max_size_when_another_takes_more() -> None:
+    harness = Harness("plain")
+    seen: list[list[int]] = []
+
+    async def on_orders(events: list[OrderPlaced]) -> None:
+        seen.append([event.data.number for event in events])
+
+    async def on_shipped(events: list[OrderShipped]) -> None:
+        seen.append([-event.data.number for event in events])
+
+    harness.on(OrderPlaced, on_orders, batch=1)
+    harness.on(OrderShipped, on_shipped, batch=8)
+    events: list[Event[Any]] = [
+        *orders(1, 2, 3),
+        *(OrderShipped(data=Shipment(number=n)) for n in (4, 5)),
+    ]
+    lane = await harness.drain(stored(events))
+    assert seen == [[1], [2], [3], [-4, -5]]
+    assert lane.offsets.position == 5
 
 
 async def test_a_batch_handlers_run_ends_at_an_event_of_another_type() -> None:
