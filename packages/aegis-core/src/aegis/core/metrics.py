@@ -73,8 +73,14 @@ class CountedChild:
 
     def inc(self, amount: float = 1) -> None:
         """Add ``amount`` (default 1)."""
-        with self._lock:
+        # acquire() and `finally`, not `with`: equivalent, and on a per-event path the with
+        # statement's __enter__/__exit__ calls cost more than the update itself (callgrind).
+        lock = self._lock
+        lock.acquire()
+        try:
             self.value += amount
+        finally:
+            lock.release()
 
 
 class ObservedChild:
@@ -91,9 +97,13 @@ class ObservedChild:
     def observe(self, amount: float) -> None:
         """Record one value."""
         index = bisect_left(self._bounds, amount)
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # not `with`: see CountedChild.inc
+        try:
             self.counts[index] += 1
             self.sum += amount
+        finally:
+            lock.release()
 
 
 class _PlainMetric(Collector):

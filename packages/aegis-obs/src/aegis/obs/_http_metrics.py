@@ -92,17 +92,31 @@ class _RouteFigures:
         self.size_sum = 0
         self.statuses: dict[int, int] = {}
 
+    # The lock is taken with acquire() and released in `finally`, not with `with`: on these
+    # per-request paths the with statement's __enter__/__exit__ calls cost more than the
+    # update they guard (callgrind), and the two are equivalent.
+
     def enter(self) -> None:
-        with self._collector.lock:
+        lock = self._collector.lock
+        lock.acquire()
+        try:
             self.in_progress += 1
+        finally:
+            lock.release()
 
     def leave(self) -> None:
-        with self._collector.lock:
+        lock = self._collector.lock
+        lock.acquire()
+        try:
             self.in_progress -= 1
+        finally:
+            lock.release()
 
     def finish(self, left: bool, duration: float, size: int | None, status: int) -> None:
         collector = self._collector
-        with collector.lock:
+        lock = collector.lock
+        lock.acquire()
+        try:
             if left:
                 self.in_progress -= 1
             self.durations[bisect_left(collector.buckets, duration)] += 1
@@ -111,6 +125,8 @@ class _RouteFigures:
                 self.sizes[bisect_left(collector.size_buckets, size)] += 1
                 self.size_sum += size
             self.statuses[status] = self.statuses.get(status, 0) + 1
+        finally:
+            lock.release()
 
 
 class _Collector(Collector):
@@ -135,8 +151,12 @@ class _Collector(Collector):
         found = self._routes.get((method, route))
         if found is None:
             found = self.route(method, route)
-        with self.lock:
+        lock = self.lock
+        lock.acquire()  # not `with`: see _RouteFigures
+        try:
             found.in_progress += 1
+        finally:
+            lock.release()
         return found
 
     def describe(self) -> Iterator[Metric]:
