@@ -302,31 +302,34 @@ async def test_a_failing_handler_is_retried_in_process_with_the_policys_backoffs
     mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Retry n waits the policy's backoff n-1; each failure is counted and logged."""
-    policy = RecordingPolicy(attempts=3, backoff=0, topic_delays=(0.01,))
+    policy = RecordingPolicy(attempts=4, backoff=0, topic_delays=(0.01,))
     harness = Harness(mode, policy)
     calls: list[int] = []
 
     async def on_order(event: OrderPlaced) -> None:
         calls.append(event.data.number)
-        if event.data.number == 2 and calls.count(2) < 3:
+        if event.data.number == 2 and calls.count(2) < 4:
             raise ConnectionError("ledger unavailable")
 
     harness.on(OrderPlaced, on_order)
     with caplog.at_level(logging.WARNING, "aegis.msg"):
         lane = await harness.drain(stored(orders(1, 2, 3)))
-    assert calls == [1, 2, 2, 2, 3]
-    assert policy.asked == [0, 1]
+    assert calls == [1, 2, 2, 2, 2, 3]
+    assert policy.asked == [0, 1, 2]
     assert lane.offsets.position == 3
     assert harness.topic(f"{TOPIC}-retry-10") == []
     labels = {"topic": TOPIC, "type": OrderPlaced.type}
-    assert harness.sample("retries_total", **labels, stage="in_process") == 2
-    assert harness.sample("handler_failures_total", **labels) == 2
+    assert harness.sample("retries_total", **labels, stage="in_process") == 3
+    assert harness.sample("handler_failures_total", **labels) == 3
     assert harness.sample("consumed_total", **labels, outcome="ok") == 3
-    assert harness.sample("handler_duration_seconds_count", **labels) == 5
+    assert harness.sample("handler_duration_seconds_count", **labels) == 6
     failures = [r.getMessage() for r in caplog.records if "failed on event" in r.getMessage()]
-    assert len(failures) == 2
-    assert ", attempt 1: ConnectionError" in failures[0]
-    assert ", attempt 2: ConnectionError" in failures[1]
+    assert [f.split(": ")[0].rsplit(", ", 1)[1] for f in failures] == [
+        "attempt 1",
+        "attempt 2",
+        "attempt 3",
+    ]
+    assert all(f.endswith("ConnectionError('ledger unavailable')") for f in failures)
     assert "on_order" in failures[0]
 
 
@@ -653,7 +656,13 @@ async def test_a_batch_handler_gets_at_most_max_size_events_a_call(
     assert lane.offsets.position == 7
 
 
-async def test_each_batch_handler_keeps_its_own_max_size_when_another_takes_more() -> None:
+@pytest.mark.parametrize(
+    ("max_size", "calls"), [(1, [[1], [2], [3], [4], [5]]), (2, [[1, 2], [3, 4], [5]])]
+)
+async def test_each_batch_handler_keeps_its_own_max_size_when_another_takes_more(
+    max_size: int, calls: list[list[int]]
+) -> None:
+    """The larger max_size sets how many messages are decoded together, not the other's."""
     harness = Harness("plain")
     seen: list[list[int]] = []
 
@@ -663,15 +672,15 @@ async def test_each_batch_handler_keeps_its_own_max_size_when_another_takes_more
     async def on_shipped(events: list[OrderShipped]) -> None:
         seen.append([-event.data.number for event in events])
 
-    harness.on(OrderPlaced, on_orders, batch=1)
+    harness.on(OrderPlaced, on_orders, batch=max_size)
     harness.on(OrderShipped, on_shipped, batch=8)
     events: list[Event[Any]] = [
-        *orders(1, 2, 3),
-        *(OrderShipped(data=Shipment(number=n)) for n in (4, 5)),
+        *(OrderShipped(data=Shipment(number=n)) for n in (6, 7)),
+        *orders(1, 2, 3, 4, 5),
     ]
     lane = await harness.drain(stored(events))
-    assert seen == [[1], [2], [3], [-4, -5]]
-    assert lane.offsets.position == 5
+    assert seen == [[-6, -7], *calls]
+    assert lane.offsets.position == 7
 
 
 async def test_a_batch_handlers_run_ends_at_an_event_of_another_type() -> None:
@@ -901,3 +910,17 @@ async def test_each_failed_event_of_a_run_is_forwarded_as_its_own_message(mode: 
         b"cannot book order 3",
         b"cannot book order 5",
     ]
+
+
+async def test_messages_of_a_retry_topic_are_each_handled_once_in_order() -> None:
+    harness = Harness("plain")
+    seen: list[int] = []
+
+    async def on_order(event: OrderPlaced) -> None:
+        seen.append(event.data.number)
+
+    harness.on(OrderPlaced, on_order)
+    lane = await harness.drain(stored(orders(1, 2, 3), f"{TOPIC}-retry-10"), f"{TOPIC}-retry-10")
+    assert seen == [1, 2, 3]
+    assert lane.offsets.position == 3
+    assert harness.released == [1, 1, 1]
