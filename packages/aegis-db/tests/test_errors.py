@@ -33,6 +33,7 @@ from aegis.db import (
     DuplicateError,
     ForeignKeyError,
     StatementTimeoutError,
+    TransactionStateError,
     is_transient,
     sqlstate_of,
     translating_errors,
@@ -269,6 +270,15 @@ class TestPostgresStates:
         assert "SQLSTATE 42P01" in str(error)
         assert not is_transient(error)
 
+    async def test_an_exception_raised_in_plpgsql_is_a_database_error_not_a_timeout(
+        self, pg: DatabaseManager
+    ) -> None:
+        """SQLSTATE P0001, as a trigger or function that rejects a change raises it."""
+        error = await failure(pg, "DO $$ BEGIN RAISE EXCEPTION 'rejected'; END $$")
+        assert type(error) is DatabaseError
+        assert error.status == 500
+        assert "SQLSTATE P0001" in str(error)
+
 
 class TestSQLiteCodes:
     """SQLite's extended result codes."""
@@ -323,6 +333,19 @@ class TestSQLiteCodes:
         assert is_transient(error)
         assert is_transient(error.__cause__ or error)
 
+    async def test_a_file_that_is_not_a_database_is_a_database_error_not_an_unopenable_file(
+        self, lite: DatabaseManager, tmp_path: Path
+    ) -> None:
+        """SQLITE_NOTADB (26): the file opens but holds no database; trying again will not help."""
+        text_file = tmp_path / "notes.txt"
+        text_file.write_text("not a database\n" * 100)
+        error = await failure(
+            lite, f"ATTACH DATABASE '{text_file}' AS other", "SELECT * FROM other.sqlite_master"
+        )
+        assert type(error) is DatabaseError
+        assert error.status == 500
+        assert "SQLite code 26)" in str(error)
+
     async def test_a_corrupt_index_is_a_database_error_not_an_unopenable_file(
         self, lite: DatabaseManager
     ) -> None:
@@ -349,6 +372,26 @@ class TestSQLiteCodes:
 
 class TestWithoutAServer:
     """Errors that never carry a code: the chain, lost connections and pools."""
+
+    @pytest.mark.parametrize(
+        ("error", "status", "code", "title"),
+        [
+            (DuplicateError("x"), 409, "DB_DUPLICATE", "Duplicate value"),
+            (
+                ForeignKeyError("x"),
+                409,
+                "DB_FOREIGN_KEY",
+                "Referenced row missing or still referenced",
+            ),
+            (StatementTimeoutError("x"), 504, "DB_TIMEOUT", "Database statement timed out"),
+            (TransactionStateError("x"), 500, "DB_TRANSACTION_STATE", "Transaction used wrongly"),
+        ],
+    )
+    def test_each_error_answers_with_its_status_code_and_title(
+        self, error: AegisError, status: int, code: str, title: str
+    ) -> None:
+        problem = error.to_problem()
+        assert (problem["status"], problem["code"], problem["title"]) == (status, code, title)
 
     def test_a_connect_failure_anywhere_in_the_chain_is_transient(self) -> None:
         error = DatabaseUnavailableError("x")
