@@ -58,6 +58,7 @@ from aegis.testing import (
     TopologyName,
     create_database,
     database_url,
+    die_with_parent,
     drop_database,
     start_server,
     start_topology,
@@ -656,6 +657,8 @@ async def service_processes(
                         cwd=data,
                         stdout=log,
                         stderr=subprocess.STDOUT,
+                        # a demo killed outright (SIGKILL, a CI timeout) takes them along
+                        preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
                     )
                 )
             await ready(url, started[-1], data / f"{module}.log")

@@ -39,6 +39,7 @@ def test_public_names_are_exactly_these() -> None:
         "database_url",
         "delete_keys",
         "delete_topics",
+        "die_with_parent",
         "drop_database",
         "exported_spans",
         "http_request",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 import redis
@@ -138,3 +141,30 @@ def test_a_server_started_from_a_worker_thread_outlives_that_thread() -> None:
         client.close()
     finally:
         server.stop()
+
+
+_PARENT = """
+import subprocess, sys, time
+from aegis.testing import die_with_parent
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=die_with_parent()
+)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_child_started_with_die_with_parent_ends_when_its_parent_is_killed() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True
+    ) as parent:
+        assert parent.stdout is not None
+        child = psutil.Process(int(parent.stdout.readline()))
+        parent.kill()  # SIGKILL: no cleanup of its own runs
+        parent.wait(10)
+    try:
+        child.wait(10)  # not our child: psutil reports its end, not its status
+    except psutil.TimeoutExpired:
+        child.kill()
+        pytest.fail("the child outlived its killed parent")

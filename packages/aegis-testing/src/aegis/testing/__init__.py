@@ -44,6 +44,7 @@ from aegis.testing._servers import (
     RestartableServer,
     ServiceKind,
     ServiceStartError,
+    die_with_parent,
     start_server,
 )
 from aegis.testing._services import (
@@ -118,6 +119,7 @@ __all__ = [
     "database_url",
     "delete_keys",
     "delete_topics",
+    "die_with_parent",
     "drop_database",
     "exported_spans",
     "http_request",

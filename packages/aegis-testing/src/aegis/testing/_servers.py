@@ -184,7 +184,7 @@ def _start_process(
             # Its own session: a Ctrl-C meant for pytest must not kill the server before
             # teardown has used it; the parent-death signal covers a parent that is killed.
             start_new_session=True,
-            preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
+            preexec_fn=None if detached else die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
         )
     _children[process.pid] = process
     try:
@@ -272,7 +272,15 @@ def _kafka_command(port: int) -> list[str]:
     return [tansu, "broker", "--listener-url", listener, "--advertised-listener-url", listener]
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen`: the child gets SIGTERM when we die.
+
+    A test run or a demo that is killed (SIGKILL, a CI timeout) leaves no server behind holding
+    its port. ``None`` where that cannot work (not Linux, or not the main thread).
+
+    Example:
+        >>> subprocess.Popen([sys.executable, "-m", "my_service"], preexec_fn=die_with_parent())
+    """
     if not sys.platform.startswith("linux"):
         return None  # prctl is Linux's; elsewhere atexit and fixture teardown stop the servers
     if threading.current_thread() is not threading.main_thread():

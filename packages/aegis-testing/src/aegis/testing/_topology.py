@@ -31,8 +31,8 @@ from aegis.testing._servers import (
     EmbeddedServer,
     ServiceKind,
     ServiceStartError,
-    _die_with_parent,
     _tail,
+    die_with_parent,
 )
 
 logger = logging.getLogger("aegis.testing")
@@ -108,7 +108,7 @@ class TopologyNode:
                 # Its own session: a Ctrl-C meant for pytest must not reach the servers before
                 # teardown has used them; the parent-death signal covers a killed parent.
                 start_new_session=True,
-                preexec_fn=None if detached else _die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
+                preexec_fn=None if detached else die_with_parent(),  # noqa: PLW1509 - only prctl runs in the child
             )
 
     def stop(self, timeout: float = 10.0) -> None:
