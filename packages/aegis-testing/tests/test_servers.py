@@ -154,7 +154,6 @@ time.sleep(120)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
 def test_a_child_started_with_die_with_parent_ends_when_its_parent_is_killed() -> None:
     with subprocess.Popen(
         [sys.executable, "-c", _PARENT], stdout=subprocess.PIPE, text=True

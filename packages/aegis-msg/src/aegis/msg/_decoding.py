@@ -119,13 +119,7 @@ class Decoder:
             data = self._data(event_type, text, body, None)
         envelope = _binary_envelope(headers)
         envelope["data"] = data
-        try:
-            return event_type.__pydantic_validator__.validate_python(envelope)  # type: ignore[no-any-return]
-        except ValidationError as exc:
-            raise InvalidEventError(
-                f"{event_type.type}: invalid envelope: {_summary(exc)}",
-                details={"type": event_type.type},
-            ) from exc
+        return self._validate(event_type, envelope)
 
     def decode_batch(self, messages: Sequence[ReceivedMessage]) -> list[Decoded]:  # noqa: PLR0912, PLR0915 - the per-message hot loop, kept flat
         """Decode ``messages`` in order, each as :meth:`decode` would, errors included.
