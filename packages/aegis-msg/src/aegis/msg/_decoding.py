@@ -22,6 +22,7 @@ from aegis.msg._registry import EventRegistry
 from aegis.msg._transport import ReceivedMessage
 
 if TYPE_CHECKING:
+    from aegis.msg._construct import PlainEventMaker
     from aegis.msg._wire import _Template
 
 TRACEPARENT_HEADER: Final = "traceparent"
@@ -135,6 +136,7 @@ class Decoder:
         last_type: object = _UNSEEN
         event_type: type[Event[Any]] | None = None
         template: _Template | None = None
+        make: PlainEventMaker | None = None
         for index, message in enumerate(messages):
             # The common case inline: a binary event of a known type and the current version
             # with the headers aegis sends, read by position when they are exactly aegis's own
@@ -179,28 +181,39 @@ class Decoder:
                     last_type = _UNSEEN  # decode() may register it: look again next time
                 else:
                     indexes, envelopes = pending.setdefault(event_type, ([], []))
+                    make = template.make_plain
             if template is None or type(body) is not bytes or version != template.version_bytes:
                 results[index] = self._decode_or_error(message)
                 continue
             try:
                 # Header text decoded here: pydantic's own bytes-to-str costs more per field.
-                envelope = {
-                    "id": ident.decode(),
-                    "source": source.decode(),
-                    "time": stamp,
-                    "correlationid": correlation.decode(),
-                    "data": template.validate_json(body),
-                }
+                ident_text = ident.decode()
+                source_text = source.decode()
+                correlation_text = correlation.decode()
+                data = template.validate_json(body)
             except (AttributeError, ValueError):  # a header without a value, not UTF-8, bad data
                 results[index] = self._decode_or_error(message)  # as decode() words it
                 continue
+            time: datetime | bytes = stamp
             if len(stamp) == _WIRE_TIME_LENGTH and stamp[-1] == _Z:
                 try:
-                    envelope["time"] = _from_iso(stamp.decode("ascii"))
+                    time = _from_iso(stamp.decode("ascii"))  # at UTC: it ends in Z
                 except ValueError:  # left as it came: pydantic says what is wrong with it
-                    envelope["time"] = stamp
+                    time = stamp
+            if make is not None and time is not stamp and ident_text and source_text:
+                # What pydantic would check is checked: no envelope validation needed.
+                results[index] = make(ident_text, source_text, time, correlation_text, data)  # type: ignore[arg-type]
+                continue
             indexes.append(index)
-            envelopes.append(envelope)
+            envelopes.append(
+                {
+                    "id": ident_text,
+                    "source": source_text,
+                    "time": time,
+                    "correlationid": correlation_text,
+                    "data": data,
+                }
+            )
         if len(pending) == 1:
             ((group_type, (group_indexes, group_envelopes)),) = pending.items()
             if len(group_indexes) == len(messages):  # every message one type: no merging

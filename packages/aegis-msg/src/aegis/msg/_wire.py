@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from aegis.core import context
 from aegis.core.utils.datetime import format_datetime
+from aegis.msg._construct import PlainEventMaker, plain_event_maker
 from aegis.msg._decoding import TRACEPARENT_HEADER, Decoded, Decoder
 from aegis.msg._event import SPEC_VERSION, Event, data_type_of
 from aegis.msg._registry import EventRegistry
@@ -73,6 +74,7 @@ class _Template:
     __slots__ = (
         "headers",
         "key_field",
+        "make_plain",
         "serialize",
         "type_bytes",
         "validate_json",
@@ -98,6 +100,8 @@ class _Template:
             self.validate_python = adapter.validate_python
         self.validate_list: Callable[[list[dict[str, Any]]], list[Any]] | None = None
         """Validates a list of envelopes of this class in one call (made on first use)."""
+        self.make_plain: PlainEventMaker | None = plain_event_maker(event_type)
+        """Makes the events of a plain class from checked envelope values (else ``None``)."""
         self.type_bytes = event_type.type.encode()
         self.key_field = event_type.key_field
         self.version_bytes = str(event_type.version).encode()
