@@ -37,6 +37,24 @@ def test_the_same_records_give_the_same_exposition_as_prometheus_client() -> Non
     )
 
 
+def test_observe_many_gives_the_exposition_of_observe_for_each_value() -> None:
+    one, many = CollectorRegistry(), CollectorRegistry()
+    singly = PlainHistogram("job_seconds", "Job time.", ["queue"], one, buckets=BUCKETS)
+    together = PlainHistogram("job_seconds", "Job time.", ["queue"], many, buckets=BUCKETS)
+    # Sums whose rounding depends on the order and grouping of the additions.
+    values = [*VALUES, 0.1, 0.2, 0.3, 1e-17, 1e16, 1.0, -1e16, 0.1]
+    for value in values:
+        singly.labels("a").observe(value)
+    together.labels("a").observe_many(values[:5])
+    together.labels("a").observe_many(iter(values[5:]))  # any iterable
+    together.labels("a").observe_many([])
+    singly.labels("b").observe(0.3)
+    together.labels("b").observe_many((0.3,))
+    assert generate_latest(many) == generate_latest(one)
+    assert together.labels("a").sum == singly.labels("a").sum
+    assert together.labels("a").counts == singly.labels("a").counts
+
+
 def test_the_readme_example_runs() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## Metrics on hot paths", 1)[1]

@@ -23,6 +23,9 @@ import os
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import reduce
+from itertools import repeat
+from operator import add
 from typing import Final, cast
 
 from aegis.core.utils.lazy import extra_required
@@ -102,6 +105,35 @@ class ObservedChild:
         try:
             self.counts[index] += 1
             self.sum += amount
+        finally:
+            lock.release()
+
+    def observe_many(self, amounts: Iterable[float]) -> None:
+        """Record each of ``amounts``, in order, as that many :meth:`observe` calls would.
+
+        One lock and one call for a batch: where values are produced in a loop (a duration
+        per message of a fetched batch), collecting them and recording them together costs
+        a fraction of a call per value. The counts and the sum come out exactly as from
+        ``observe`` of each value in turn (the sum added to in the same order).
+
+        Example:
+            >>> from prometheus_client import CollectorRegistry
+            >>> seconds = PlainHistogram("t", "T.", [], CollectorRegistry(), buckets=[1])
+            >>> seconds.labels().observe_many([0.5, 2.0, 0.25])
+            >>> seconds.labels().counts, seconds.labels().sum
+            ([2, 1], 2.75)
+        """
+        values = amounts if isinstance(amounts, list | tuple) else list(amounts)
+        # The buckets looked up outside the lock, in C; the sum as repeated `+=` would make
+        # it (reduce adds left to right, where sum() may round otherwise: Python 3.12).
+        indexes = list(map(bisect_left, repeat(self._bounds, len(values)), values))
+        lock = self._lock
+        lock.acquire()  # not `with`: see CountedChild.inc
+        try:
+            counts = self.counts
+            for index in indexes:
+                counts[index] += 1
+            self.sum = reduce(add, values, self.sum)
         finally:
             lock.release()
 
