@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from aegis.core import context
 from aegis.core.errors import InvalidInputError
+from aegis.core.metrics import MULTIPROCESS_DIR_VARIABLE
 from aegis.msg import (
     BatchFailedError,
     BatchResult,
@@ -924,3 +926,47 @@ async def test_messages_of_a_retry_topic_are_each_handled_once_in_order() -> Non
     assert seen == [1, 2, 3]
     assert lane.offsets.position == 3
     assert harness.released == [1, 1, 1]
+
+
+async def test_durations_reach_prometheus_clients_histogram_in_multiprocess_mode(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run's durations go one by one to a histogram without observe_many()."""
+    monkeypatch.setenv(MULTIPROCESS_DIR_VARIABLE, str(tmp_path))
+    harness = Harness("plain")
+    monkeypatch.delenv(MULTIPROCESS_DIR_VARIABLE)
+    assert not hasattr(MsgMetrics.for_registry(harness.metrics).handler_duration, "observe_many")
+    seen: list[int] = []
+
+    async def on_order(event: OrderPlaced) -> None:
+        seen.append(event.data.number)
+
+    harness.on(OrderPlaced, on_order)
+    await harness.drain(stored(orders(*range(40))))
+    labels = {"topic": TOPIC, "type": OrderPlaced.type}
+    assert len(seen) == 40
+    assert harness.sample("handler_duration_seconds_count", **labels) == 40
+    assert harness.sample("consumed_total", **labels, outcome="ok") == 40
+
+
+async def test_a_run_cancelled_in_a_handler_records_the_durations_of_the_events_before() -> None:
+    """Durations of the handlers that returned are recorded; the cancelled one's is not."""
+    harness = Harness("plain")
+    entered = asyncio.Event()
+
+    async def on_order(event: OrderPlaced) -> None:
+        if event.data.number == 3:
+            entered.set()
+            await asyncio.sleep(60)
+
+    harness.on(OrderPlaced, on_order)
+    lane = harness.lane(stored(orders(*range(6))))
+    task = asyncio.create_task(harness.work.drain(lane))
+    await asyncio.wait_for(entered.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    labels = {"topic": TOPIC, "type": OrderPlaced.type}
+    assert harness.sample("handler_duration_seconds_count", **labels) == 3
+    assert harness.sample("consumed_total", **labels, outcome="ok") == 0  # left for redelivery
+    assert len(lane.queue) == 6

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ class MessageHandling:
         self._limit = limit
         self.retry_sources: dict[str, tuple[str, int]] = {}
         """Retry topic -> (its main topic, its tier index)."""
-        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._children: dict[tuple[str, str], tuple[Any, Any, Callable[[list[float]], None]]] = {}
         self.tracing = tracing_enabled()
         """Whether spans are made; refreshed per fetch (an SDK may be installed later)."""
         self.chunk = EVENT_CHUNK
@@ -138,6 +139,8 @@ class MessageHandling:
                 continue
             end = index + 1
             limit = min(count, index + max(route.batch, 1)) if route.batch else count
+            if set(map(type, decoded[end:limit])) <= {route.event_type}:  # looked at in C
+                end = limit
             while end < limit and decoded[end].__class__ is route.event_type:
                 end += 1
             run = decoded[index:end]
@@ -176,14 +179,16 @@ class MessageHandling:
         if self._limit is not None or self.tracing:
             return await self._one_by_one(route, main, messages, events, lane)
         # The common case, in this coroutine frame: first tries that succeed. Finished events are
-        # reported together, before a retry and at the end. The context values are set per
-        # event and restored once at the end (a set costs as much as a reset; a correlation id
-        # the previous event had is not set again).
+        # reported together, before a retry and at the end, their handler durations as well
+        # (one histogram update for a run: a quarter of the cost of one per event). The context
+        # values are set per event and restored once at the end (a set costs as much as a reset;
+        # a correlation id the previous event had is not set again).
         handler = route.handler
-        duration, handled = self._children.get((main, events[0].type)) or self._children_for(
+        _, handled, observe_many = self._children.get((main, events[0].type)) or self._children_for(
             main, events[0]
         )
-        observe = duration.observe
+        durations: list[float] = []
+        observe = durations.append
         clock = time.perf_counter
         set_event, set_correlation = handling_event_id.set, context.correlation_id.set
         event_token = set_event(None)
@@ -210,6 +215,8 @@ class MessageHandling:
                     if failed is not None:
                         break
                     finished += 1
+                observe_many(durations)
+                durations.clear()
                 if finished:
                     handled.inc(finished)
                     lane.finish(finished)
@@ -232,6 +239,8 @@ class MessageHandling:
                 messages, events = messages[finished + 1 :], events[finished + 1 :]
             return total
         finally:
+            if durations:  # cancelled: what finished is recorded, as observe() per event did
+                observe_many(durations)
             context.correlation_id.reset(correlation_token)
             handling_event_id.reset(event_token)
 
@@ -315,10 +324,20 @@ class MessageHandling:
             message, event, route=route, main=main, tier=tier, interrupt=interrupt
         )
 
-    def _children_for(self, topic: str, event: Event[Any]) -> tuple[Any, Any]:
+    def _children_for(
+        self, topic: str, event: Event[Any]
+    ) -> tuple[Any, Any, Callable[[list[float]], None]]:
+        """The duration and ``ok`` count of ``topic`` and the event's type, and their recorder.
+
+        The recorder takes a run's durations together (prometheus_client's histogram, in
+        multiprocess mode, one by one).
+        """
+        duration = self._metrics.handler_duration.labels(topic, event.type)
+        observe_many = getattr(duration, "observe_many", None) or partial(_observe_each, duration)
         children = self._children[(topic, event.type)] = (
-            self._metrics.handler_duration.labels(topic, event.type),
+            duration,
             self._metrics.consumed.labels(topic, event.type, "ok"),
+            observe_many,
         )
         return children
 
@@ -425,3 +444,9 @@ class MessageHandling:
             },
         ):
             await call
+
+
+def _observe_each(histogram: Any, durations: list[float]) -> None:
+    """Record ``durations`` in a histogram without ``observe_many`` (prometheus_client's)."""
+    for seconds in durations:
+        histogram.observe(seconds)
