@@ -280,6 +280,18 @@ def test_decode_batch_gives_each_message_what_decode_gives_it() -> None:
         message(swap, ping.value),
         message(old, b'{"account_id": 7, "owner": "x"}'),  # upcast from version 2
         message([(n, b"x" if n == "ce_time" else v) for n, v in ping.headers], ping.value),
+        message([(n, None if n == "ce_time" else v) for n, v in ping.headers], ping.value),  # type: ignore[misc]
+        message(
+            [(n, b"2026-13-01T00:00:00.000000Z" if n == "ce_time" else v) for n, v in ping.headers],
+            ping.value,
+        ),
+        message(
+            [
+                (n, b"2026-05-01T09:00:00.000001+09:00" if n == "ce_time" else v)
+                for n, v in ping.headers
+            ],
+            ping.value,
+        ),
         message([(n, b"" if n == "ce_id" else v) for n, v in ping.headers], ping.value),
         message([(n, b"\xff" if n == "ce_source" else v) for n, v in ping.headers], ping.value),
         message(ping.headers, b'{"account_id": "seven"}'),
