@@ -182,3 +182,24 @@ def test_without_pydantics_slots_the_events_are_validated(monkeypatch: pytest.Mo
     assert isinstance(event, ItemAdded)
     assert list(event.__dict__.items()) == list(one.__dict__.items())
     assert event.model_fields_set == one.model_fields_set
+
+
+class Fussy(BaseModel):
+    item_id: int
+
+    def model_post_init(self, context: Any, /) -> None:
+        if self.item_id < 0:  # AttributeError from model_construct() without values
+            raise ValueError("negative")
+
+
+class FussyAdded(Event[Fussy]):
+    type = "test.construct.fussy"
+
+
+def test_a_data_model_that_cannot_be_constructed_empty_leaves_validation_to_pydantic() -> None:
+    assert plain_event_maker(FussyAdded) is None
+    registry = EventRegistry()
+    registry.register(FussyAdded)
+    messages = _messages(FussyAdded(data=Fussy(item_id=3)), FussyAdded(data=Fussy(item_id=4)))
+    events = EventCodec(registry, source="s").decode_batch(messages)
+    assert [e.data.item_id for e in events if isinstance(e, FussyAdded)] == [3, 4]
