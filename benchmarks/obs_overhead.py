@@ -48,6 +48,7 @@ The request-context middleware here stands in for aegis-log's (built separately,
 must not depend on it): it does what asgi-correlation-id does, so both sides do the same work.
 
 Usage: .venv/bin/python benchmarks/obs_overhead.py [--calls 20000] [--rounds 5] [--uvicorn]
+       .venv/bin/python benchmarks/obs_overhead.py --instructions bare,aegis,service --seconds 20
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from functools import partial
@@ -366,9 +368,11 @@ def run_load(port: int, connections: int, seconds: float) -> int:
     return uvloop.run(load(port, connections, seconds))
 
 
-def wait_until_listening(port: int, server: subprocess.Popen[bytes]) -> None:
+def wait_until_listening(
+    port: int, server: subprocess.Popen[bytes], *, attempts: int = 200
+) -> None:
     """Return once uvicorn accepts connections; raise if it exits or takes too long."""
-    for _ in range(200):  # bounded: at most ~10 s for uvicorn to start
+    for _ in range(attempts):  # bounded: 200 is at most ~10 s for uvicorn to start
         if server.poll() is not None:
             raise RuntimeError("uvicorn exited")
         try:
@@ -435,6 +439,52 @@ def under_uvicorn(
         {stack: statistics.median(values) for stack, values in rate.items()},
         {stack: 1 / statistics.median(values) for stack, values in cpu.items()},
     )
+
+
+def instructions_under_uvicorn(stacks: list[str], seconds: float, connections: int) -> None:
+    """Instructions per request of each stack's uvicorn server, counted by callgrind.
+
+    A profile, not a benchmark: an instruction count does not move with the machine's other
+    load (CPU time does), so it tells where a capacity ratio comes from. The server runs under
+    ``valgrind --tool=callgrind``; the counters are zeroed after a warm-up and dumped after
+    ``seconds`` of keep-alive load (valgrind runs it about fifty times slower).
+    """
+    print(f"uvicorn under callgrind, {connections} keep-alive connections, {seconds:g} s each")
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for stack in stacks:
+            port = free_port()
+            output = Path(folder) / f"{stack}.out"
+            server = subprocess.Popen(
+                ["valgrind", "--tool=callgrind", f"--callgrind-out-file={output}",
+                 sys.executable, "-m", "uvicorn", "obs_overhead:app_from_env", "--factory",
+                 "--port", str(port), "--http", "httptools", "--no-access-log",
+                 "--log-level", "warning", "--app-dir", str(Path(__file__).parent)],
+                env={**os.environ, "OBS_BENCH_STACK": stack}, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                wait_until_listening(port, server, attempts=6000)  # valgrind starts slowly
+                run_load(port, connections, 3)  # warm up
+                subprocess.run(
+                    ["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True
+                )
+                served = run_load(port, connections, seconds)
+                subprocess.run(
+                    ["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True
+                )
+            finally:
+                server.terminate()
+                server.wait(timeout=120)
+            dump = next(Path(folder).glob(f"{stack}.out.*"))
+            totals = [line for line in dump.read_text().splitlines() if line.startswith("totals:")]
+            per_request[stack] = int(totals[0].split()[1]) / served
+            added = per_request[stack] - per_request[stacks[0]]
+            print(
+                f"{stack:<18} {per_request[stack] / 1000:>8.1f}k instructions/req "
+                f"(+{added / 1000:.1f}k, {per_request[stacks[0]] / per_request[stack]:.2f}x "
+                f"{stacks[0]})",
+                flush=True,
+            )
 
 
 def record(results: Results, title: str, unit: str, figures: dict[str, float]) -> None:
@@ -518,8 +568,17 @@ def main() -> None:
     parser.add_argument("--uvicorn", action="store_true", help="also measure under uvicorn")
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--instructions",
+        metavar="STACK,STACK",
+        help="only count the instructions per request of these stacks' uvicorn servers "
+        "(callgrind; the first is the reference), e.g. bare,aegis,service-no-auth,service",
+    )
     add_json_argument(parser)
     args = parser.parse_args()
+    if args.instructions:
+        instructions_under_uvicorn(args.instructions.split(","), args.seconds, args.connections)
+        return
     results = Results(
         "aegis-obs",
         "obs_overhead",
