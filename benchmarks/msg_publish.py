@@ -666,11 +666,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--consume-rounds",
+        type=int,
+        help="rounds of the consume part (default: --rounds); its ratios move more",
+    )
     parser.add_argument("--bootstrap", help="a running broker (default: start Tansu)")
     parser.add_argument("--no-memory", action="store_true", help="leave the memory part out")
     parser.add_argument("--memory-child", choices=list(MEMORY_VARIANTS), help=argparse.SUPPRESS)
     add_json_argument(parser)
     args = parser.parse_args()
+    consume_rounds = args.consume_rounds or args.rounds
     if args.memory_child:
         figures = asyncio.run(memory_child(args.memory_child, args.bootstrap, args.events))
         print(json.dumps(figures))
@@ -679,7 +685,7 @@ def main() -> None:
     bootstrap = args.bootstrap or (server.url if server else "")
     try:
         published = asyncio.run(publishing(bootstrap, args.events, args.rounds))
-        consumed = asyncio.run(consuming(bootstrap, args.events, args.rounds))
+        consumed = asyncio.run(consuming(bootstrap, args.events, consume_rounds))
         memory_figures = None if args.no_memory else memory(bootstrap, args.events)
     finally:
         if server is not None:
@@ -705,7 +711,7 @@ def main() -> None:
             print(f"aegis publish_batch / {name}: {ours / peer:.1f}x")
             print(f"aegis publish_batch, errors only / {name}: {quiet / peer:.1f}x")
     report(
-        f"Consuming {args.events:,} events, {args.rounds} rounds",
+        f"Consuming {args.events:,} events, {consume_rounds} rounds",
         consumed,
         "raw consume() batches of 500",
     )
@@ -719,6 +725,30 @@ def main() -> None:
     if memory_figures is not None:
         report_memory(memory_figures, args.events)
     record(published, consumed, memory_figures, args.events).write(args.json)
+
+
+CONSUME_VARIANTS = (
+    "hand-written typed consume() (pydantic)",
+    "aegis EventSubscriber, typed handler",
+    "aegis EventSubscriber, batch handler",
+)
+
+
+def paired_row(consumed: dict[str, list[float]], name: str) -> list[str]:
+    """``name``'s rate over the hand-written loop's, round by round, and its CPU per event.
+
+    A round runs every variant once, one after the other, so a ratio within a round is less
+    exposed to a machine whose speed drifts between rounds than a ratio of medians.
+    """
+    hand = consumed[CONSUME_VARIANTS[0]]
+    ratios = [ours / theirs for ours, theirs in zip(consumed[name], hand, strict=True)]
+    cpu = statistics.median(CPU_US[name]) if name in CPU_US else float("nan")
+    return [
+        name,
+        ", ".join(f"{ratio:.2f}" for ratio in ratios),
+        f"{statistics.median(ratios):.2f}",
+        f"{cpu:.2f}",
+    ]
 
 
 def record(
@@ -771,6 +801,12 @@ def record(
         raw=median(consumed, "raw consume() batches of 500"),
         peers=[typed],
         goal=">= 1.0x hand-written typed consume()",
+    )
+    results.table(
+        "consume: each round's events/s against the hand-written loop's in the same round, "
+        "and CPU per event (the whole process, librdkafka's threads included)",
+        ["variant", "ratio per round", "median ratio", "CPU µs/event (median)"],
+        [paired_row(consumed, name) for name in CONSUME_VARIANTS],
     )
     if memory_figures is not None:
         results.table(
