@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterUnreachableError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -357,6 +358,24 @@ async def test_a_replica_not_synced_yet_asks_redis(
     assert not await replica.is_revoked("jti-2", None)
     with pytest.raises(RevocationUnavailableError, match="stale"):
         await replica.health_check()
+
+
+@pytest.mark.parametrize("when_stale", ["closed", "open"])
+async def test_a_cluster_client_reaching_no_node_is_answered_as_redis_down(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch, when_stale: str
+) -> None:
+    """redis-py's cluster client raises RedisClusterUnreachableError, not a RedisError."""
+    replica = await replicas(wait=False, when_stale=when_stale)  # stale: checks ask Redis
+
+    async def unreachable(jti: str, family: str | None) -> bool:
+        raise RedisClusterUnreachableError("Redis Cluster cannot be connected")
+
+    monkeypatch.setattr(replica.redis, "is_revoked", unreachable)
+    if when_stale == "open":
+        assert await replica.is_revoked("jti-1", None) is False
+    else:
+        with pytest.raises(RevocationUnavailableError):
+            await replica.is_revoked("jti-1", None)
 
 
 async def test_verify_nowait_answers_from_memory_while_redis_is_unreachable(

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from aegis.auth._errors import RevocationUnavailableError
 from aegis.auth._metrics import AuthMetrics
@@ -223,7 +223,8 @@ class ReplicatedTokenStore:
         try:
             async with asyncio.timeout(self.check_timeout):
                 return await self.redis.is_revoked(jti, family)
-        except (RedisError, OSError, TimeoutError) as exc:
+        # A cluster client that reaches no node raises RedisClusterException, not a RedisError.
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             return self._unanswerable(exc)
 
     def _unanswerable(self, exc: BaseException) -> bool:
