@@ -62,7 +62,11 @@ async def test_after_the_primary_dies_the_promoted_replica_takes_writes_and_lost
 
             async def insert(session: AsyncSession, number: int = number) -> None:
                 attempts.append(number)
-                await session.execute(text("INSERT INTO acked VALUES (:n)"), {"n": number})
+                # Idempotent, as a retried write must be: a commit whose answer the kill lost
+                # may have reached the replica, and its retry then finds the row there.
+                await session.execute(
+                    text("INSERT INTO acked VALUES (:n) ON CONFLICT DO NOTHING"), {"n": number}
+                )
 
             # Patience for a promotion: 40 attempts, at most 0.25 s apart.
             await db.run_transaction(insert, retries=40, base_delay=0.01, max_delay=0.25)
@@ -74,7 +78,7 @@ async def test_after_the_primary_dies_the_promoted_replica_takes_writes_and_lost
 
     async def insert_and_hold(session: AsyncSession) -> None:
         held.append(len(held) + 1)
-        await session.execute(text("INSERT INTO acked VALUES (-1)"))
+        await session.execute(text("INSERT INTO acked VALUES (-1) ON CONFLICT DO NOTHING"))
         if len(held) == 1:  # the first attempt waits on the server until the kill ends it
             in_flight.set()
             await session.execute(text("SELECT pg_sleep(60)"))
