@@ -28,10 +28,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("aegis.msg")
 
-RetryOne = Callable[[ReceivedMessage, Event[Any], Exception | None], Awaitable[bool]]
-"""Handles one event of the batch alone with retries, retry topics and dead letters (given the
-error of a first call that already failed, if any); ``False`` when the lane's interrupt cut it
-short."""
+RetryOne = Callable[
+    ["Route", str, "Lane", ReceivedMessage, Event[Any], Exception | None], Awaitable[bool]
+]
+"""``(route, topic, lane, message, event, failed)``: handles one event of a batch alone, with
+retries, retry topics and dead letters (given the error of a first call that already failed,
+if any); ``False`` when the lane's interrupt cut it short."""
 
 
 class Failure(NamedTuple):
@@ -47,10 +49,12 @@ class BatchCalls:
 
     Args:
         metrics: where calls, events and failures are counted.
+        retry_one: how a failed event of a batch is handled alone.
     """
 
-    def __init__(self, metrics: MsgMetrics) -> None:
+    def __init__(self, metrics: MsgMetrics, retry_one: RetryOne) -> None:
         self._metrics = metrics
+        self._retry_one = retry_one
         self.tracing = False
         """Whether spans are made (set by the handling, per fetch)."""
 
@@ -62,7 +66,6 @@ class BatchCalls:
         events: list[Event[Any]],
         *,
         lane: Lane,
-        retry_one: RetryOne,
     ) -> int:
         """Handle ``events`` (of ``messages``, at the front of ``lane``); return how many finished.
 
@@ -70,6 +73,7 @@ class BatchCalls:
         """
         finished = 0
         interrupt = lane.interrupt
+        retry_one = self._retry_one
         while events and not interrupt.is_set():
             failure = await self.call(route, topic, events)
             if failure is None:
@@ -78,7 +82,9 @@ class BatchCalls:
             if not failure.known:
                 # Which event failed is unknown: each one alone, with its own retries.
                 for message, event in zip(messages, events, strict=True):
-                    if interrupt.is_set() or not await retry_one(message, event, None):
+                    if interrupt.is_set() or not await retry_one(
+                        route, topic, lane, message, event, None
+                    ):
                         return finished
                     lane.finish(1)
                     finished += 1
@@ -87,7 +93,9 @@ class BatchCalls:
             if index:
                 lane.finish(index)
                 finished += index
-            if not await retry_one(messages[index], events[index], failure.error):
+            if not await retry_one(
+                route, topic, lane, messages[index], events[index], failure.error
+            ):
                 return finished
             lane.finish(1)
             finished += 1
@@ -97,6 +105,7 @@ class BatchCalls:
     async def call(self, route: Route, topic: str, events: list[Event[Any]]) -> Failure | None:
         """Call ``route``'s handler once with ``events``; ``None`` when it returned."""
         event_type = events[0].type
+        handled = self._metrics.handled(topic, event_type)
         started = time.perf_counter()
         try:
             if self.tracing:
@@ -104,9 +113,7 @@ class BatchCalls:
             else:
                 await route.handler(events)
         except BatchFailedError as exc:
-            self._metrics.handler_duration.labels(topic, event_type).observe(
-                time.perf_counter() - started
-            )
+            handled.duration.observe(time.perf_counter() - started)
             if not 0 <= exc.index < len(events):
                 logger.warning(
                     "batch handler %s named event %d of a batch of %d as failed; "
@@ -117,13 +124,11 @@ class BatchCalls:
                 )
                 return Failure(0, exc, known=False)
             if exc.index:
-                self._metrics.consumed.labels(topic, event_type, "ok").inc(exc.index)
+                handled.ok.inc(exc.index)
             cause = exc.__cause__
             return Failure(exc.index, cause if isinstance(cause, Exception) else exc, known=True)
         except Exception as exc:  # which event failed is not known: taken apart by run()
-            self._metrics.handler_duration.labels(topic, event_type).observe(
-                time.perf_counter() - started
-            )
+            handled.duration.observe(time.perf_counter() - started)
             self._metrics.failures.labels(topic, event_type).inc()
             logger.warning(
                 "batch handler %s failed on a batch of %d events (%s); they are handled "
@@ -134,10 +139,8 @@ class BatchCalls:
                 exc,
             )
             return Failure(0, exc, known=False)
-        self._metrics.handler_duration.labels(topic, event_type).observe(
-            time.perf_counter() - started
-        )
-        self._metrics.consumed.labels(topic, event_type, "ok").inc(len(events))
+        handled.duration.observe(time.perf_counter() - started)
+        handled.ok.inc(len(events))
         return None
 
     @staticmethod

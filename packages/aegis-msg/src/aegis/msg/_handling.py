@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -86,12 +85,11 @@ class MessageHandling:
         self._limit = limit
         self.retry_sources: dict[str, tuple[str, int]] = {}
         """Retry topic -> (its main topic, its tier index)."""
-        self._children: dict[tuple[str, str], tuple[Any, Any, Callable[[list[float]], None]]] = {}
         self.tracing = tracing_enabled()
         """Whether spans are made; refreshed per fetch (an SDK may be installed later)."""
         self.chunk = EVENT_CHUNK
         """Messages decoded together: the largest batch of a batch handler, else a few."""
-        self._batches = BatchCalls(metrics)
+        self._batches = BatchCalls(metrics, self._retry_alone)
         self._forwarder = Forwarder(context, codec.registry, metrics)
 
     async def drain(self, lane: Lane) -> None:
@@ -151,7 +149,6 @@ class MessageHandling:
                     messages[index:end],
                     run,  # type: ignore[arg-type] # every item is an event of the route
                     lane=lane,
-                    retry_one=self._retry_alone(route, main, lane),
                 )
             else:
                 done = await self._events(
@@ -184,9 +181,7 @@ class MessageHandling:
         # values are set per event and restored once at the end (a set costs as much as a reset;
         # a correlation id the previous event had is not set again).
         handler = route.handler
-        _, handled, observe_many = self._children.get((main, events[0].type)) or self._children_for(
-            main, events[0]
-        )
+        _, handled, observe_many = self._metrics.handled(main, events[0].type)
         durations: list[float] = []
         observe = durations.append
         clock = time.perf_counter
@@ -262,27 +257,27 @@ class MessageHandling:
             lane.finish(1)
         return len(events)
 
-    def _retry_alone(
-        self, route: Route, main: str, lane: Lane
-    ) -> Callable[[ReceivedMessage, Event[Any], Exception | None], Awaitable[bool]]:
-        """How a batch's failed event is handled alone: retried, forwarded or dead-lettered."""
-
-        async def retry(
-            message: ReceivedMessage, event: Event[Any], failed: Exception | None
-        ) -> bool:
-            if failed is not None:
-                self._failed(route, event, main, failed, 0)
-            return await self._run(
-                message,
-                event,
-                route=route,
-                main=main,
-                tier=-1,
-                interrupt=lane.interrupt,
-                failed=failed,
-            )
-
-        return retry
+    async def _retry_alone(  # noqa: PLR0917 - called positionally as RetryOne, per failed event
+        self,
+        route: Route,
+        main: str,
+        lane: Lane,
+        message: ReceivedMessage,
+        event: Event[Any],
+        failed: Exception | None,
+    ) -> bool:
+        """A batch's failed event handled alone: retried, forwarded or dead-lettered."""
+        if failed is not None:
+            self._failed(route, event, main, failed, 0)
+        return await self._run(
+            message,
+            event,
+            route=route,
+            main=main,
+            tier=-1,
+            interrupt=lane.interrupt,
+            failed=failed,
+        )
 
     async def handle(self, message: ReceivedMessage, interrupt: asyncio.Event) -> bool:
         """Process ``message`` alone; ``False`` when ``interrupt`` (a stop) cut it short."""
@@ -323,23 +318,6 @@ class MessageHandling:
         return await self._run(
             message, event, route=route, main=main, tier=tier, interrupt=interrupt
         )
-
-    def _children_for(
-        self, topic: str, event: Event[Any]
-    ) -> tuple[Any, Any, Callable[[list[float]], None]]:
-        """The duration and ``ok`` count of ``topic`` and the event's type, and their recorder.
-
-        The recorder takes a run's durations together (prometheus_client's histogram, in
-        multiprocess mode, one by one).
-        """
-        duration = self._metrics.handler_duration.labels(topic, event.type)
-        observe_many = getattr(duration, "observe_many", None) or partial(_observe_each, duration)
-        children = self._children[(topic, event.type)] = (
-            duration,
-            self._metrics.consumed.labels(topic, event.type, "ok"),
-            observe_many,
-        )
-        return children
 
     def _failed(
         self, route: Route, event: Event[Any], topic: str, exc: Exception, attempt: int
@@ -410,7 +388,7 @@ class MessageHandling:
         )
 
     async def _call(self, route: Route, event: Event[Any], topic: str) -> None:
-        children = self._children.get((topic, event.type)) or self._children_for(topic, event)
+        children = self._metrics.handled(topic, event.type)
         event_token = handling_event_id.set(event.id)
         correlation_token = context.correlation_id.set(event.correlationid)
         started = time.perf_counter()
@@ -421,10 +399,10 @@ class MessageHandling:
             else:
                 await self._traced(route, event, topic)
         finally:
-            children[0].observe(time.perf_counter() - started)
+            children.duration.observe(time.perf_counter() - started)
             context.correlation_id.reset(correlation_token)
             handling_event_id.reset(event_token)
-        children[1].inc()
+        children.ok.inc()
 
     async def _traced(self, route: Route, event: Event[Any], topic: str) -> None:
         call = call_alone(route, event) if route.batch else route.handler(event)
@@ -444,9 +422,3 @@ class MessageHandling:
             },
         ):
             await call
-
-
-def _observe_each(histogram: Any, durations: list[float]) -> None:
-    """Record ``durations`` in a histogram without ``observe_many`` (prometheus_client's)."""
-    for seconds in durations:
-        histogram.observe(seconds)

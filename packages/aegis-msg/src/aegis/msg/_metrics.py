@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final, NamedTuple
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -24,6 +26,17 @@ HANDLER_BUCKETS: Final = (
     2.5,
     5,
 )
+
+
+class Handled(NamedTuple):
+    """The two metrics a topic's events of one type record as they are handled."""
+
+    duration: Any
+    """The ``aegis_msg_handler_duration_seconds`` child of the topic and type."""
+    ok: Any
+    """The ``aegis_msg_consumed_total{outcome="ok"}`` child of the topic and type."""
+    observe_many: Callable[[list[float]], None]
+    """Records several handler durations into ``duration`` in one call."""
 
 
 class MsgMetrics:
@@ -153,10 +166,34 @@ class MsgMetrics:
             registry=registry,
         )
 
+        self._handled: dict[tuple[str, str], Handled] = {}
+
+    def handled(self, topic: str, event_type: str) -> Handled:
+        """The metrics recorded for events of ``event_type`` handled from ``topic``.
+
+        Looked up once per topic and type, not per message or batch.
+        """
+        found = self._handled.get((topic, event_type))
+        if found is None:
+            duration = self.handler_duration.labels(topic, event_type)
+            # prometheus_client's histogram (multiprocess mode) records one value per call.
+            observe_many = getattr(duration, "observe_many", None) or partial(
+                _observe_each, duration
+            )
+            found = self._handled[(topic, event_type)] = Handled(
+                duration, self.consumed.labels(topic, event_type, "ok"), observe_many
+            )
+        return found
+
     @classmethod
     def for_registry(cls, registry: CollectorRegistry | None = None) -> MsgMetrics:
         """Return the metrics registered in ``registry`` (the default one when ``None``)."""
         return _by_registry(registry if registry is not None else REGISTRY)
+
+
+def _observe_each(histogram: Any, durations: list[float]) -> None:
+    for seconds in durations:
+        histogram.observe(seconds)
 
 
 _by_registry: OncePerObject[CollectorRegistry, MsgMetrics] = OncePerObject(MsgMetrics)

@@ -5,9 +5,11 @@ than one ``poll()`` per message from asyncio) and hands each message to a lane: 
 partition, or per key within a partition with ``concurrency="key"``. A lane runs its messages
 one after another, so each key stays in order, while lanes run concurrently. Offsets are
 committed between fetches, only past messages that are finished together with every earlier
-one (:mod:`aegis.msg._offsets`). Lanes are in :mod:`aegis.msg._lanes`; handling one message
-(retries, dead letters) in :mod:`aegis.msg._handling`; whether the subscriber can consume
-(outages, the readiness check) in :mod:`aegis.msg._consumer_health`.
+one (:mod:`aegis.msg._offsets`), at most once per ``commit_interval`` while events keep
+coming: under load a commit with every fetch, hundreds a second, costs the broker as much as
+the fetches. Lanes are in :mod:`aegis.msg._lanes`; handling one message (retries, dead
+letters) in :mod:`aegis.msg._handling`; whether the subscriber can consume (outages, the
+readiness check) in :mod:`aegis.msg._consumer_health`.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class EventSubscriber:
         max_concurrency: with ``"key"``, how many handlers may run at once.
         max_in_flight: fetched but unfinished messages at most; fetching waits above it.
         batch_size: messages per fetch.
+        commit_interval: seconds between two commits while fetching goes on: finished events'
+            offsets are committed with the first fetch after it has passed (0: with every
+            fetch). A crash redelivers at most the events finished since the last commit;
+            ``stop()`` and a rebalance commit everything finished, whatever the interval.
         graceful_timeout: seconds ``stop()`` and a rebalance wait for running handlers.
         max_outage: seconds the subscriber may be cut off from the broker or its group
             (or not have joined it yet) before :meth:`health_check` fails.
@@ -90,6 +96,7 @@ class EventSubscriber:
         max_in_flight: int = 1000,
         batch_size: int = 500,
         poll_timeout: float = 0.2,
+        commit_interval: float = 0.2,
         graceful_timeout: float = 15.0,
         max_outage: float = 30.0,
         registry: EventRegistry | None = None,
@@ -101,6 +108,9 @@ class EventSubscriber:
         self.concurrency = concurrency
         self.batch_size = batch_size
         self.poll_timeout = poll_timeout
+        if commit_interval < 0:
+            raise ConfigurationError(f"commit_interval must be 0 or more, not {commit_interval}")
+        self.commit_interval = commit_interval
         self.max_outage = max_outage
         self.registry = registry or default_registry()
         self.routes: dict[tuple[str, str], Route] = {}
@@ -306,8 +316,12 @@ class EventSubscriber:
         await self.stop()
 
     async def _fetch_loop(self, channel: ConsumerChannel) -> None:
+        clock = asyncio.get_running_loop().time
+        commit_at = 0.0  # the loop's time from which the next commit may go out
         while not self.stopping:
-            commits = self._offsets.commits()
+            commits = self._offsets.commits() if clock() >= commit_at else {}
+            if commits:
+                commit_at = clock() + self.commit_interval
             try:
                 fetched = await channel.fetch(self.batch_size, self.poll_timeout, commits)
             except Exception as exc:

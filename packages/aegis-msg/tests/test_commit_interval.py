@@ -1,0 +1,119 @@
+"""``commit_interval``: how often a running subscriber commits, on both transports.
+
+While events keep coming, finished events' offsets go out at most once per interval; ``stop()``
+commits everything finished whatever the interval, so at-least-once holds either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+from confluent_kafka import ConsumerGroupTopicPartitions
+from confluent_kafka.admin import AdminClient
+from pydantic import BaseModel
+
+from aegis.core.errors import ConfigurationError
+from aegis.msg import Event, EventSubscriber, InMemoryTransport, KafkaTransport
+
+if TYPE_CHECKING:
+    from conftest import Collector, MsgEnv
+
+
+class TickData(BaseModel):
+    seq: int
+
+
+class Tick(Event[TickData]):
+    type = "test.commit.tick"
+
+
+def ticks(start: int, count: int) -> list[Tick]:
+    return [Tick(data=TickData(seq=seq)) for seq in range(start, start + count)]
+
+
+async def committed(env: MsgEnv, topic: str) -> int:
+    """The next offset the test's group would read from ``topic`` (one partition), 0 if none."""
+    transport = env.transport
+    if isinstance(transport, InMemoryTransport):
+        return transport.committed(env.group_id, topic)
+    assert isinstance(transport, KafkaTransport)
+    admin = AdminClient({"bootstrap.servers": transport.settings.bootstrap_servers})
+    request = [ConsumerGroupTopicPartitions(env.group_id)]
+    future = admin.list_consumer_group_offsets(request)[env.group_id]
+    found = await asyncio.wrap_future(future)
+    offsets = [tp.offset for tp in found.topic_partitions if tp.topic == topic]
+    return max(offsets, default=0) if offsets and offsets[0] >= 0 else 0
+
+
+async def committed_reaches(env: MsgEnv, topic: str, offset: int) -> None:
+    async with asyncio.timeout(30):
+        while await committed(env, topic) < offset:
+            await asyncio.sleep(0.05)  # the broker's answer is polled: no event to await
+
+
+@pytest.mark.anyio
+async def test_a_running_subscriber_commits_what_it_finished_by_default(
+    env: MsgEnv, collector: Collector
+) -> None:
+    topic = env.topic("ticks")
+    subscriber = env.subscriber()
+
+    @subscriber.on(Tick, topic=topic)
+    async def on_tick(event: Tick) -> None:
+        collector.add(event.data.seq)
+
+    async with subscriber:
+        await env.publisher(topic=topic).publish_batch(ticks(0, 20))
+        await collector.wait(20)
+        await committed_reaches(env, topic, 20)  # while it runs, not only on stop()
+
+
+@pytest.mark.anyio
+async def test_within_the_interval_nothing_is_committed_and_stop_commits_all_finished(
+    env: MsgEnv, collector: Collector
+) -> None:
+    topic = env.topic("ticks")
+    publisher = env.publisher(topic=topic)
+    subscriber = env.subscriber(commit_interval=3600.0)
+
+    @subscriber.on(Tick, topic=topic)
+    async def on_tick(event: Tick) -> None:
+        collector.add(event.data.seq)
+
+    async with subscriber:
+        await publisher.publish_batch(ticks(0, 10))
+        await collector.wait(10)
+        # The first commit goes out at once (none was made yet) ...
+        await committed_reaches(env, topic, 10)
+        # ... the next not before the interval, although fetches go on and events finish.
+        await publisher.publish_batch(ticks(10, 10))
+        await collector.wait(20)
+        await publisher.publish_batch(ticks(20, 5))
+        await collector.wait(25)
+        assert await committed(env, topic) == 10
+    assert await committed(env, topic) == 25  # stop() committed everything finished
+    assert collector.items == list(range(25))
+
+
+@pytest.mark.anyio
+async def test_interval_zero_commits_with_every_fetch(env: MsgEnv, collector: Collector) -> None:
+    topic = env.topic("ticks")
+    publisher = env.publisher(topic=topic)
+    subscriber = env.subscriber(commit_interval=0)
+
+    @subscriber.on(Tick, topic=topic)
+    async def on_tick(event: Tick) -> None:
+        collector.add(event.data.seq)
+
+    async with subscriber:
+        for start in (0, 10, 20):
+            await publisher.publish_batch(ticks(start, 10))
+            await collector.wait(start + 10)
+            await committed_reaches(env, topic, start + 10)
+
+
+def test_a_negative_interval_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="commit_interval must be 0 or more, not -1"):
+        EventSubscriber(InMemoryTransport(), group_id="g", commit_interval=-1)
