@@ -195,7 +195,11 @@ async def test_lag_is_measured_and_lost_partitions_are_dropped(collector: Collec
     transport = InMemoryTransport()
     metrics = CollectorRegistry()
     consumer = EventSubscriber(
-        transport, group_id="lagging", registry=EventRegistry(), metrics_registry=metrics
+        transport,
+        group_id="lagging",
+        registry=EventRegistry(),
+        metrics_registry=metrics,
+        commit_interval=3600,  # no commit before the loss: only stop() would commit
     )
 
     @consumer.on(NoteAdded)
