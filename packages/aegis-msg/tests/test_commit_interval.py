@@ -7,7 +7,7 @@ commits everything finished whatever the interval, so at-least-once holds either
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions
@@ -53,18 +53,23 @@ async def committed_reaches(env: MsgEnv, topic: str, offset: int) -> None:
             await asyncio.sleep(0.05)  # the broker's answer is polled: no event to await
 
 
-@pytest.mark.anyio
-async def test_a_running_subscriber_commits_what_it_finished_by_default(
-    env: MsgEnv, collector: Collector
-) -> None:
-    topic = env.topic("ticks")
-    subscriber = env.subscriber()
+def collecting(env: MsgEnv, topic: str, collector: Collector, **options: Any) -> EventSubscriber:
+    """A subscriber of the test's group that collects the ticks of ``topic`` it handles."""
+    subscriber = env.subscriber(**options)
 
     @subscriber.on(Tick, topic=topic)
     async def on_tick(event: Tick) -> None:
         collector.add(event.data.seq)
 
-    async with subscriber:
+    return subscriber
+
+
+@pytest.mark.anyio
+async def test_a_running_subscriber_commits_what_it_finished_by_default(
+    env: MsgEnv, collector: Collector
+) -> None:
+    topic = env.topic("ticks")
+    async with collecting(env, topic, collector):
         await env.publisher(topic=topic).publish_batch(ticks(0, 20))
         await collector.wait(20)
         await committed_reaches(env, topic, 20)  # while it runs, not only on stop()
@@ -76,13 +81,7 @@ async def test_within_the_interval_nothing_is_committed_and_stop_commits_all_fin
 ) -> None:
     topic = env.topic("ticks")
     publisher = env.publisher(topic=topic)
-    subscriber = env.subscriber(commit_interval=3600.0)
-
-    @subscriber.on(Tick, topic=topic)
-    async def on_tick(event: Tick) -> None:
-        collector.add(event.data.seq)
-
-    async with subscriber:
+    async with collecting(env, topic, collector, commit_interval=3600.0):
         # Fetches go on and events finish, but no commit goes out within the interval.
         for start in (0, 10, 20):
             await publisher.publish_batch(ticks(start, 10))
@@ -96,13 +95,7 @@ async def test_within_the_interval_nothing_is_committed_and_stop_commits_all_fin
 async def test_interval_zero_commits_with_every_fetch(env: MsgEnv, collector: Collector) -> None:
     topic = env.topic("ticks")
     publisher = env.publisher(topic=topic)
-    subscriber = env.subscriber(commit_interval=0)
-
-    @subscriber.on(Tick, topic=topic)
-    async def on_tick(event: Tick) -> None:
-        collector.add(event.data.seq)
-
-    async with subscriber:
+    async with collecting(env, topic, collector, commit_interval=0):
         for start in (0, 10, 20):
             await publisher.publish_batch(ticks(start, 10))
             await collector.wait(start + 10)
