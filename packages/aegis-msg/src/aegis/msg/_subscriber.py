@@ -5,9 +5,9 @@ than one ``poll()`` per message from asyncio) and hands each message to a lane: 
 partition, or per key within a partition with ``concurrency="key"``. A lane runs its messages
 one after another, so each key stays in order, while lanes run concurrently. Offsets are
 committed between fetches, only past messages that are finished together with every earlier
-one (:mod:`aegis.msg._offsets`), at most once per ``commit_interval`` while events keep
-coming: under load a commit with every fetch, hundreds a second, costs the broker as much as
-the fetches. Lanes are in :mod:`aegis.msg._lanes`; handling one message (retries, dead
+one (:mod:`aegis.msg._offsets`); with a ``commit_interval``, at most once per interval while
+events keep coming (under load a commit with every fetch, hundreds a second, costs the broker
+as much as the fetches). Lanes are in :mod:`aegis.msg._lanes`; handling one message (retries, dead
 letters) in :mod:`aegis.msg._handling`; whether the subscriber can consume (outages, the
 readiness check) in :mod:`aegis.msg._consumer_health`.
 """
@@ -68,8 +68,8 @@ class EventSubscriber:
         max_in_flight: fetched but unfinished messages at most; fetching waits above it.
         batch_size: messages per fetch.
         commit_interval: seconds between two commits while fetching goes on: finished events'
-            offsets are committed with the first fetch after it has passed (0: with every
-            fetch). A crash redelivers at most the events finished since the last commit;
+            offsets are committed with the first fetch after it has passed (0, the default:
+            with every fetch). A crash redelivers at most the events finished since the last commit;
             ``stop()`` and a rebalance commit everything finished, whatever the interval.
         graceful_timeout: seconds ``stop()`` and a rebalance wait for running handlers.
         max_outage: seconds the subscriber may be cut off from the broker or its group
@@ -96,7 +96,7 @@ class EventSubscriber:
         max_in_flight: int = 1000,
         batch_size: int = 500,
         poll_timeout: float = 0.2,
-        commit_interval: float = 0.2,
+        commit_interval: float = 0.0,
         graceful_timeout: float = 15.0,
         max_outage: float = 30.0,
         registry: EventRegistry | None = None,
